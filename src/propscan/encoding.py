@@ -1,0 +1,91 @@
+"""Tokenisation and windowing shared by training and inference.
+
+Articles are tokenised once without special tokens; the model then sees overlapping windows
+``[CLS] tokens[a:b] [SEP]`` so that every token of an article of any length is covered. Offsets come
+from the tokenizer's offset mapping (code points into the text as given) and are never recomputed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+
+# Window and stride in word pieces. 254 content tokens + [CLS]/[SEP] = 256, the length the model was
+# trained at; a stride of 192 leaves 62 tokens of overlap so each token is read with >= 31 tokens of
+# context on both sides (set by benchmarks/quality.py on PTC dev: 256/192 vs 128/96 and 510/384).
+WINDOW = 254
+STRIDE = 192
+
+
+@dataclass
+class Encoded:
+    ids: np.ndarray  # (n,) int64 word-piece ids, no special tokens
+    offsets: np.ndarray  # (n, 2) int64 code-point offsets into the text, end exclusive
+    word_start: np.ndarray  # (n,) bool: the token starts a new word (not a ## continuation)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    tok = Tokenizer.from_file(str(path))
+    tok.no_truncation()  # windows do the splitting; truncation would silently drop text
+    tok.no_padding()
+    return tok
+
+
+def encode(tok: Tokenizer, text: str) -> Encoded:
+    enc = tok.encode(text, add_special_tokens=False)
+    ids = np.asarray(enc.ids, dtype=np.int64)
+    offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2)
+    words = enc.word_ids
+    word_start = np.ones(len(ids), dtype=bool)
+    for i in range(1, len(ids)):
+        word_start[i] = words[i] != words[i - 1] or words[i] is None
+    return Encoded(ids, offsets, word_start)
+
+
+def make_windows(n: int, size: int = WINDOW, stride: int = STRIDE) -> list[tuple[int, int]]:
+    """Half-open token ranges covering [0, n) completely; the last window is aligned to the end."""
+    if n <= size:
+        return [(0, n)] if n else []
+    starts = list(range(0, n - size, stride)) + [n - size]
+    return [(s, s + size) for s in starts]
+
+
+def batch_windows(
+    ids: np.ndarray, windows: list[tuple[int, int]], cls_id: int, sep_id: int, pad_id: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stack windows into padded (input_ids, attention_mask) arrays with [CLS]/[SEP]."""
+    width = max(b - a for a, b in windows) + 2
+    input_ids = np.full((len(windows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(windows), width), dtype=np.int64)
+    for r, (a, b) in enumerate(windows):
+        n = b - a
+        input_ids[r, 0] = cls_id
+        input_ids[r, 1 : n + 1] = ids[a:b]
+        input_ids[r, n + 1] = sep_id
+        mask[r, : n + 2] = 1
+    return input_ids, mask
+
+
+def centre_weights(windows: list[tuple[int, int]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each token, the window in which it sits farthest from an edge, and its row inside it.
+
+    Tokens near a window edge see one-sided context; taking each token from its most central window
+    gives every token the best context available.
+    """
+    best = np.full(n, -1, dtype=np.int64)
+    pos = np.zeros(n, dtype=np.int64)
+    margin = np.full(n, -1, dtype=np.int64)
+    for w, (a, b) in enumerate(windows):
+        idx = np.arange(a, b)
+        m = np.minimum(idx - a, b - 1 - idx)
+        better = m > margin[a:b]
+        best[a:b][better] = w
+        pos[a:b][better] = (idx - a + 1)[better]  # +1 skips [CLS]
+        margin[a:b][better] = m[better]
+    return best, pos

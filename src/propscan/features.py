@@ -1,0 +1,31 @@
+"""Span features shared by the training code and the runtime span classifier.
+
+A span is represented by its pooled encoder states plus two cheap article-level signals that the
+encoder cannot see inside one window: how often the same words recur in the article (the Repetition
+technique is defined by it) and the span's length.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_EXTRA = 2
+
+
+def repeat_count(text_lower: str, span_lower: str) -> int:
+    """Occurrences of the span's words anywhere in the article (at least 1 for the span itself)."""
+    needle = span_lower.strip()
+    if not needle:
+        return 1
+    return max(1, text_lower.count(needle))
+
+
+def extra_features(text_lower: str, start: int, end: int, n_tokens: int) -> np.ndarray:
+    reps = repeat_count(text_lower, text_lower[start:end])
+    return np.array([np.log1p(reps - 1), np.log1p(n_tokens)], dtype=np.float32)
+
+
+def pool(hidden: np.ndarray, token_logits: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Mean and max of hidden states over tokens [a, b) plus the mean token logits."""
+    h = hidden[a:b]
+    return np.concatenate([h.mean(0), h.max(0), token_logits[a:b].mean(0)]).astype(np.float32)

@@ -1,0 +1,135 @@
+"""The runtime model: ONNX encoder + token head (onnxruntime), span head (numpy), tokenizer (tokenizers).
+
+No torch here. The model folder holds ``model.onnx``, ``tokenizer.json``, ``heads.npz`` (span-head
+weights), ``model.json`` (name, version, thresholds, dev figures) and ``MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import encoding, features
+from .errors import ModelError
+from .techniques import TECHNIQUE_IDS
+
+MODEL_DIR = Path(__file__).parent / "models" / "propscan-minilm"
+# Windows per onnxruntime call: bigger batches pad more; 16 was fastest on 2 cores (benchmarks/speed.py).
+BATCH = 16
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@dataclass
+class TokenOutputs:
+    enc: encoding.Encoded
+    logits: np.ndarray  # (n, 15) token logits: 14 techniques + "any"
+    hidden: np.ndarray  # (n, H) last hidden states
+
+    @property
+    def probs(self) -> np.ndarray:
+        return sigmoid(self.logits)
+
+
+class SpanHead:
+    """The MLP that names a span's technique, evaluated in numpy (weights exported from training)."""
+
+    def __init__(self, weights: dict[str, np.ndarray]):
+        self.w1, self.b1 = weights["w1"], weights["b1"]
+        self.w2, self.b2 = weights["w2"], weights["b2"]
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        h = feats @ self.w1.T + self.b1
+        h = 0.5 * h * (1.0 + _erf(h / np.sqrt(2.0)))  # exact GELU, as torch.nn.GELU
+        return softmax(h @ self.w2.T + self.b2)
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7); avoids a scipy dependency at run time
+    sign = np.sign(x)
+    x = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-x * x)
+    return sign * y
+
+
+class Model:
+    def __init__(self, folder: Path = MODEL_DIR, threads: int | None = None):
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        try:
+            self.config: dict[str, Any] = json.loads((folder / "model.json").read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{folder}: no model.json, not a propscan model folder") from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(folder / self.config["onnx"]), opts, providers=["CPUExecutionProvider"])
+        self.tokenizer = encoding.load_tokenizer(folder / "tokenizer.json")
+        self.cls_id = self.tokenizer.token_to_id("[CLS]")
+        self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        with np.load(folder / "heads.npz") as z:
+            self.span_head = SpanHead({k: z[k] for k in z.files})
+        self.name: str = self.config["name"]
+        self.version: str = self.config["version"]
+        self.thresholds: dict[str, float] = self.config["thresholds"]
+        self.decoding: dict[str, Any] = self.config.get("decoding", {})
+
+    def run_windows(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        return logits, hidden
+
+    def token_outputs(self, text: str) -> TokenOutputs:
+        """Token logits and states for the whole text, each token read from its most central window."""
+        enc = encoding.encode(self.tokenizer, text)
+        n = len(enc)
+        if n == 0:
+            return TokenOutputs(enc, np.zeros((0, len(TECHNIQUE_IDS) + 1), np.float32), np.zeros((0, 0), np.float32))
+        wins = encoding.make_windows(n)
+        best, pos = encoding.centre_weights(wins, n)
+        logits = hidden = None
+        for k in range(0, len(wins), BATCH):
+            chunk = wins[k : k + BATCH]
+            ids, mask = encoding.batch_windows(enc.ids, chunk, self.cls_id, self.sep_id)
+            lg, hd = self.run_windows(ids, mask)
+            if logits is None:
+                logits = np.zeros((n, lg.shape[-1]), np.float32)
+                hidden = np.zeros((n, hd.shape[-1]), np.float32)
+            sel = (best >= k) & (best < k + len(chunk))
+            logits[sel] = lg[best[sel] - k, pos[sel]]
+            hidden[sel] = hd[best[sel] - k, pos[sel]]
+        return TokenOutputs(enc, logits, hidden)
+
+    def classify_spans(self, text: str, out: TokenOutputs, token_ranges: list[tuple[int, int]]) -> np.ndarray:
+        """Technique probabilities (k, 14) for spans given as token ranges [a, b)."""
+        if not token_ranges:
+            return np.zeros((0, len(TECHNIQUE_IDS)), np.float32)
+        lower = text.lower()
+        feats = []
+        for a, b in token_ranges:
+            s, e = int(out.enc.offsets[a, 0]), int(out.enc.offsets[b - 1, 1])
+            feats.append(
+                np.concatenate([features.pool(out.hidden, out.logits, a, b), features.extra_features(lower, s, e, b - a)])
+            )
+        return self.span_head(np.stack(feats))
+
+
+@lru_cache(maxsize=2)
+def load(folder: str | None = None) -> Model:
+    """The model, loaded once per process (the CLI, the server and workers share it)."""
+    return Model(Path(folder) if folder else MODEL_DIR)

