@@ -80,20 +80,32 @@ def thresholds_for(model: Model, override: float | None) -> np.ndarray:
     return th
 
 
-def decode_spans(
-    model: Model, text: str, out: TokenOutputs, mode: str | None = None, threshold: float | None = None
-) -> list[Span]:
-    mode = mode or model.decoding.get("mode", "technique")
-    probs = out.probs
-    th = thresholds_for(model, threshold)
+def candidate_runs(probs: np.ndarray, th: np.ndarray, mode: str) -> list[Run]:
     found: list[Run] = []
     if mode in ("technique", "union"):
         for t in range(len(TECHNIQUE_IDS)):
             found += runs(probs[:, t] >= th[t], t)
     if mode in ("any+classify", "union"):
         found += runs(probs[:, ANY] >= th[ANY], ANY)
+    return found
+
+
+def decode_spans(
+    model: Model, text: str, out: TokenOutputs, mode: str | None = None, threshold: float | None = None
+) -> list[Span]:
+    mode = mode or model.decoding.get("mode", "technique")
+    found = candidate_runs(out.probs, thresholds_for(model, threshold), mode)
+    return spans_from_runs(model, text, out, found)
+
+
+def spans_from_runs(model: Model | None, text: str, out: TokenOutputs, found: list[Run]) -> list[Span]:
+    """Turn token runs into character spans; ``model=None`` skips the span head (technique runs only)."""
+    probs = out.probs
     snapped = [(r, *snap(out.enc, r.a, r.b)) for r in found]
-    cls = model.classify_spans(text, out, [(a, b) for _, a, b in snapped])
+    if model is not None:
+        cls = model.classify_spans(text, out, [(a, b) for _, a, b in snapped])
+    else:
+        cls = np.zeros((len(snapped), len(TECHNIQUE_IDS)), np.float32)
     spans: dict[tuple[int, int, str], Span] = {}
     for (r, a, b), p in zip(snapped, cls):
         cs = char_span(text, out.enc, a, b)

@@ -48,6 +48,14 @@ def encode(tok: Tokenizer, text: str) -> Encoded:
     return Encoded(ids, offsets, word_start)
 
 
+def token_range(enc: Encoded, start: int, end: int) -> tuple[int, int]:
+    """Token range [a, b) of the tokens overlapping the character span [start, end); (-1, -1) if none."""
+    inside = np.nonzero((enc.offsets[:, 0] < end) & (enc.offsets[:, 1] > start))[0]
+    if len(inside) == 0:
+        return -1, -1
+    return int(inside[0]), int(inside[-1]) + 1
+
+
 def make_windows(n: int, size: int = WINDOW, stride: int = STRIDE) -> list[tuple[int, int]]:
     """Half-open token ranges covering [0, n) completely; the last window is aligned to the end."""
     if n <= size:

@@ -76,7 +76,7 @@ class Model:
         except FileNotFoundError:
             raise ModelError(f"{folder}: no model.json, not a propscan model folder") from None
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(os.cpu_count() or 1, 4)
+        opts.intra_op_num_threads = threads or int(os.environ.get("PROPSCAN_THREADS", 0)) or min(os.cpu_count() or 1, 4)
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(folder / self.config["onnx"]), opts, providers=["CPUExecutionProvider"])

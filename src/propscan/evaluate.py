@@ -1,0 +1,89 @@
+"""Evaluation on PTC-format data with the SemEval-2020 Task 11 formulas (SI, TC, FLC, per technique)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import encoding, metrics
+from .decode import decode_spans
+from .model import Model, TokenOutputs
+from .ptc import Label
+from .techniques import TECHNIQUE_IDS
+
+
+@dataclass
+class Report:
+    si: metrics.PRF
+    flc: metrics.PRF
+    flc_by_technique: dict[str, metrics.PRF]
+    tc: metrics.PRF | None
+    tc_by_technique: dict[str, metrics.PRF] | None
+
+    def as_dict(self) -> dict:
+        d = {
+            "si": self.si.as_dict(),
+            "flc": self.flc.as_dict(),
+            "flc_by_technique": {k: v.as_dict() for k, v in self.flc_by_technique.items()},
+        }
+        if self.tc is not None:
+            d["tc"] = self.tc.as_dict()
+            d["tc_by_technique"] = {k: v.as_dict() for k, v in self.tc_by_technique.items()}
+        return d
+
+
+def score(gold: list[Label], pred: list[Label], tc_pred: list[Label] | None = None) -> Report:
+    si = metrics.si_score([(g.article_id, g.start, g.end) for g in gold], [(p.article_id, p.start, p.end) for p in pred])
+    flc, flc_t = metrics.flc_score(_flc(gold), _flc(pred), TECHNIQUE_IDS)
+    tc = tc_t = None
+    if tc_pred is not None:
+        tc, tc_t = metrics.tc_score(_flc(gold), _flc(tc_pred), TECHNIQUE_IDS)
+    return Report(si, flc, flc_t, tc, tc_t)
+
+
+def _flc(rows: list[Label]) -> list[tuple[str, str, int, int]]:
+    return [(r.article_id, r.technique, r.start, r.end) for r in rows]
+
+
+def classify_given_spans(model: Model, text: str, out: TokenOutputs, spans: list[tuple[int, int]]) -> list[list[str]]:
+    """TC: for each distinct gold span with k labels, the k most probable techniques."""
+    ranges = [encoding.token_range(out.enc, s, e) for s, e in spans]
+    ok = [i for i, r in enumerate(ranges) if r[0] >= 0]
+    probs = model.classify_spans(text, out, [ranges[i] for i in ok])
+    order: dict[int, np.ndarray] = {i: np.argsort(-p) for i, p in zip(ok, probs)}
+    return [[TECHNIQUE_IDS[k] for k in order.get(i, np.arange(len(TECHNIQUE_IDS)))] for i in range(len(spans))]
+
+
+def predict(
+    model: Model,
+    articles: dict[str, str],
+    gold: list[Label] | None = None,
+    threshold: float | None = None,
+    mode: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[list[Label], list[Label] | None]:
+    """FLC predictions for every article, and TC predictions for the gold spans when gold is given."""
+    gold_by: dict[str, dict[tuple[int, int], int]] = defaultdict(lambda: defaultdict(int))
+    for g in gold or []:
+        gold_by[g.article_id][(g.start, g.end)] += 1
+    pred: list[Label] = []
+    tc: list[Label] | None = [] if gold is not None else None
+    for aid, text in articles.items():
+        out = model.token_outputs(text)
+        for s in decode_spans(model, text, out, mode=mode, threshold=threshold):
+            pred.append(Label(aid, s.start, s.end, s.technique))
+        if tc is not None and gold_by[aid]:
+            spans = list(gold_by[aid])
+            for (s, e), ranked in zip(spans, classify_given_spans(model, text, out, spans)):
+                tc += [Label(aid, s, e, t) for t in ranked[: gold_by[aid][(s, e)]]]
+        if progress:
+            progress(aid)
+    return pred, tc
+
+
+def evaluate(model: Model, articles: dict[str, str], gold: list[Label], **kw) -> Report:
+    pred, tc = predict(model, articles, gold, **kw)
+    return score(gold, pred, tc)

@@ -1,0 +1,67 @@
+"""Machine-readable outputs of analyses: json, jsonl, semeval (FLC rows), csv, markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Iterable
+
+from .document import Analysis
+from .ptc import Label, format_flc
+from .techniques import BY_ID
+
+FORMATS = ("text", "json", "jsonl", "semeval", "csv", "markdown", "html")
+
+
+def to_json(analyses: list[Analysis]) -> str:
+    """One Analysis -> its object; several -> a list of them."""
+    if len(analyses) == 1:
+        return analyses[0].to_json() + "\n"
+    return json.dumps([a.to_dict() for a in analyses], ensure_ascii=False, indent=2) + "\n"
+
+
+def to_jsonl(analyses: Iterable[Analysis]) -> str:
+    return "".join(a.to_json(indent=None) + "\n" for a in analyses)
+
+
+def to_semeval(analyses: Iterable[Analysis]) -> str:
+    rows = (Label(a.document.id, s.start, s.end, s.technique) for a in analyses for s in a.spans)
+    return "".join(format_flc(rows))
+
+
+def to_csv(analyses: Iterable[Analysis]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["doc_id", "technique", "start", "end", "score", "text"])
+    for a in analyses:
+        for s in a.spans:
+            w.writerow([a.document.id, s.technique, s.start, s.end, f"{s.score:.4f}", s.text_in(a.document)])
+    return buf.getvalue()
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(analyses: Iterable[Analysis]) -> str:
+    out = []
+    for a in analyses:
+        title = a.document.metadata.get("title") or a.document.id
+        out.append(f"## {_md_cell(str(title))}\n")
+        out.append(
+            f"Article score {a.score:.2f} (share of sentences with a detected technique); "
+            f"{len(a.spans)} spans; model {a.model.name} {a.model.version}.\n"
+        )
+        if a.counts:
+            out.append("| technique | spans |\n|---|---:|")
+            out += [f"| {BY_ID[t].name} | {n} |" for t, n in a.counts.items()]
+            out.append("")
+        if a.spans:
+            out.append("| start | end | technique | score | text |\n|---:|---:|---|---:|---|")
+            out += [
+                f"| {s.start} | {s.end} | {BY_ID[s.technique].name} | {s.score:.2f} | {_md_cell(s.text_in(a.document))} |"
+                for s in a.spans
+            ]
+        out.append("")
+    return "\n".join(out)

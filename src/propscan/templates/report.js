@@ -1,0 +1,244 @@
+(function () {
+  "use strict";
+  var TECH = JSON.parse(document.getElementById("ps-techniques").textContent);
+  var tip = document.getElementById("ps-tip");
+  var reduceMotion = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  var hideTimer = null;
+  var tipState = null; // {report, ids, anchor}
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text; // text only: never innerHTML
+    return e;
+  }
+
+  function fillTip(report, ids) {
+    tip.textContent = "";
+    ids.forEach(function (i) {
+      var s = report.spans[i], t = TECH[s[0]];
+      var item = el("div", "item t" + s[0]);
+      var head = el("div", "head");
+      var dot = el("span", "dot");
+      dot.setAttribute("aria-hidden", "true");
+      head.appendChild(dot);
+      head.appendChild(el("span", "name", t[0]));
+      head.appendChild(el("span", "conf", "confidence " + s[1].toFixed(2)));
+      item.appendChild(head);
+      item.appendChild(el("p", "def", t[1]));
+      item.appendChild(el("p", "ex", "Example: \u201c" + t[2] + "\u201d"));
+      if (s[2] && s[2].length) {
+        item.appendChild(el("p", "alt", "Also considered: " + s[2].map(function (a) {
+          return TECH[a[0]][0] + " " + a[1].toFixed(2);
+        }).join(", ")));
+      }
+      tip.appendChild(item);
+    });
+  }
+
+  function placeTip(anchor) {
+    var rects = anchor.getClientRects();
+    var r = rects.length ? rects[0] : anchor.getBoundingClientRect();
+    var docEl = document.documentElement;
+    var sx = window.pageXOffset, sy = window.pageYOffset;
+    var w = tip.offsetWidth, h = tip.offsetHeight;
+    var left = Math.max(sx + 8, Math.min(r.left + sx, sx + docEl.clientWidth - w - 8));
+    var top = r.bottom + sy + 10;
+    if (r.bottom + h + 10 > window.innerHeight && r.top - h - 10 > 0) top = r.top + sy - h - 10;
+    tip.style.left = left + "px";
+    tip.style.top = top + "px";
+  }
+
+  function setCurrent(on) {
+    if (!tipState) return;
+    tipState.ids.forEach(function (i) {
+      (tipState.report.frags[i] || []).forEach(function (f) { f.classList.toggle("cur", on); });
+    });
+  }
+
+  function showTip(report, ids, anchor) {
+    clearTimeout(hideTimer);
+    setCurrent(false);
+    tipState = {report: report, ids: ids, anchor: anchor};
+    fillTip(report, ids);
+    tip.hidden = false;
+    placeTip(anchor);
+    setCurrent(true);
+  }
+
+  function hideTip() {
+    clearTimeout(hideTimer);
+    setCurrent(false);
+    tipState = null;
+    tip.hidden = true;
+  }
+
+  function hideSoon() {
+    clearTimeout(hideTimer);
+    hideTimer = setTimeout(hideTip, 200);
+  }
+
+  tip.addEventListener("mouseenter", function () { clearTimeout(hideTimer); });
+  tip.addEventListener("mouseleave", hideSoon);
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" && tipState) hideTip();
+  });
+
+  function Report(root) {
+    var self = this;
+    var rid = root.getAttribute("data-rid");
+    var art = root.querySelector(".ps-article");
+    var spans = JSON.parse(root.querySelector("script.ps-spans").textContent).spans;
+    var frags = [], heads = [], low = [], byTech = {};
+    var list = art.querySelectorAll("mark.sp");
+    for (var n = 0; n < list.length; n++) {
+      var f = list[n], i = +f.getAttribute("data-i");
+      (frags[i] || (frags[i] = [])).push(f);
+      if (f.hasAttribute("data-h")) heads[i] = f;
+    }
+    spans.forEach(function (s, i) {
+      (byTech[s[0]] || (byTech[s[0]] = [])).push(i);
+      low[i] = false;
+    });
+    var off = {};
+    var min = 0;
+    this.spans = spans;
+    this.frags = frags;
+
+    function visible(i) { return !off[spans[i][0]] && !low[i]; }
+    this.visible = visible;
+
+    function syncHead(i) {
+      if (heads[i]) heads[i].tabIndex = visible(i) ? 0 : -1;
+    }
+
+    var buttons = root.querySelectorAll(".lg");
+    var status = root.querySelector(".filter .status");
+    function updateCounts() {
+      var shown = 0;
+      Array.prototype.forEach.call(buttons, function (b) {
+        var t = +b.getAttribute("data-t"), ids = byTech[t] || [], k = 0;
+        ids.forEach(function (i) { if (!low[i]) k++; });
+        var nEl = b.querySelector(".n");
+        nEl.textContent = k === ids.length ? String(ids.length) : k + "/" + ids.length;
+        if (!off[t]) shown += k;
+      });
+      if (status) status.textContent = shown + " of " + spans.length + " spans shown";
+    }
+
+    Array.prototype.forEach.call(buttons, function (b) {
+      b.addEventListener("click", function () {
+        var t = +b.getAttribute("data-t");
+        off[t] = !off[t];
+        art.classList.toggle("off-t" + t, off[t]);
+        b.setAttribute("aria-pressed", off[t] ? "false" : "true");
+        (byTech[t] || []).forEach(syncHead);
+        if (tipState && tipState.report === self && !tipState.ids.some(visible)) hideTip();
+        updateCounts();
+      });
+    });
+
+    var slider = root.querySelector("input.min");
+    var out = root.querySelector("output.minv");
+    var pending = false;
+    function applyMin() {
+      pending = false;
+      min = parseFloat(slider.value) || 0;
+      out.textContent = min.toFixed(2);
+      for (var i = 0; i < spans.length; i++) {
+        var lo = spans[i][1] < min;
+        if (lo !== low[i]) {
+          low[i] = lo;
+          (frags[i] || []).forEach(function (f) { f.classList.toggle("lo", lo); });
+          syncHead(i);
+        }
+      }
+      if (tipState && tipState.report === self && !tipState.ids.some(visible)) hideTip();
+      updateCounts();
+    }
+    if (slider) {
+      slider.addEventListener("input", function () {
+        if (!pending) { pending = true; window.requestAnimationFrame(applyMin); }
+      });
+      slider.addEventListener("change", applyMin);
+    }
+
+    // hover: every visible span under the pointer (innermost first); focus: the focused span
+    art.addEventListener("mouseover", function (e) {
+      var m = e.target.closest ? e.target.closest("mark.sp") : null;
+      if (!m || !art.contains(m)) return;
+      var ids = [];
+      for (var x = m; x && x !== art; x = x.parentElement) {
+        if (x.matches("mark.sp")) {
+          var i = +x.getAttribute("data-i");
+          if (visible(i) && ids.indexOf(i) < 0) ids.push(i);
+        }
+      }
+      if (ids.length) showTip(self, ids, m);
+    });
+    art.addEventListener("mouseout", function (e) {
+      var to = e.relatedTarget;
+      if (to && (tip.contains(to) || (to.closest && to.closest("mark.sp") && art.contains(to)))) return;
+      if (tipState && tipState.report === self) hideSoon();
+    });
+    art.addEventListener("focusin", function (e) {
+      var m = e.target;
+      if (m.matches && m.matches("mark.sp[data-h]")) {
+        var i = +m.getAttribute("data-i");
+        if (visible(i)) showTip(self, [i], m);
+      }
+    });
+    art.addEventListener("focusout", function () {
+      if (tipState && tipState.report === self) hideTip();
+    });
+
+    // sentence strip: go to the sentence(s) and mark them
+    var strip = root.querySelector(".strip");
+    if (strip) {
+      var cells = strip.querySelectorAll(".cell");
+      strip.addEventListener("click", function (e) {
+        var c = e.target.closest ? e.target.closest(".cell") : null;
+        if (!c) return;
+        e.preventDefault();
+        goTo(+c.getAttribute("data-k"));
+      });
+      strip.addEventListener("keydown", function (e) {
+        var c = e.target.closest ? e.target.closest(".cell") : null;
+        if (!c) return;
+        var k = +c.getAttribute("data-k"), to = null;
+        if (e.key === "ArrowRight" || e.key === "ArrowDown") to = Math.min(k + 1, cells.length - 1);
+        else if (e.key === "ArrowLeft" || e.key === "ArrowUp") to = Math.max(k - 1, 0);
+        else if (e.key === "Home") to = 0;
+        else if (e.key === "End") to = cells.length - 1;
+        if (to === null) return;
+        e.preventDefault();
+        c.tabIndex = -1;
+        cells[to].tabIndex = 0;
+        cells[to].focus();
+      });
+    }
+
+    function goTo(k) {
+      var a = document.getElementById(rid + "-s" + k), b = document.getElementById(rid + "-e" + k);
+      if (!a) return;
+      if (b) {
+        var range = document.createRange();
+        range.setStartAfter(a);
+        range.setEndBefore(b);
+        if (window.CSS && CSS.highlights && window.Highlight) {
+          CSS.highlights.set("ps-sentence", new Highlight(range));
+        } else {
+          var sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+        }
+      }
+      a.scrollIntoView({block: "center", behavior: reduceMotion ? "auto" : "smooth"});
+      a.focus({preventScroll: true});
+    }
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("section.report"), function (root) {
+    new Report(root);
+  });
+})();
