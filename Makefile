@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := demo-out
 
-.PHONY: install install-train demo test benchmark clean
+.PHONY: install install-train browser demo test benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,19 @@ demo: install
 	@echo
 	@echo "Report written to $(DEMO_OUT)/city-council-op-ed.html (open it in a browser)."
 
-test: install
+# the report's browser tests: Debian's chromium + chromium-driver (never a `playwright install` download)
+browser: install
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	      || echo "make browser: apt-get could not install chromium (not root?); the browser tests will be skipped (they fail when CI is set)"; \
+	  else \
+	    echo "make browser: apt-get not found; install Chromium at /usr/bin/chromium yourself; the browser tests will be skipped (they fail when CI is set)"; \
+	  fi; \
+	fi
+	$(BIN)/pip install -q playwright
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 benchmark: install

@@ -374,7 +374,7 @@ class Page:
         return self.js(
             """i => Array.from(document.querySelectorAll(`#r0 mark.sp[data-i="${i}"]`)).map(m => {
                  const cs = getComputedStyle(m);
-                 return {border: cs.borderBottomStyle, width: cs.borderBottomWidth, bg: cs.backgroundColor};
+                 return {border: cs.borderBottomStyle, colour: cs.borderBottomColor, bg: cs.backgroundColor};
                })""",
             span_index,
         )
@@ -395,8 +395,14 @@ def report_page(browser, tmp_path):
     p.close()
 
 
+TRANSPARENT = "rgba(0, 0, 0, 0)"
+
+
 def _visible(style: dict) -> bool:
-    return style["border"] != "none" and style["bg"] != "rgba(0, 0, 0, 0)"
+    """Underline drawn in a colour and tinted; hidden spans have neither (their text stays)."""
+    drawn = style["border"] != "none" and style["colour"] != TRANSPARENT
+    assert drawn == (style["bg"] != TRANSPARENT), style
+    return drawn
 
 
 def _tip(p: Page) -> tuple[bool, str]:
@@ -500,6 +506,7 @@ def test_browser_sentence_strip_goes_to_the_sentence(report_page):
 def test_browser_screenshot(report_page):
     OUTPUT.mkdir(exist_ok=True)
     p = report_page
+    p.page.set_viewport_size({"width": 1200, "height": 1400})  # the whole page: the tooltip opens below the span
     p.page.hover('#r0 mark.sp[data-i="1"][data-h]')
     p.page.wait_for_selector("#ps-tip", state="visible")
     p.page.screenshot(path=str(OUTPUT / "report.png"), full_page=True)

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .errors import InputError, PropscanError
 
@@ -19,11 +20,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Find propaganda and persuasion techniques in news articles, span by span.",
 )
-err = Console(stderr=True)
+# soft_wrap: an error stays on one line however long the path, even when stderr is not a terminal
+err = Console(stderr=True, soft_wrap=True)
+
+
+def say(label: str, message: str, style: str = "red") -> None:
+    """One line on stderr; the message (paths, label rows) is printed literally, never as markup."""
+    err.print(Text.assemble((label, style), " ", message), highlight=False)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    say("error:", message, "bold red")
     raise typer.Exit(code)
 
 
@@ -80,13 +87,13 @@ def analyze(
         for item in docs:
             if isinstance(item, InputError):
                 errors.append(item)
-                err.print(f"[red]skipped[/] {item}", markup=True, highlight=False)
+                say("skipped", str(item))
                 continue
             try:
                 analyses.append(run(item, model=model, threshold=threshold, clean=not no_clean))
             except PropscanError as e:
                 errors.append(e)
-                err.print(f"[red]skipped[/] {item.id}: {e}", markup=True, highlight=False)
+                say("skipped", f"{item.id}: {e}")
             progress.update(task, advance=1)
     if fmt == "text" and output is None:
         for a in analyses:
@@ -103,6 +110,11 @@ def _write(fmt: str, analyses: list, output: Optional[Path]) -> None:
     from . import formats
     from .store import atomic_write_text
 
+    if fmt == "html" and output is not None and len(analyses) > 1 and (output.is_dir() or not output.suffix):
+        from .report import write_site
+
+        err.print(f"wrote {write_site(analyses, output)} and {len(analyses)} reports")
+        return
     if fmt == "html":
         from .report import render_html
 
@@ -215,6 +227,43 @@ def train(
         fail(str(e))
     cfg = TrainConfig(epochs=epochs, encoder=encoder)
     build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False))
+
+
+@app.command()
+def clean(
+    path: str = typer.Argument(..., help="A file (or - for stdin) to check for scraping debris."),
+    input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
+    json_out: bool = typer.Option(False, "--json", help="Print the removed ranges as JSON."),
+) -> None:
+    """Show what cleaning would remove before analysis (repeated teasers, share/comment footers, search debris), and why."""
+    import json
+
+    from .clean import clean as clean_text
+    from .ingest import iter_documents
+
+    con = Console()
+    failed = False
+    for item in iter_documents([path], input_format=input_format):
+        if isinstance(item, InputError):
+            say("skipped", str(item))
+            failed = True
+            continue
+        cleaned = clean_text(item.text)
+        if json_out:
+            rows = [{"kind": r.kind, "start": r.start, "end": r.end, "reason": r.reason, "text": item.text[r.start : r.end]}
+                    for r in cleaned.removed]
+            print(json.dumps({"id": item.id, "removed": rows}, ensure_ascii=False, indent=2))
+            continue
+        table = Table(title=f"{item.id}: {len(cleaned.removed)} removals, {len(item.text) - len(cleaned.text)} of {len(item.text)} characters", title_justify="left")
+        for col in ("kind", "range", "reason", "text"):
+            table.add_column(col, overflow="fold")
+        for r in cleaned.removed:
+            snippet = item.text[r.start : r.end]
+            snippet = snippet if len(snippet) <= 80 else snippet[:77] + "..."
+            table.add_row(r.kind, f"{r.start}-{r.end}", r.reason, repr(snippet))
+        con.print(table)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -27,7 +27,8 @@ MAX_GAP = 1
 # A second technique is reported for a span when the span head gives it at least this probability
 # (benchmarks/quality.py, tuned on the held-out part of PTC train).
 SECOND_LABEL = 0.35
-SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n+")
+# a sentence ends at . ! ? or … (optionally followed by a closing quote or bracket) before whitespace
+SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|\n+")
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Iterable
 
 from .document import Analysis
@@ -40,8 +41,14 @@ def to_csv(analyses: Iterable[Analysis]) -> str:
     return buf.getvalue()
 
 
+_MD_NEWLINE = re.compile(r"\r\n|\r|\n")  # CommonMark line endings; any of them would end the table row
+
+
 def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Document text as one line of literal Markdown: it stays in its table cell and cannot start
+    raw HTML (``<`` is backslash-escaped, so ``<script>`` in an article is shown, never run)."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<")
+    return _MD_NEWLINE.sub(" ", text)
 
 
 def to_markdown(analyses: Iterable[Analysis]) -> str:

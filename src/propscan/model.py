@@ -20,8 +20,11 @@ from .errors import ModelError
 from .techniques import TECHNIQUE_IDS
 
 MODEL_DIR = Path(__file__).parent / "models" / "propscan-minilm"
-# Windows per onnxruntime call: bigger batches pad more; 16 was fastest on 2 cores (benchmarks/speed.py).
-BATCH = 16
+# Windows per onnxruntime call. The int8 model quantises activations dynamically with one scale per
+# tensor, so windows batched together would change each other's results; one window per call keeps
+# every window's output independent of its neighbours, at the same speed on 2 cores (benchmarks/speed.py:
+# 30 PTC test articles, batch 16 vs 4 vs 1 within 5%).
+BATCH = 1
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ def plain(a: Analysis) -> str:
         pos = s.end
         shown.append(s)
     out.append(text[pos:])
-    rest = [s for s in a.spans if s not in shown]
+    shown_ids = {id(s) for s in shown}
+    rest = [s for s in a.spans if id(s) not in shown_ids]  # a set: linear even with many spans
     if rest:
         out.append("\n\nOverlapping spans:\n")
         out += [f"  {s.start}-{s.end} {BY_ID[s.technique].name} ({s.score:.2f}): {text[s.start:s.end]!r}\n" for s in rest]
@@ -39,7 +40,9 @@ def plain(a: Analysis) -> str:
 
 
 def summary_table(a: Analysis) -> Table:
-    table = Table(title=f"{a.document.id}: article score {a.score:.2f}, {len(a.spans)} spans", title_justify="left")
+    # the title as Text, not a str: rich would parse a document id such as "notes[/]" as markup
+    title = Text(f"{a.document.id}: article score {a.score:.2f}, {len(a.spans)} spans")
+    table = Table(title=title, title_justify="left")
     table.add_column("technique")
     table.add_column("spans", justify="right")
     table.add_column("mean confidence", justify="right")

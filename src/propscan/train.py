@@ -206,11 +206,12 @@ def train(
     for epoch in range(cfg.epochs):
         model.train()
         random.shuffle(examples)
-        t0, total = time.time(), 0.0
+        t0, total, total_tok = time.time(), 0.0, 0.0
         for i in range(0, len(examples), cfg.batch_size):
             ids, mask, tmask, y, spans, span_y = _collate(examples[i : i + cfg.batch_size], cls_id, sep_id)
             logits, hidden = model(ids, mask)
-            tok_loss = (bce(logits, y).mean(-1) * tmask).sum() / tmask.sum()
+            # summed over the 15 channels (a mean would shrink the tagging loss 15x next to the span loss)
+            tok_loss = (bce(logits, y).sum(-1) * tmask).sum() / tmask.sum()
             loss = tok_loss
             if spans:
                 loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
@@ -220,10 +221,12 @@ def train(
             sched.step()
             opt.zero_grad()
             total += loss.item()
+            total_tok += tok_loss.item()
             step += 1
             if step % 50 == 0:
-                log(f"epoch {epoch + 1} step {step}/{steps} loss {total / ((i // cfg.batch_size) + 1):.4f} "
-                    f"{time.time() - t0:.0f}s")
+                done = (i // cfg.batch_size) + 1
+                log(f"epoch {epoch + 1} step {step}/{steps} loss {total / done:.4f} "
+                    f"(tagging {total_tok / done:.4f}) {time.time() - t0:.0f}s")
         save_checkpoint(model, tok, cfg, out, train_ids, val_ids)
         log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, mean loss {total / max(1, steps / cfg.epochs):.4f}")
     return out

@@ -1,0 +1,398 @@
+"""The real command line, run in a subprocess: exit codes, one-line errors, output formats, evaluate.
+
+Nothing here depends on the particular spans of the shipped (provisional) model: only on behaviour and
+invariants that any model must satisfy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import SCHEMA, run_cli
+from propscan.techniques import TECHNIQUE_IDS
+
+SUMMARY = re.compile(r"^\d+ read, \d+ analysed, \d+ skipped$")
+
+LOADED = (
+    "Traitors in Parliament\n\n"
+    "These traitors and vile criminals are destroying our great nation!\n"
+    "The so-called experts are lying to you, as always.\n"
+    "Everyone knows the corrupt elite will never stop until our country is ruined.\n"
+)
+LOADED_2 = (
+    "A disgrace\n\n"
+    "The mayor's shameful, reckless decision is an insult to every decent citizen.\n"
+    "Only a fool would believe a word these crooks say.\n"
+)
+LOADED_3 = (
+    "Stand up now\n\n"
+    "Our brave heroes will never surrender to these evil, cowardly thugs.\n"
+    "Make our nation great again before it is too late!\n"
+)
+
+
+def write(path: Path, data: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path.write_bytes(data)
+    return path
+
+
+def no_traceback(res) -> None:
+    assert "Traceback" not in res.stdout, res.stdout
+    assert "Traceback" not in res.stderr, res.stderr
+
+
+def assert_one_line_error(res, name: str, problem: str, only: bool = True) -> None:
+    """Exactly one stderr line names the file and it holds the problem; with ``only``, every other stderr
+    line is the run summary."""
+    lines = res.err_lines
+    naming = [line for line in lines if name in line]
+    assert len(naming) == 1, f"expected one line naming {name!r}, got:\n{res.stderr}"
+    assert problem.lower() in naming[0].lower(), f"{problem!r} not in {naming[0]!r}"
+    others = [line for line in lines if name not in line]
+    assert not only or all(SUMMARY.match(line.strip()) for line in others), f"unexpected stderr lines:\n{res.stderr}"
+
+
+def covered(spans: list[dict]) -> set[int]:
+    out: set[int] = set()
+    for s in spans:
+        out.update(range(s["start"], s["end"]))
+    return out
+
+
+def check_analysis(d: dict, text: str | None = None) -> None:
+    """An analysis object: schema-valid, spans inside the text, span texts are text slices."""
+    import jsonschema
+
+    jsonschema.validate(d, json.loads(SCHEMA.read_text(encoding="utf-8")))
+    doc_text = d["document"]["text"]
+    if text is not None:
+        assert doc_text == text
+    for s in d["spans"]:
+        assert 0 <= s["start"] < s["end"] <= len(doc_text)
+        assert s["text"] == doc_text[s["start"] : s["end"]]
+        assert s["text"].strip() == s["text"], s
+        assert s["technique"] in TECHNIQUE_IDS
+        assert 0.0 <= s["score"] <= 1.0
+    for s in d["sentences"]:
+        assert 0 <= s["start"] < s["end"] <= len(doc_text)
+    assert 0.0 <= d["score"] <= 1.0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bad input to analyze: one line naming the file and the problem, non-zero exit, no traceback
+
+
+def _random_binary() -> bytes:
+    rng = random.Random(11)
+    data = bytearray(rng.randrange(256) for _ in range(4096))
+    data[10:14] = b"\x00\x00\x00\x00"
+    return bytes(data)
+
+
+BAD_INPUTS = {
+    # name: (file bytes or None for a missing path, words of the problem)
+    "empty": ("empty.txt", b"", "empty"),
+    "binary": ("random.bin", _random_binary(), "binary"),
+    # text, then bytes that are not UTF-8 and that no legacy encoding reads cleanly
+    "invalid-utf8": ("broken.txt", b"Hello world this is a text " + bytes([0xFF, 0xFE, 0xFD, 0x81, 0x8D, 0x8F, 0x90, 0x9D]) * 40, "not valid UTF-8"),
+    "too-big": ("huge.txt", (b"All quiet in the harbour today. " * 160_000)[:5_000_000], "limit is 1.0 MB"),
+    "missing": ("does-not-exist.txt", None, "no such file"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_analyze_bad_input_one_line_error(case: str, tmp_path: Path) -> None:
+    name, data, problem = BAD_INPUTS[case]
+    if data is not None:
+        write(tmp_path / name, data)
+    res = run_cli("analyze", name, "--format", "json", cwd=tmp_path)
+    assert res.rc != 0
+    no_traceback(res)
+    assert res.stdout.strip() == ""
+    assert_one_line_error(res, name, problem)
+
+
+def test_analyze_multi_file_run_keeps_good_file(tmp_path: Path) -> None:
+    write(tmp_path / "good.txt", LOADED)
+    write(tmp_path / "empty.txt", b"")
+    write(tmp_path / "random.bin", _random_binary())
+    res = run_cli("analyze", "empty.txt", "good.txt", "random.bin", "missing.txt", "--format", "jsonl", cwd=tmp_path)
+    assert res.rc == 1
+    no_traceback(res)
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.strip()]
+    assert [r["document"]["id"] for r in rows] == ["good"]
+    check_analysis(rows[0], LOADED)
+    for name, problem in (("empty.txt", "empty"), ("random.bin", "binary"), ("missing.txt", "no such file")):
+        assert_one_line_error(res, name, problem, only=False)
+    assert len(res.err_lines) == 4, res.stderr  # three errors and the summary
+    assert SUMMARY.match(res.err_lines[-1])
+    assert "4 read, 1 analysed, 3 skipped" in res.stderr
+
+
+def test_analyze_error_stays_one_line_with_long_path_and_default_width(tmp_path: Path) -> None:
+    folder = tmp_path / ("a_long_folder_name_" * 4)
+    write(folder / "empty.txt", b"")
+    res = run_cli("analyze", folder / "empty.txt", "--format", "json", columns=None)
+    assert res.rc != 0
+    no_traceback(res)
+    assert_one_line_error(res, str(folder / "empty.txt"), "empty")
+
+
+def test_analyze_error_names_file_with_square_brackets(tmp_path: Path) -> None:
+    write(tmp_path / "report [draft].txt", b"")
+    res = run_cli("analyze", "report [draft].txt", "--format", "json", cwd=tmp_path)
+    assert res.rc != 0
+    no_traceback(res)
+    assert_one_line_error(res, "report [draft].txt", "empty")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bad labels for evaluate (own small articles: no shared data needed)
+
+ART_ID = "111"
+
+
+@pytest.fixture
+def small_ptc(tmp_path: Path) -> tuple[Path, Path]:
+    arts = tmp_path / "articles"
+    write(arts / f"article{ART_ID}.txt", LOADED)
+    write(arts / "article222.txt", LOADED_2)
+    good = write(tmp_path / "good.labels", f"{ART_ID}\tLoaded_Language\t52\t56\n222\tLoaded_Language\t24\t32\n")
+    return arts, good
+
+
+BAD_ROWS = {
+    "two-columns": (f"{ART_ID}\tLoaded_Language\n", "columns"),
+    "five-columns": (f"{ART_ID}\tLoaded_Language\t5\t9\textra\n", "columns"),
+    "non-integer": (f"{ART_ID}\tLoaded_Language\tfive\t9\n", "integers"),
+    "beyond-article": (f"{ART_ID}\tLoaded_Language\t5\t{len(LOADED) + 50}\n", "past the end"),
+    "unknown-technique": (f"{ART_ID}\tPizza_Technique\t5\t9\n", "unknown technique"),
+}
+
+
+@pytest.mark.parametrize("role", ["gold", "predictions"])
+@pytest.mark.parametrize("case", list(BAD_ROWS))
+def test_evaluate_bad_labels_one_line_error(case: str, role: str, small_ptc, tmp_path: Path) -> None:
+    arts, good = small_ptc
+    row, problem = BAD_ROWS[case]
+    # a good row first: the error must name the bad line (2)
+    write(tmp_path / "bad.labels", f"{ART_ID}\tLoaded_Language\t52\t56\n" + row)
+    args = ["evaluate", "--articles", "articles"]
+    if role == "gold":
+        args += ["--gold", "bad.labels"]
+    else:
+        args += ["--gold", "good.labels", "--predictions", "bad.labels"]
+    res = run_cli(*args, cwd=tmp_path)
+    assert res.rc != 0
+    no_traceback(res)
+    assert res.stdout.strip() == ""
+    assert len(res.err_lines) == 1, res.stderr
+    assert_one_line_error(res, "bad.labels:2", problem)
+
+
+def test_evaluate_bad_label_with_markup_characters(small_ptc, tmp_path: Path) -> None:
+    write(tmp_path / "bad.labels", f"{ART_ID}\t[/]\t5\t9\n")
+    res = run_cli("evaluate", "--articles", "articles", "--gold", "bad.labels", cwd=tmp_path)
+    assert res.rc != 0
+    no_traceback(res)
+    assert_one_line_error(res, "bad.labels:1", "unknown technique")
+
+
+def test_evaluate_error_stays_one_line_with_default_width(small_ptc, tmp_path: Path) -> None:
+    write(tmp_path / "bad.labels", f"{ART_ID}\tLoaded_Language\t5\t{len(LOADED) + 50}\n")
+    res = run_cli("evaluate", "--articles", "articles", "--gold", "bad.labels", cwd=tmp_path, columns=None)
+    assert res.rc != 0
+    no_traceback(res)
+    assert len(res.err_lines) == 1, res.stderr
+
+
+# ----------------------------------------------------------------------------------------------------------
+# output formats
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> dict[str, str]:
+    texts = {"101": LOADED, "202": LOADED_2, "303": LOADED_3}
+    for aid, text in texts.items():
+        write(tmp_path / "corpus" / f"article{aid}.txt", text)
+    return texts
+
+
+def parse_semeval(out: str) -> list[tuple[str, str, int, int]]:
+    rows = []
+    for line in out.splitlines():
+        cols = line.split("\t")
+        assert len(cols) == 4, line
+        rows.append((cols[0], cols[1], int(cols[2]), int(cols[3])))
+    return rows
+
+
+def test_analyze_semeval_over_ptc_folder(corpus: dict[str, str], tmp_path: Path) -> None:
+    res = run_cli("analyze", tmp_path / "corpus", "--format", "semeval")
+    assert res.rc == 0, res.stderr
+    no_traceback(res)
+    rows = parse_semeval(res.stdout)
+    assert rows, "no spans at the tuned thresholds on strongly loaded articles"
+    for aid, tech, start, end in rows:
+        assert aid in corpus
+        assert tech in TECHNIQUE_IDS
+        text = corpus[aid]
+        assert 0 <= start < end <= len(text)
+        assert text[start:end].strip()
+    # threshold 0: every token passes, so every article has rows
+    res0 = run_cli("analyze", tmp_path / "corpus", "--format", "semeval", "--threshold", "0")
+    assert res0.rc == 0, res0.stderr
+    rows0 = parse_semeval(res0.stdout)
+    assert {r[0] for r in rows0} == set(corpus)
+    for aid, _, start, end in rows0:
+        assert 0 <= start < end <= len(corpus[aid]) and corpus[aid][start:end].strip()
+
+
+def test_analyze_json_validates_against_schema(corpus: dict[str, str], tmp_path: Path) -> None:
+    files = [tmp_path / "corpus" / f"article{aid}.txt" for aid in corpus]
+    res = run_cli("analyze", *files, "--format", "json", "--threshold", "0.2")
+    assert res.rc == 0, res.stderr
+    no_traceback(res)
+    data = json.loads(res.stdout)
+    assert isinstance(data, list) and len(data) == 3
+    assert [d["document"]["id"] for d in data] == list(corpus)
+    for d in data:
+        check_analysis(d, corpus[d["document"]["id"]])
+    assert any(d["spans"] for d in data)
+
+
+def test_analyze_reads_stdin(tmp_path: Path) -> None:
+    res = run_cli("analyze", "-", "--format", "json", input=LOADED)
+    assert res.rc == 0, res.stderr
+    no_traceback(res)
+    d = json.loads(res.stdout)
+    assert d["document"]["id"] == "stdin"
+    check_analysis(d, LOADED)
+
+
+def test_analyze_output_file_is_written_without_temp_files(tmp_path: Path) -> None:
+    write(tmp_path / "good.txt", LOADED)
+    out = tmp_path / "out" / "result.json"
+    res = run_cli("analyze", tmp_path / "good.txt", "--format", "json", "-o", out)
+    assert res.rc == 0, res.stderr
+    no_traceback(res)
+    assert res.stdout.strip() == ""
+    check_analysis(json.loads(out.read_text(encoding="utf-8")), LOADED)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["result.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.txt", "out"]
+
+
+def test_threshold_is_monotonic(tmp_path: Path) -> None:
+    """A lower threshold finds at least as much: every character covered at 0.9 is covered at 0.05.
+
+    (The number of spans is not monotonic by design: at a low threshold neighbouring runs merge into one
+    longer span, so the test compares coverage, which is.)"""
+    write(tmp_path / "a.txt", LOADED + LOADED_2)
+    low = json.loads(run_cli("analyze", tmp_path / "a.txt", "-f", "json", "--threshold", "0.05").stdout)
+    high = json.loads(run_cli("analyze", tmp_path / "a.txt", "-f", "json", "--threshold", "0.9").stdout)
+    assert low["threshold"] == 0.05 and high["threshold"] == 0.9
+    assert covered(high["spans"]) <= covered(low["spans"])
+    assert len(covered(low["spans"])) >= len(covered(high["spans"]))
+    if high["spans"]:
+        assert low["spans"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# evaluate on real PTC dev articles
+
+
+def _table_row(out: str, label: str) -> str:
+    rows = [line for line in out.splitlines() if label in line]
+    assert rows, f"no {label!r} row in:\n{out}"
+    return rows[0]
+
+
+def test_evaluate_gold_as_predictions_is_perfect(ptc_sample, tmp_path: Path) -> None:
+    res = run_cli("evaluate", "--articles", ptc_sample.articles, "--gold", ptc_sample.gold, "--predictions", ptc_sample.gold)
+    assert res.rc == 0, res.stderr
+    no_traceback(res)
+    for label in ("SI (span identification)", "FLC (spans + technique)"):
+        row = _table_row(res.stdout, label)
+        assert row.count("1.0000") == 3, row  # precision, recall, F1
+    res_json = run_cli(
+        "evaluate", "--articles", ptc_sample.articles, "--gold", ptc_sample.gold, "--predictions", ptc_sample.gold, "--json"
+    )
+    d = json.loads(res_json.stdout)
+    assert d["si"]["f1"] == pytest.approx(1.0) and d["flc"]["f1"] == pytest.approx(1.0)
+    assert d["flc"]["n_gold"] == d["flc"]["n_pred"] == ptc_sample.n_rows
+
+
+def test_evaluate_runs_the_model(ptc_sample) -> None:
+    res = run_cli("evaluate", "--articles", ptc_sample.articles, "--gold", ptc_sample.gold)
+    assert res.rc == 0, res.stderr
+    no_traceback(res)
+    for label in ("SI (span identification)", "FLC (spans + technique)", "TC (technique on gold spans"):
+        row = _table_row(res.stdout, label)
+        assert re.search(r"\d\.\d{4}", row), row
+
+
+def test_evaluate_json(ptc_sample) -> None:
+    res = run_cli("evaluate", "--articles", ptc_sample.articles, "--gold", ptc_sample.gold, "--json")
+    assert res.rc == 0, res.stderr
+    no_traceback(res)
+    d = json.loads(res.stdout)
+    assert {"si", "flc", "tc"} <= set(d)
+    for key in ("si", "flc", "tc"):
+        for m in ("precision", "recall", "f1"):
+            assert 0.0 <= d[key][m] <= 1.0
+    assert d["flc"]["n_gold"] == ptc_sample.n_rows
+    assert d["tc"]["n_pred"] == d["tc"]["n_gold"] == ptc_sample.n_rows  # one technique per gold label
+    assert set(d["flc_by_technique"]) == set(TECHNIQUE_IDS)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# techniques, help
+
+
+def test_techniques_lists_14() -> None:
+    res = run_cli("techniques")
+    assert res.rc == 0, res.stderr
+    for tid in TECHNIQUE_IDS:
+        assert tid in res.stdout
+    assert len(TECHNIQUE_IDS) == 14
+
+
+def test_techniques_json() -> None:
+    res = run_cli("techniques", "--json")
+    assert res.rc == 0, res.stderr
+    items = json.loads(res.stdout)
+    assert len(items) == 14
+    assert [t["id"] for t in items] == list(TECHNIQUE_IDS)
+    for t in items:
+        assert t["name"] and t["definition"]
+
+
+def test_help() -> None:
+    res = run_cli("--help")
+    assert res.rc == 0, res.stderr
+    for cmd in ("analyze", "evaluate", "techniques"):
+        assert cmd in res.stdout
+    res = run_cli("analyze", "--help")
+    assert res.rc == 0, res.stderr
+    for opt in ("--format", "--threshold", "--output", "--max-bytes"):
+        assert opt in res.stdout
+
+
+def test_console_script() -> None:
+    script = Path(sys.executable).parent / "propscan"
+    if not script.exists():
+        pytest.skip("propscan console script not installed next to this interpreter")
+    proc = subprocess.run([str(script), "techniques", "--json"], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0
+    assert len(json.loads(proc.stdout)) == 14

@@ -1,0 +1,260 @@
+"""The real shipped model: coverage of long texts, offsets, determinism, shift invariance, edge texts.
+
+Only behaviour and invariants are checked, never the particular spans or scores of this model.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from propscan import encoding
+from propscan.analyze import analyze, analyze_text
+from propscan.decode import TRIM
+from propscan.document import Analysis, Document
+from propscan.model import BATCH, MODEL_DIR
+from propscan.techniques import TECHNIQUE_IDS
+
+N_OUT = len(TECHNIQUE_IDS) + 1
+
+NEUTRAL = (
+    "Paragraph {i}. The city council met on Tuesday to discuss the annual budget for road maintenance and "
+    "public parks. Members reviewed several proposals from the planning office and agreed to continue the "
+    "discussion at the next regular meeting in the town hall."
+)
+LOADED_END = "These traitors and vile criminals are destroying our great nation!"
+LOADED = (
+    "These traitors and vile criminals are destroying our great nation! The so-called experts are lying "
+    "to you, as always. Everyone knows the corrupt elite will never stop."
+)
+NON_ASCII = (
+    "Le maire a été «irresponsable» 😡. C’est un scandale — 这是可耻的! "
+    "The “shameful” traitors 👎🏽 ruined everything, naïvely. Ñandú café señor 🇫🇷"
+)
+
+
+def check_spans(a: Analysis) -> None:
+    text = a.document.text
+    for s in a.spans:
+        assert 0 <= s.start < s.end <= len(text), s
+        piece = text[s.start : s.end]
+        assert piece == s.text_in(a.document)
+        assert piece.strip() == piece, repr(piece)
+        assert piece[0] not in TRIM and piece[-1] not in TRIM, repr(piece)
+        assert s.technique in TECHNIQUE_IDS
+        assert 0.0 <= s.score <= 1.0
+    d = a.to_dict()
+    assert all(sp["text"] == text[sp["start"] : sp["end"]] for sp in d["spans"])
+
+
+def covered(spans, lo: int = 0, hi: int | None = None) -> set[int]:
+    out: set[int] = set()
+    for s in spans:
+        out.update(range(max(s.start, lo), s.end if hi is None else min(s.end, hi)))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a long article: more than 5 windows, the loaded sentence at the very end
+
+
+@pytest.fixture(scope="module")
+def long_text() -> str:
+    return "\n\n".join(NEUTRAL.format(i=i) for i in range(40)) + "\n\n" + LOADED_END
+
+
+@pytest.fixture(scope="module")
+def long_out(model, long_text):
+    return model.token_outputs(long_text)
+
+
+def test_long_text_needs_many_windows(long_out) -> None:
+    assert len(encoding.make_windows(len(long_out.enc))) > 5
+
+
+def test_token_outputs_shape_and_finite(model, long_out) -> None:
+    n = len(long_out.enc)
+    assert long_out.logits.shape == (n, N_OUT)
+    assert long_out.hidden.shape[0] == n and long_out.hidden.ndim == 2
+    assert np.isfinite(long_out.logits).all()
+    assert np.isfinite(long_out.hidden).all()
+    probs = long_out.probs
+    assert ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_token_outputs_cover_every_token(model, long_out) -> None:
+    n = len(long_out.enc)
+    wins = encoding.make_windows(n)
+    best, pos = encoding.centre_weights(wins, n)
+    assert (best >= 0).all()
+    # the output arrays start at zero: a token no window wrote would keep an all-zero row
+    assert not (long_out.logits == 0).all(axis=1).any()
+    assert not (long_out.hidden == 0).all(axis=1).any()
+    # each token's logits are those of its most central window (run in the same batches as token_outputs)
+    for k in range(0, len(wins), BATCH):
+        chunk = wins[k : k + BATCH]
+        ids, mask = encoding.batch_windows(long_out.enc.ids, chunk, model.cls_id, model.sep_id)
+        lg, hd = model.run_windows(ids, mask)
+        sel = np.flatnonzero((best >= k) & (best < k + len(chunk)))
+        assert len(sel)
+        np.testing.assert_array_equal(long_out.logits[sel], lg[best[sel] - k, pos[sel]])
+        np.testing.assert_array_equal(long_out.hidden[sel], hd[best[sel] - k, pos[sel]])
+    assert best[-1] == len(wins) - 1  # the last token is read from the last window
+
+
+def test_long_text_span_at_the_very_end(model, long_text) -> None:
+    a = analyze_text(long_text, model=model, threshold=0.2)
+    check_spans(a)
+    last = long_text.rindex(LOADED_END)
+    assert any(s.start >= last for s in a.spans), "no span in the last paragraph: text truncated?"
+    assert a.sentences[-1].end == len(long_text)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# offsets and invariants
+
+
+@pytest.mark.parametrize("threshold", [None, 0.1, 0.3])
+def test_span_offsets_are_text_slices(model, threshold) -> None:
+    for text in (LOADED, "Title\r\n\r\n" + LOADED.replace(". ", ".\r\n"), "   " + LOADED + "\n\n"):
+        check_spans(analyze_text(text, model=model, threshold=threshold))
+
+
+def test_determinism(model) -> None:
+    a = analyze_text(LOADED, model=model).to_dict()
+    b = analyze_text(LOADED, model=model).to_dict()
+    assert a == b
+    o1, o2 = model.token_outputs(LOADED), model.token_outputs(LOADED)
+    assert np.array_equal(o1.logits, o2.logits) and np.array_equal(o1.hidden, o2.hidden)
+
+
+@pytest.mark.parametrize("prefix", ["   ", "\n\n", "\n\n\n\n\n", " \t \n"])
+def test_whitespace_prefix_shifts_spans_exactly(model, prefix: str) -> None:
+    """Whitespace makes no tokens: the model sees the same input, so spans shift by the prefix length
+    (with cleaning on, a collapsed run of line breaks must be mapped back too)."""
+    for threshold in (None, 0.2):
+        base = analyze_text(LOADED, model=model, threshold=threshold)
+        shifted = analyze_text(prefix + LOADED, model=model, threshold=threshold)
+        check_spans(shifted)
+        assert [(s.start + len(prefix), s.end + len(prefix), s.technique) for s in base.spans] == [
+            (s.start, s.end, s.technique) for s in shifted.spans
+        ]
+
+
+@pytest.mark.parametrize("prefix", ["Opinion\n\n", "Hello.\n\n", "The weather was mild on Tuesday.\n\n"])
+def test_text_after_a_prefix_gives_shifted_spans(model, prefix: str) -> None:
+    """A real prefix changes the context the encoder sees, so allow small differences: the spans found in
+    the text mostly reappear, shifted by the prefix length."""
+    threshold = 0.2
+    base = analyze_text(LOADED, model=model, threshold=threshold)
+    shifted = analyze_text(prefix + LOADED, model=model, threshold=threshold)
+    check_spans(shifted)
+    assert base.spans, "no spans in a strongly loaded text at threshold 0.2"
+    p = len(prefix)
+    a = {i + p for i in covered(base.spans)}
+    b = covered(shifted.spans, lo=p)
+    assert len(a & b) / len(a | b) >= 0.5, (sorted(a ^ b))
+    # most spans reappear with the same offsets, give or take one word piece at either end
+    def near(s, t) -> bool:
+        return abs(s.start + p - t.start) <= 4 and abs(s.end + p - t.end) <= 4
+    found = sum(any(near(s, t) for t in shifted.spans) for s in base.spans)
+    assert found >= len(base.spans) / 2
+    assert {s.technique for s in base.spans} & {s.technique for s in shifted.spans}
+
+
+def test_non_ascii_token_offsets(model) -> None:
+    out = model.token_outputs(NON_ASCII)
+    enc = out.enc
+    assert len(enc) > 0
+    toks = model.tokenizer.encode(NON_ASCII, add_special_tokens=False).tokens
+    prev_end = 0
+    for tok, (s, e) in zip(toks, enc.offsets.tolist()):
+        assert 0 <= s < e <= len(NON_ASCII)
+        assert s >= prev_end
+        piece = NON_ASCII[s:e]
+        assert piece.strip() == piece and piece
+        if piece.isascii() and piece.isalpha():
+            assert piece.lower() == tok.removeprefix("##")
+        prev_end = e
+    # every non-space character belongs to some token (offsets are code points, not bytes or UTF-16)
+    tokened = set()
+    for s, e in enc.offsets.tolist():
+        tokened.update(range(s, e))
+    for i, ch in enumerate(NON_ASCII):
+        if not ch.isspace():
+            assert i in tokened, (i, ch)
+
+
+@pytest.mark.parametrize("threshold", [None, 0.0, 0.2])
+def test_non_ascii_span_offsets(model, threshold) -> None:
+    a = analyze(Document("x", NON_ASCII), model=model, threshold=threshold)
+    check_spans(a)
+    if threshold == 0.0:  # everything passes: the spans reach the last (non-BMP) character
+        assert max(s.end for s in a.spans) == len(NON_ASCII)
+        assert min(s.start for s in a.spans) == 0
+    emoji_first = "😡👎🏽 " + LOADED
+    check_spans(analyze(Document("y", emoji_first), model=model, threshold=threshold))
+
+
+@pytest.mark.parametrize("text", ["", " ", "   \n\n\t  ", "\n\n\n\n\n", "\u00a0\u2003\n"])
+def test_empty_or_blank_text(model, text: str) -> None:
+    a = analyze(Document("blank", text), model=model)
+    assert a.spans == []
+    assert a.score == 0
+    assert a.document.text == text
+    assert all(s.end <= len(text) for s in a.sentences)
+
+
+def test_empty_token_outputs(model) -> None:
+    out = model.token_outputs("")
+    assert out.logits.shape == (0, N_OUT)
+    assert len(out.enc) == 0
+
+
+def test_classify_spans_are_distributions(model) -> None:
+    out = model.token_outputs(LOADED)
+    n = len(out.enc)
+    p = model.classify_spans(LOADED, out, [(0, 2), (3, n), (n - 1, n)])
+    assert p.shape == (3, len(TECHNIQUE_IDS))
+    assert np.isfinite(p).all() and (p >= 0).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert model.classify_spans(LOADED, out, []).shape == (0, len(TECHNIQUE_IDS))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the ONNX file against a fresh onnxruntime session
+
+
+def test_onnx_matches_fresh_session(model) -> None:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(MODEL_DIR / model.config["onnx"]), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["input_ids", "attention_mask"]
+    enc = encoding.encode(model.tokenizer, LOADED)
+    n = len(enc)
+    assert n <= encoding.WINDOW
+    ids, mask = encoding.batch_windows(enc.ids, [(0, n)], model.cls_id, model.sep_id)
+    fresh_logits, fresh_hidden = sess.run(None, {"input_ids": ids, "attention_mask": mask})
+    ours_logits, ours_hidden = model.run_windows(ids, mask)
+    assert fresh_logits.shape == (1, n + 2, N_OUT)
+    np.testing.assert_allclose(ours_logits, fresh_logits, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(ours_hidden, fresh_hidden, atol=1e-4, rtol=1e-4)
+    # token_outputs of a one-window text is that window without [CLS]/[SEP]
+    out = model.token_outputs(LOADED)
+    np.testing.assert_allclose(out.logits, fresh_logits[0, 1 : n + 1], atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(out.hidden, fresh_hidden[0, 1 : n + 1], atol=1e-4, rtol=1e-4)
+    assert ids[0, 0] == model.cls_id and ids[0, n + 1] == model.sep_id
+
+
+def test_token_outputs_do_not_depend_on_distant_text(model, long_out) -> None:
+    """The int8 graph quantises activations per tensor, so windows must run one per call: a window's
+    result may not change because other, unrelated windows of the article ran in the same batch."""
+    n = len(long_out.enc)
+    text = model.tokenizer.decode(long_out.enc.ids.tolist())
+    base = model.token_outputs(text)
+    more = model.token_outputs(text + "\n" + " ".join(["The committee met on Tuesday to discuss the budget."] * 80))
+    k = min(100, n)  # tokens that come from the first window in both runs
+    np.testing.assert_allclose(base.logits[:k], more.logits[:k], atol=1e-5, rtol=1e-5)
+
