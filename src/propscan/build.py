@@ -63,6 +63,9 @@ def finish_model_folder(
         meta["dev"] = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
         meta["dev_by_technique"] = {t: round(p.f1, 4) for t, p in report.flc_by_technique.items()}
         log(f"PTC dev: SI F1 {report.si.f1:.4f}  FLC F1 {report.flc.f1:.4f}  TC F1 {report.tc.f1:.4f}")
+        if quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
+            meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned)
+            log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
     write_model_json(out, **meta)
     write_model_card(out, meta)
     return meta
@@ -78,7 +81,8 @@ def write_model_card(out: Path, meta: dict) -> str:
         f"- **Training data**: {meta['trained_on']}; thresholds and decoder tuned on the held-out rest of PTC train.",
         f"- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         f"a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
-        f"- **Decoder**: `{meta['decoding'].get('mode')}`; windows of 256 word pieces, stride 192.",
+        f"- **Decoder**: `{meta['decoding'].get('mode')}`, max gap {meta['decoding'].get('max_gap')} tokens; "
+        f"windows of 256 word pieces, stride 192.",
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta['version']}",
         "",
@@ -94,6 +98,11 @@ def write_model_card(out: Path, meta: dict) -> str:
         for key, name in (("si", "SI"), ("flc", "FLC"), ("tc", "TC (micro)")):
             if key in d:
                 lines.append(f"| {name} | {d[key]['precision']:.4f} | {d[key]['recall']:.4f} | {d[key]['f1']:.4f} |")
+        if "dev_fp32" in meta:
+            f = meta["dev_fp32"]
+            lines += ["", f"The same network in fp32 (not shipped): SI F1 {f['si_f1']:.4f}, FLC F1 {f['flc_f1']:.4f}, "
+                      f"TC F1 {f['tc_f1']:.4f} (int8 minus fp32: SI {d['si']['f1'] - f['si_f1']:+.4f}, "
+                      f"FLC {d['flc']['f1'] - f['flc_f1']:+.4f}, TC {d['tc']['f1'] - f['tc_f1']:+.4f})."]
         lines += ["", "FLC F1 by technique:", "", "| technique | F1 |", "|---|---:|"]
         lines += [f"| {t} | {f:.3f} |" for t, f in meta.get("dev_by_technique", {}).items()]
         lines.append("")
@@ -117,6 +126,19 @@ def write_model_card(out: Path, meta: dict) -> str:
     text = "\n".join(lines)
     (out / "MODEL_CARD.md").write_text(text)
     return text
+
+
+def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
+    from .evaluate import evaluate
+    from .model import Model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_onnx(checkpoint, Path(tmp), quantize=False)
+        shutil.copy(out / "model.json", fp32 / "model.json")
+        model = Model(fp32)
+        model.thresholds, model.decoding = tuned["thresholds"], tuned["decoding"]
+        report = evaluate(model, dev[0], dev[1])
+    return {"si_f1": round(report.si.f1, 4), "flc_f1": round(report.flc.f1, 4), "tc_f1": round(report.tc.f1, 4)}
 
 
 def _techniques():

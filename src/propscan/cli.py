@@ -1,8 +1,9 @@
-"""The command line: ``propscan analyze | evaluate | train | techniques | clean``."""
+"""The command line: ``propscan analyze | evaluate | train | techniques | clean | serve``."""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import InputError, PropscanError
+from .store import atomic_writer
 
 app = typer.Typer(
     add_completion=False,
@@ -79,31 +81,65 @@ def analyze(
         model = load(str(model_dir) if model_dir else None)
     except PropscanError as e:
         fail(str(e))
-    analyses, errors = [], []
     docs = iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes)
     many = len(paths) > 1 or any(p != "-" and Path(p).is_dir() for p in paths) or input_format in ("jsonl", "csv")
-    with _progress(many and err.is_terminal) as progress:
-        task = progress.add_task("analysing", total=None, rate="")
-        for item in docs:
-            if isinstance(item, InputError):
-                errors.append(item)
-                say("skipped", str(item))
-                continue
-            try:
-                analyses.append(run(item, model=model, threshold=threshold, clean=not no_clean))
-            except PropscanError as e:
-                errors.append(e)
-                say("skipped", f"{item.id}: {e}")
-            progress.update(task, advance=1)
+    streaming = fmt in formats.STREAMING
+    analyse = lambda doc: run(doc, model=model, threshold=threshold, clean=not no_clean)  # noqa: E731
+    analyses: list = []
+    errors: list = []
+    try:
+        with atomic_writer(output if streaming else None) as sink:
+            def keep(a, first: bool) -> None:
+                if not streaming:
+                    analyses.append(a)
+                elif fmt == "csv":
+                    sink.write(formats.to_csv([a], header=first))
+                else:
+                    sink.write(getattr(formats, f"to_{fmt}")([a]))
+
+            done = _analyse_all(docs, analyse, keep, errors, progress=many and err.is_terminal)
+            if streaming and output is not None and done == 0:
+                raise _NothingWritten
+    except _NothingWritten:
+        done = 0  # every input failed: leave any earlier output file as it was
+    if streaming and output is not None and done:
+        err.print(f"wrote {output}")
     if fmt == "text" and output is None:
         for a in analyses:
             terminal.render(a, out_console)
     elif analyses:
         _write(fmt, analyses, output)
     if many or errors:
-        err.print(f"{len(analyses) + len(errors)} read, {len(analyses)} analysed, {len(errors)} skipped")
+        err.print(f"{done + len(errors)} read, {done} analysed, {len(errors)} skipped")
     if errors:
         raise typer.Exit(1)
+
+
+class _NothingWritten(Exception):
+    pass
+
+
+def _analyse_all(docs, analyse, keep, errors: list, progress: bool) -> int:
+    """Analyse each document, hand each result to ``keep``, record errors and go on; returns the count."""
+    done = 0
+    t0 = time.perf_counter()
+    with _progress(progress) as bar:
+        task = bar.add_task("analysing", total=None, rate="")
+        for item in docs:
+            if isinstance(item, InputError):
+                errors.append(item)
+                say("skipped", str(item))
+                continue
+            try:
+                a = analyse(item)
+            except PropscanError as e:
+                errors.append(e)
+                say("skipped", f"{item.id}: {e}")
+                continue
+            keep(a, done == 0)
+            done += 1
+            bar.update(task, advance=1, rate=f"{done / (time.perf_counter() - t0):.1f} docs/s")
+    return done
 
 
 def _write(fmt: str, analyses: list, output: Optional[Path]) -> None:
@@ -284,6 +320,47 @@ def techniques(json_out: bool = typer.Option(False, "--json", help="Print as JSO
     for t in TECHNIQUES:
         table.add_row(t.id, f"[on {t.colour}]  [/] {t.name}", f"{t.definition}\n[italic]e.g. {t.example}[/]")
     Console().print(table)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on. Not a loopback address: needs an API key or --insecure-public."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Worker processes; each loads the model once and runs one analysis at a time."),
+    api_key: Optional[str] = typer.Option(
+        None, "--api-key", envvar="PROPSCAN_API_KEY", show_envvar=True,
+        help="Require this key on /v1 (Authorization: Bearer KEY or X-API-Key). Prefer the environment variable: arguments show in ps.",
+    ),
+    insecure_public: bool = typer.Option(False, "--insecure-public", help="Allow a non-loopback address without an API key."),
+    max_body: str = typer.Option("2MB", "--max-body", help="Largest request body: bytes, or with kB / MB / KiB / MiB."),
+    max_docs: int = typer.Option(32, min=1, help="Most documents in one batch request."),
+    timeout: float = typer.Option(30.0, min=0.001, help="Seconds a request may take (reading, waiting, analysing) before a 504."),
+    queue: int = typer.Option(16, min=0, help="Requests that may wait for the model, per worker; more get 503 + Retry-After."),
+    model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+) -> None:
+    """Serve the web page and the REST API (FastAPI on uvicorn); localhost only by default."""
+    from . import serve as server
+
+    try:
+        size = server.parse_size(max_body)
+    except ValueError as e:
+        fail(f"--max-body: {e}")
+    settings = server.Settings(
+        host=host, port=port, workers=workers, api_key=api_key or None, insecure_public=insecure_public,
+        max_body=size, max_docs=max_docs, timeout=timeout, queue=queue,
+        model_dir=str(model_dir) if model_dir else None,
+    )
+    try:
+        for warning in server.check_settings(settings):
+            say("warning:", warning, "yellow")
+        server.run(settings)
+    except server.SettingsError as e:
+        fail(str(e))
+
+
+from .corpus import corpus_app  # noqa: E402  (propscan corpus ...: SQLite corpus runs, stats, exports, site)
+
+app.add_typer(corpus_app, name="corpus")
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ from .techniques import TECHNIQUE_IDS
 ANY = len(TECHNIQUE_IDS)
 # PTC v2 trims these characters off both ends of every gold span, so we do the same
 TRIM = " \n\t.,:;"
-# Runs of the same technique separated by at most this many tokens are joined (benchmarks/quality.py:
-# 1 token bridges a comma or quote inside a phrase; 2+ started merging distinct phrases on PTC dev).
+# Runs of the same technique separated by at most this many tokens are joined. This is the default;
+# each model records the gap tuned on its held-out articles in model.json ("decoding.max_gap", tune.py).
 MAX_GAP = 1
 # A second technique is reported for a span when the span head gives it at least this probability
 # (benchmarks/quality.py, tuned on the held-out part of PTC train).
@@ -81,13 +81,13 @@ def thresholds_for(model: Model, override: float | None) -> np.ndarray:
     return th
 
 
-def candidate_runs(probs: np.ndarray, th: np.ndarray, mode: str) -> list[Run]:
+def candidate_runs(probs: np.ndarray, th: np.ndarray, mode: str, max_gap: int = MAX_GAP) -> list[Run]:
     found: list[Run] = []
     if mode in ("technique", "union"):
         for t in range(len(TECHNIQUE_IDS)):
-            found += runs(probs[:, t] >= th[t], t)
+            found += runs(probs[:, t] >= th[t], t, max_gap)
     if mode in ("any+classify", "union"):
-        found += runs(probs[:, ANY] >= th[ANY], ANY)
+        found += runs(probs[:, ANY] >= th[ANY], ANY, max_gap)
     return found
 
 
@@ -95,7 +95,7 @@ def decode_spans(
     model: Model, text: str, out: TokenOutputs, mode: str | None = None, threshold: float | None = None
 ) -> list[Span]:
     mode = mode or model.decoding.get("mode", "technique")
-    found = candidate_runs(out.probs, thresholds_for(model, threshold), mode)
+    found = candidate_runs(out.probs, thresholds_for(model, threshold), mode, model.decoding.get("max_gap", MAX_GAP))
     return spans_from_runs(model, text, out, found)
 
 

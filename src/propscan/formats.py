@@ -13,6 +13,8 @@ from .ptc import Label, format_flc
 from .techniques import BY_ID
 
 FORMATS = ("text", "json", "jsonl", "semeval", "csv", "markdown", "html")
+# formats written document by document as a run goes (bounded memory on big corpora)
+STREAMING = ("jsonl", "semeval", "csv")
 
 
 def to_json(analyses: list[Analysis]) -> str:
@@ -31,10 +33,11 @@ def to_semeval(analyses: Iterable[Analysis]) -> str:
     return "".join(format_flc(rows))
 
 
-def to_csv(analyses: Iterable[Analysis]) -> str:
+def to_csv(analyses: Iterable[Analysis], header: bool = True) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["doc_id", "technique", "start", "end", "score", "text"])
+    if header:
+        w.writerow(["doc_id", "technique", "start", "end", "score", "text"])
     for a in analyses:
         for s in a.spans:
             w.writerow([a.document.id, s.technique, s.start, s.end, f"{s.score:.4f}", s.text_in(a.document)])

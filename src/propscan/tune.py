@@ -25,6 +25,7 @@ from .techniques import TECHNIQUE_IDS
 # fine steps at the low end: rare techniques rarely get high token probabilities
 GRID = np.round(np.concatenate([[0.02, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 0.05)]), 2)
 OFF = 1.01  # a threshold no probability reaches: the technique's own channel is off
+GAPS = (0, 1, 2, 3, 5)
 
 Row = tuple[str, str, int, int]
 
@@ -97,11 +98,22 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print) -
     mode = max(scores, key=scores.get)
     per_tech = choices.get(mode, {t: OFF for t in TECHNIQUE_IDS})
     thresholds = {t: float(per_tech[t]) for t in TECHNIQUE_IDS} | {"any": th_any}
+    # 3. how many low-probability tokens may sit inside one span, for the chosen thresholds
+    vec = np.array([thresholds[t] for t in TECHNIQUE_IDS] + [th_any], dtype=np.float32)
+    by_gap = {}
+    for gap in GAPS:
+        pred: list[Row] = []
+        for aid, out in outs.items():
+            pred += _rows(aid, spans_from_runs(model, articles[aid], out, candidate_runs(out.probs, vec, mode, gap)))
+        by_gap[gap] = metrics.flc_score(gold_rows, pred)[0].f1
+    max_gap = max(by_gap, key=by_gap.get)
+    log("  max gap: " + ", ".join(f"{g} -> {f:.3f}" for g, f in by_gap.items()))
     for t in TECHNIQUE_IDS:
         log(f"  {t:<40} threshold {'off' if per_tech[t] >= OFF else f'{per_tech[t]:.2f}'}")
     log(f"  any threshold {th_any:.2f}; held-out FLC F1 by mode: "
         + ", ".join(f"{m} {f:.3f}" for m, f in scores.items()) + f" -> {mode}")
-    return {"thresholds": thresholds, "decoding": {"mode": mode}, "heldout_flc_f1": scores}
+    scores[f"{mode}, max_gap {max_gap}"] = by_gap[max_gap]
+    return {"thresholds": thresholds, "decoding": {"mode": mode, "max_gap": max_gap}, "heldout_flc_f1": scores}
 
 
 def _by_technique(rows: list[Row]) -> dict[str, list[Row]]:
