@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-COMMANDS = [[], ["analyze"], ["evaluate"], ["clean"], ["train"], ["techniques"]]
+COMMANDS = [[], ["analyze"], ["evaluate"], ["clean"], ["train"], ["techniques"], ["serve"], ["corpus"], ["corpus", "run"]]
 
 
 def help_text(args: list[str]) -> str:

@@ -28,7 +28,7 @@ import os
 import re
 import sqlite3
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -702,10 +702,10 @@ def run(
 
 def analysis_sets(conn: sqlite3.Connection) -> list[tuple[SetKey, int, str]]:
     """Every (model, threshold, clean) combination in the database, with its analysis count and latest
-    creation time, most recent first."""
+    creation time, the one with the most recently stored analysis first."""
     rows = conn.execute(
         "SELECT model_name, model_version, threshold, clean, COUNT(*), MAX(created) FROM analyses"
-        " GROUP BY model_name, model_version, IFNULL(threshold, -1.0), clean ORDER BY MAX(created) DESC, COUNT(*) DESC"
+        " GROUP BY model_name, model_version, IFNULL(threshold, -1.0), clean ORDER BY MAX(id) DESC"
     ).fetchall()
     return [(SetKey(r[0], r[1], r[2], bool(r[3])), r[4], r[5]) for r in rows]
 
@@ -1198,7 +1198,7 @@ def run_command(
     input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
     text_field: str = typer.Option("text", help="JSONL/CSV field holding the article text."),
     id_field: str = typer.Option("id", help="JSONL/CSV field holding the document id."),
-    max_bytes: int = typer.Option(1_000_000, help="Record documents larger than this many bytes of text as failures."),
+    max_bytes: int = typer.Option(1_000_000, min=1, help="Record documents larger than this many bytes of text as failures."),
     batch: int = typer.Option(DEFAULT_BATCH, min=1, help="Documents per commit (local) or per model call batch (ray)."),
     no_clean: bool = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris."),
     model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
@@ -1207,11 +1207,14 @@ def run_command(
     concurrency: Optional[int] = typer.Option(None, min=1, help="ray: model actors (default: the cluster's CPUs)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="ray: cluster address (default: $RAY_ADDRESS, else a local Ray)."),
     chunk: int = typer.Option(2000, min=1, help="ray: documents per Ray Data job and per shard file."),
+    num_cpus: Optional[int] = typer.Option(None, min=1, help="ray: CPUs of the local Ray started when no cluster address is given (default: all)."),
 ) -> None:
     """Analyse every document into the corpus database; re-running skips what is done."""
     cli = _cli()
     if engine not in ("local", "ray"):
         cli.fail(f"--engine: {engine!r}; choose local or ray")
+    if input_format not in ("auto", "text", "html", "jsonl", "csv"):
+        cli.fail(f"--input-format: unknown format {input_format!r}; choose one of auto, text, html, jsonl, csv")
     if engine == "ray":
         if shards is None:
             cli.fail("--engine ray needs --shards DIR (where the Parquet result shards go)")
@@ -1221,17 +1224,17 @@ def run_command(
             s = run_ray(
                 paths, shards, db=db, threshold=threshold, clean=not no_clean, input_format=input_format,
                 text_field=text_field, id_field=id_field, max_bytes=max_bytes, batch=batch, concurrency=concurrency,
-                ray_address=ray_address, chunk=chunk, model_dir=str(model_dir) if model_dir else None,
+                ray_address=ray_address, num_cpus=num_cpus, chunk=chunk, model_dir=str(model_dir) if model_dir else None,
                 progress=_progress(), on_event=_event_printer(cli),
             )
         except PropscanError as e:
             cli.fail(str(e))
+        except OSError as e:
+            cli.fail(_os_problem(e))
         cli.err.print(s.line(), highlight=False)
         return
     if db is None:
         cli.fail("--db is required (the corpus database to write)")
-    if input_format not in ("auto", "text", "html", "jsonl", "csv"):
-        cli.fail(f"--input-format: unknown format {input_format!r}")
     try:
         from .model import load
 
@@ -1272,10 +1275,17 @@ def run_command(
         raise typer.Exit(1)
 
 
+def _os_problem(e: OSError) -> str:
+    where = e.filename if e.filename is not None else "output"
+    return f"{where}: {e.strerror or e}"
+
+
 def _event_printer(cli):
     def printer(kind: str, message: str) -> None:
         if kind == "failed":
             cli.say("failed", message)
+        elif kind == "imported":
+            cli.say("imported:", message, "green")
 
     return printer
 
@@ -1304,6 +1314,8 @@ def stats_command(
             write_plot(st, plot)
     except PropscanError as e:
         cli.fail(str(e))
+    except OSError as e:
+        cli.fail(_os_problem(e))
     if st.note:
         cli.say("note:", st.note, "yellow")
     if json_out:
@@ -1347,6 +1359,8 @@ def export_command(
 ) -> None:
     """Export every span with its document id, outlet, date and title."""
     cli = _cli()
+    if output.is_dir():
+        cli.fail(f"{output}: is a folder; give a file name (-o spans.{format})")
     try:
         conn = connect(db, create=False)
         key, note = (None, None) if all_sets else choose_set(conn, model_version, threshold)
@@ -1356,6 +1370,8 @@ def export_command(
         conn.close()
     except PropscanError as e:
         cli.fail(str(e))
+    except OSError as e:
+        cli.fail(_os_problem(e))
     cli.err.print(f"wrote {n} spans to {output}", highlight=False)
 
 
@@ -1372,6 +1388,8 @@ def report_command(
     from .corpus_site import write_corpus_site
 
     cli = _cli()
+    if output.exists() and not output.is_dir():
+        cli.fail(f"{output}: is a file; give a folder for the site")
     try:
         conn = connect(db, create=False)
         key, note = choose_set(conn, model_version, threshold)
@@ -1383,6 +1401,8 @@ def report_command(
         conn.close()
     except PropscanError as e:
         cli.fail(str(e))
+    except OSError as e:
+        cli.fail(_os_problem(e))
     cli.err.print(f"wrote {index}", highlight=False)
 
 
@@ -1399,4 +1419,6 @@ def import_command(
         conn.close()
     except PropscanError as e:
         cli.fail(str(e))
+    except OSError as e:
+        cli.fail(_os_problem(e))
     cli.err.print(s.line(), highlight=False)
