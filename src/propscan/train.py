@@ -56,6 +56,7 @@ class TrainConfig:
     stride: int = encoding.STRIDE
     threads: int = 2
     extra: list[str] = field(default_factory=list)
+    init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
 
 
 def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
@@ -187,6 +188,9 @@ def train(
     log(f"{len(train_ids)} train articles, {len(val_ids)} held out; {len(examples)} windows")
 
     model = build_model(cfg)
+    if cfg.init_from:
+        model.load_state_dict(torch.load(Path(cfg.init_from) / "weights.pt", map_location="cpu"))
+        log(f"continuing from {cfg.init_from}")
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW(
         [
@@ -277,6 +281,8 @@ def main() -> None:  # python -m propscan.train ARTICLES LABELS OUT [epochs]
     cfg = TrainConfig()
     if len(sys.argv) > 4:
         cfg.epochs = int(sys.argv[4])
+    if len(sys.argv) > 5:  # continue from a checkpoint at a lower learning rate
+        cfg.init_from, cfg.lr, cfg.head_lr = sys.argv[5], float(sys.argv[6]), float(sys.argv[6]) * 10
     train(articles, labels, Path(sys.argv[3]), cfg, log=lambda m: print(m, flush=True))
 
 

@@ -1,6 +1,7 @@
-"""Refresh the README's CLI reference from the real ``--help`` output (between the HELP markers).
+"""Refresh the README from the sources of truth: the CLI reference from the real ``--help`` output
+(between the HELP markers) and the model card from the shipped MODEL_CARD.md (MODEL_CARD markers).
 
-    .venv/bin/python scripts/readme_help.py
+    .venv/bin/python scripts/update_readme.py
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ def main() -> None:
         blocks.append(f"```\n$ propscan {' '.join(args + ['--help'])}\n{help_text(args)}\n```")
     body = "\n\n".join(blocks)
     text = README.read_text()
-    new = re.sub(r"(<!-- HELP:BEGIN -->\n).*?(<!-- HELP:END -->)", lambda m: m.group(1) + body + "\n" + m.group(2), text, flags=re.S)
-    README.write_text(new)
+    text = _between(text, "HELP", body)
+    card = (Path(__file__).resolve().parents[1] / "src/propscan/models/propscan-minilm/MODEL_CARD.md").read_text()
+    card = re.sub(r"^# ", "### ", card, flags=re.M).replace("\n## ", "\n#### ")
+    README.write_text(_between(text, "MODEL_CARD", card.strip()))
+
+
+def _between(text: str, marker: str, body: str) -> str:
+    pattern = rf"(<!-- {marker}:BEGIN -->\n).*?(<!-- {marker}:END -->)"
+    return re.sub(pattern, lambda m: m.group(1) + body + "\n" + m.group(2), text, flags=re.S)
 
 
 if __name__ == "__main__":
