@@ -365,7 +365,7 @@ app.add_typer(corpus_app, name="corpus")
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="propscan")
     except PropscanError as e:
         fail(str(e))
 
