@@ -339,6 +339,9 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
         return _check_text(data.decode("utf-8"), source), "utf-8"
     except UnicodeDecodeError as e:
         bad = e.start
+        if e.end == len(data) and e.reason == "unexpected end of data" and (not data[:bad].isascii() or len(data) - bad > 1):
+            # UTF-8 cut inside its last character (a truncated download, head -c): the broken tail becomes U+FFFD
+            return _check_text(data[:bad].decode("utf-8") + "\ufffd", source), "utf-8"
     encoding = _detect_encoding(data)
     if encoding is None:
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and no other text encoding fits; binary file, not text?")
@@ -597,7 +600,10 @@ def _iter_csv(fh: BinaryIO, source: str, stem: str, opts: _Options) -> Iterator[
             yield InputError(source, f"line {lines_read + 1}: not valid {encoding} (byte {e.start}); the rest of the file is skipped")
             return
         except csv.Error as e:
-            yield InputError(source, f"line {prev + 1}: {e}; the rest of the file is skipped")
+            problem = str(e)
+            if problem.startswith("field larger than field limit"):  # csv.field_size_limit() >= limit
+                problem = _size_problem(limit, limit, what="a field ", note="(6 × --max-bytes + 64 kB)", more=True)
+            yield InputError(source, f"line {prev + 1}: {problem}; the rest of the file is skipped")
             return
         lineno, prev = prev + 1, lines_read
         if not row or not any(c.strip() for c in row):
