@@ -36,7 +36,8 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _progress(enabled: bool) -> Progress:
+def progress_bar(enabled: bool) -> Progress:
+    """The progress bar of every multi-document command (on stderr, only on a terminal)."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -123,7 +124,7 @@ def _analyse_all(docs, analyse, keep, errors: list, progress: bool) -> int:
     """Analyse each document, hand each result to ``keep``, record errors and go on; returns the count."""
     done = 0
     t0 = time.perf_counter()
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("analysing", total=None, rate="")
         for item in docs:
             if isinstance(item, InputError):
@@ -197,7 +198,7 @@ def evaluate(
             report = score(gold_rows, pred, pred if same_spans else None)
         else:
             model = load(str(model_dir) if model_dir else None)
-            with _progress(err.is_terminal) as progress:
+            with progress_bar(err.is_terminal) as progress:
                 task = progress.add_task("evaluating", total=len(arts), rate="")
                 pred, tc = predict(model, arts, gold_rows, threshold=threshold, progress=lambda _: progress.advance(task))
             report = score(gold_rows, pred, tc)

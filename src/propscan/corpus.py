@@ -1173,21 +1173,8 @@ def _cli():
 
 
 def _progress():
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     cli = _cli()
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=cli.err,
-        disable=not cli.err.is_terminal,
-        transient=True,
-    )
+    return cli.progress_bar(cli.err.is_terminal)
 
 
 @corpus_app.command("run")
