@@ -39,15 +39,17 @@ def end_to_end(articles: Path, threads: int) -> tuple[float, float, int]:
 
 
 def windows_for(model, texts: list[str]):
+    """The model inputs exactly as the runtime builds them (model.BATCH windows per call)."""
     from propscan import encoding
+    from propscan.model import BATCH
 
     batches, n_tokens = [], 0
     for text in texts:
         enc = encoding.encode(model.tokenizer, text)
         n_tokens += len(enc)
         wins = encoding.make_windows(len(enc))
-        for k in range(0, len(wins), 16):
-            batches.append(encoding.batch_windows(enc.ids, wins[k : k + 16], model.cls_id, model.sep_id))
+        for k in range(0, len(wins), BATCH):
+            batches.append(encoding.batch_windows(enc.ids, wins[k : k + BATCH], model.cls_id, model.sep_id))
     return batches, n_tokens
 
 
