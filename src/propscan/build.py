@@ -156,9 +156,10 @@ def build_model_folder(
     quantize: bool = True,
     log=print,
 ) -> dict:
-    with tempfile.TemporaryDirectory(prefix="propscan-train-") as tmp:
-        ckpt = train(articles, labels, Path(tmp) / "checkpoint", cfg, log=log)
-        meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log)
+    # the PyTorch checkpoint stays beside the runtime files (benchmarks/speed.py --checkpoint compares it);
+    # copy_model ships only the runtime files
+    ckpt = train(articles, labels, out / "checkpoint", cfg, log=log)
+    meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log)
     log(json.dumps({k: meta[k] for k in ("version", "decoding", "heldout_flc_f1")}, indent=1))
     return meta
 
