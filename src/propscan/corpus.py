@@ -1348,17 +1348,8 @@ def export_command(
     cli = _cli()
     if output.is_dir():
         cli.fail(f"{output}: is a folder; give a file name (-o spans.{format})")
-    try:
-        conn = connect(db, create=False)
-        key, note = (None, None) if all_sets else choose_set(conn, model_version, threshold)
-        if note:
-            cli.say("note:", note, "yellow")
-        n = export(conn, format, output, key)
-        conn.close()
-    except PropscanError as e:
-        cli.fail(str(e))
-    except OSError as e:
-        cli.fail(_os_problem(e))
+    n = _on_analysis_set(cli, db, model_version, threshold, lambda conn, key: export(conn, format, output, key),
+                         all_sets=all_sets)
     cli.err.print(f"wrote {n} spans to {output}", highlight=False)
 
 
@@ -1377,20 +1368,31 @@ def report_command(
     cli = _cli()
     if output.exists() and not output.is_dir():
         cli.fail(f"{output}: is a file; give a folder for the site")
+    index = _on_analysis_set(
+        cli, db, model_version, threshold,
+        lambda conn, key: write_corpus_site(conn, output, key, examples=examples, articles=not no_articles),
+        need_analyses=True,
+    )
+    cli.err.print(f"wrote {index}", highlight=False)
+
+
+def _on_analysis_set(cli, db, model_version, threshold, action, all_sets: bool = False, need_analyses: bool = False):
+    """Open the database, pick the analysis set (model version + threshold), run ``action(conn, key)``;
+    problems become one-line CLI errors."""
     try:
         conn = connect(db, create=False)
-        key, note = choose_set(conn, model_version, threshold)
-        if key is None:
+        key, note = (None, None) if all_sets else choose_set(conn, model_version, threshold)
+        if need_analyses and key is None:
             cli.fail(f"{db}: no analyses yet (run propscan corpus run first)", 1)
         if note:
             cli.say("note:", note, "yellow")
-        index = write_corpus_site(conn, output, key, examples=examples, articles=not no_articles)
+        result = action(conn, key)
         conn.close()
+        return result
     except PropscanError as e:
         cli.fail(str(e))
     except OSError as e:
         cli.fail(_os_problem(e))
-    cli.err.print(f"wrote {index}", highlight=False)
 
 
 @corpus_app.command("import")
