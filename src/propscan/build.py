@@ -40,10 +40,9 @@ def finish_model_folder(
     _, val_ids = split_ids(list(articles), cfg.val_every)
     val_articles = {a: articles[a] for a in val_ids}
     val_labels = [lab for lab in labels if lab.article_id in val_articles]
-    # thresholds are placeholders until tuning below replaces them
+    # a provisional model.json so Model loads; tune() searches thresholds itself and the final one follows
     write_model_json(out, name=MODEL_NAME, version=version, thresholds={"any": 0.5}, decoding={})
     model = Model(out)
-    model.thresholds = {t: 0.5 for t in _techniques()} | {"any": 0.5}
     log(f"tuning decoding on {len(val_ids)} held-out train articles")
     tuned = tune(model, val_articles, val_labels, log=log)
     meta = {
@@ -139,12 +138,6 @@ def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
         model.thresholds, model.decoding = tuned["thresholds"], tuned["decoding"]
         report = evaluate(model, dev[0], dev[1])
     return {"si_f1": round(report.si.f1, 4), "flc_f1": round(report.flc.f1, 4), "tc_f1": round(report.tc.f1, 4)}
-
-
-def _techniques():
-    from .techniques import TECHNIQUE_IDS
-
-    return TECHNIQUE_IDS
 
 
 def build_model_folder(

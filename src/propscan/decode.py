@@ -24,8 +24,9 @@ TRIM = " \n\t.,:;"
 # Runs of the same technique separated by at most this many tokens are joined. This is the default;
 # each model records the gap tuned on its held-out articles in model.json ("decoding.max_gap", tune.py).
 MAX_GAP = 1
-# A second technique is reported for a span when the span head gives it at least this probability
-# (benchmarks/quality.py, tuned on the held-out part of PTC train).
+# A second technique is reported for a span found by the "any" channel when the span head gives it at
+# least this probability. A fixed guess, not tuned: the shipped model decodes in "technique" mode,
+# where it is unused; tune.py's any+classify and union scores on held-out data include its effect.
 SECOND_LABEL = 0.35
 # a sentence ends at . ! ? or … (optionally followed by a closing quote or bracket) before whitespace
 SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|\n+")

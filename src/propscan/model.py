@@ -22,8 +22,8 @@ from .techniques import TECHNIQUE_IDS
 MODEL_DIR = Path(__file__).parent / "models" / "propscan-minilm"
 # Windows per onnxruntime call. The int8 model quantises activations dynamically with one scale per
 # tensor, so windows batched together would change each other's results; one window per call keeps
-# every window's output independent of its neighbours, at the same speed on 2 cores (benchmarks/speed.py:
-# 30 PTC test articles, batch 16 vs 4 vs 1 within 5%).
+# every window's output independent of its neighbours, at the same speed on 2 cores (end to end on the
+# 90 PTC test articles, as benchmarks/speed.py runs it: batch 16 7.9 s, batch 1 7.5-7.8 s).
 BATCH = 1
 
 
