@@ -448,6 +448,24 @@ def test_export_csv_jsonl_parquet(small_db, tmp_path):
     assert res.rc == 2 and "choose one of parquet, csv, jsonl" in res.stderr
 
 
+def test_export_csv_guards_formula_cells(model, tmp_path):
+    import csv
+
+    feed = tmp_path / "feed.jsonl"
+    text = "The corrupt, disgraceful mayor betrayed every honest family in this city. Shameful!"
+    feed.write_text(json.dumps({"id": "=HYPERLINK(\"http://x\")", "text": text}) + "\n", encoding="utf-8")
+    db = tmp_path / "f.sqlite"
+    assert corpus.run(db, [str(feed)], model=model).failed == 0
+    out = tmp_path / "spans.csv"
+    res = run_cli("corpus", "export", "--db", db, "--format", "csv", "-o", out)
+    assert res.rc == 0, res.stderr
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows, "the model finds no span in an obviously loaded sentence"
+    assert {r["doc_id"] for r in rows} == {"'=HYPERLINK(\"http://x\")"}
+    assert all(text[int(r["start"]) : int(r["end"])] == r["text"] for r in rows)  # ordinary cells unchanged
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the static site
 

@@ -156,3 +156,24 @@ def test_terminal_render_treats_document_ids_as_text():
     buf = io.StringIO()
     terminal.render(a, Console(file=buf, width=100, force_terminal=True))
     assert "notes[/]x[bold]y" in buf.getvalue()
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_keeps_a_spreadsheet_from_running_a_cell(start):
+    text = f"{start}HYPERLINK(\"http://x\") is what the mayor called it."
+    span_text = text[: text.index(" is")]
+    a = Analysis(
+        Document(f"{start}cmd", text, {}),
+        [Span(0, len(span_text), "Loaded_Language", 0.5)],
+        [SentenceScore(0, len(text), 0.5)],
+        1.0,
+        ModelInfo("propscan-minilm", "0.1.0"),
+    )
+    row = next(csv.DictReader(io.StringIO(formats.to_csv([a]))))
+    assert row["text"] == "'" + span_text and row["doc_id"] == f"'{start}cmd"
+    assert row["start"] == "0" and row["score"] == "0.5000"  # numbers untouched
+
+
+def test_csv_leaves_ordinary_cells_alone():
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv(fixed_analyses()))))
+    assert not any(v.startswith("'") for r in rows for v in r.values())

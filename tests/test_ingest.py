@@ -54,6 +54,23 @@ def test_ptc_style_name_gives_article_id(tmp_path):
     assert read_document(p).id == "730081389"
 
 
+def test_same_name_in_two_subfolders_gets_two_ids(tmp_path):
+    for sub, body in (("a", "First text."), ("b/c", "Second text."), ("", "Third text.")):
+        (tmp_path / sub).mkdir(parents=True, exist_ok=True)
+        (tmp_path / sub / "article42.txt").write_text(body, encoding="utf-8")
+    (tmp_path / "a" / "42.txt").write_text("Fourth text.", encoding="utf-8")  # PTC naming: also id 42
+    (tmp_path / "article7.txt").write_text("Unique name.", encoding="utf-8")
+    docs, errors = docs_and_errors(iter_documents([tmp_path]))
+    assert not errors
+    by_id = {d.id: d.text for d in docs}
+    assert len(by_id) == len(docs) == 5
+    assert by_id["7"] == "Unique name."  # a name seen once keeps the PTC id
+    assert by_id["42"] == "Third text."
+    assert by_id["b/c/42"] == "Second text."
+    assert by_id["a/article42.txt"] == "First text."
+    assert by_id["a/42.txt"] == "Fourth text."
+
+
 def test_utf8_bom_dropped(tmp_path):
     p = tmp_path / "bom.txt"
     p.write_bytes(codecs.BOM_UTF8 + "Hello “world”.\nLine two.\n".encode("utf-8"))

@@ -39,6 +39,7 @@ import typer
 
 from .document import Analysis, Document, ModelInfo, SentenceScore, Span
 from .errors import InputError, PropscanError
+from .formats import csv_cell
 from .techniques import BY_ID, TECHNIQUE_IDS, UnknownTechnique, normalise
 
 DEFAULT_BATCH = 32  # documents per commit
@@ -1022,10 +1023,10 @@ def export(conn: sqlite3.Connection, fmt: str, output: Path, key: SetKey | None,
         return n
     with atomic_writer(output) as fh:
         if fmt == "csv":
-            w = csv.writer(fh, lineterminator="\n")
+            w = csv.writer(fh, lineterminator="\r\n")  # RFC 4180, see formats.to_csv
             w.writerow(EXPORT_COLUMNS)
             for r in rows:
-                w.writerow(["" if r[c] is None else r[c] for c in EXPORT_COLUMNS])
+                w.writerow(["" if r[c] is None else csv_cell(r[c]) for c in EXPORT_COLUMNS])
                 n += 1
         else:
             for r in rows:

@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader
+from jinja2 import Environment
 from markupsafe import Markup, escape
 
 from .corpus import (
@@ -45,17 +45,9 @@ _T_INDEX = {t: i for i, t in enumerate(TECHNIQUE_IDS)}
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    env = Environment(
-        loader=PackageLoader("propscan", "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["pct"] = lambda x: f"{100 * x:.1f}%"
-    env.filters["f2"] = lambda x: f"{x:.2f}"
-    env.filters["num"] = lambda x: f"{x:,}"
-    return env
+    from .report import make_env
+
+    return make_env(pct=lambda x: f"{100 * x:.1f}%", num=lambda x: f"{x:,}")
 
 
 def _render(name: str, **ctx: Any) -> str:

@@ -33,14 +33,27 @@ def to_semeval(analyses: Iterable[Analysis]) -> str:
     return "".join(format_flc(rows))
 
 
+# A spreadsheet runs a cell that begins with one of these as a formula (OWASP "CSV injection"); such a
+# text cell gets a leading apostrophe, which spreadsheets hide and other CSV readers keep visible.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that a spreadsheet shows as text: numbers pass, risky strings get a leading ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def to_csv(analyses: Iterable[Analysis], header: bool = True) -> str:
+    # RFC 4180 line ends: with "\n" Python 3.11's writer would leave a field holding a bare "\r" unquoted
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = csv.writer(buf, lineterminator="\r\n")
     if header:
         w.writerow(["doc_id", "technique", "start", "end", "score", "text"])
     for a in analyses:
         for s in a.spans:
-            w.writerow([a.document.id, s.technique, s.start, s.end, f"{s.score:.4f}", s.text_in(a.document)])
+            w.writerow([csv_cell(a.document.id), s.technique, s.start, s.end, f"{s.score:.4f}", csv_cell(s.text_in(a.document))])
     return buf.getvalue()
 
 

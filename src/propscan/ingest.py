@@ -24,6 +24,9 @@ Formats (``input_format``): ``auto`` picks by extension (.txt .text .md -> text,
 - ``-``: standard input (``auto`` sniffs HTML vs text; ``jsonl`` and ``csv`` stream).
 
 Document ids: the file stem (``article<ID>.txt`` -> ``<ID>``, as in PTC), ``stdin`` for standard input.
+In a folder where two files would get the same id (``a/article1.txt`` and ``b/article1.html``), each of
+those files' ids is prefixed with its folder path relative to the one given (``a/1``, ``b/1``); two such
+files in one folder are told apart by their relative paths (``a/article1.txt``, ``a/1.txt``).
 Metadata always has ``path`` and ``format``; records add ``line``; text adds ``encoding``; HTML adds what
 trafilatura found of ``title``, ``author``, ``date``, ``site``, ``url``. A record field whose name clashes
 with one of those source keys is kept as ``field:<name>``.
@@ -43,6 +46,7 @@ import os
 import re
 import stat
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,6 +216,7 @@ def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError
             exts = ", ".join(sorted(wanted))
             yield InputError(folder, f"no files with a readable extension ({exts}) in this folder")
         return
+    ids = _folder_ids(folder, files)
     for f in sorted(files, key=lambda p: p.relative_to(folder).parts):
         try:
             st = f.stat()
@@ -219,7 +224,19 @@ def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError
             yield InputError(f, e.strerror or str(e))
             continue
         if stat.S_ISREG(st.st_mode):
-            yield from _guard(_read_file(f, st, _format_for(f, opts), opts), str(f))
+            yield from _guard(_read_file(f, st, _format_for(f, opts), opts, ids[f]), str(f))
+
+
+def _folder_ids(folder: Path, files: list[Path]) -> dict[Path, str]:
+    """Ids from file names; where names collide, the relative folder keeps the documents apart."""
+    ids = {f: article_id_for(f) for f in files}
+    for widen in (
+        lambda f: "/".join([*f.parent.relative_to(folder).parts, ids[f]]),  # a/article1.txt -> a/1
+        lambda f: f.relative_to(folder).as_posix(),  # article1.txt and 1.txt side by side
+    ):
+        seen = Counter(ids.values())
+        ids = {f: i if seen[i] == 1 else widen(f) for f, i in ids.items()}
+    return ids
 
 
 def _format_for(path: Path, opts: _Options) -> str:
@@ -274,9 +291,11 @@ def _read_upto(fh: BinaryIO, n: int, chunk: int = 1 << 16) -> bytes:
     return b"".join(parts)
 
 
-def _read_file(path: Path, st: os.stat_result, fmt: str, opts: _Options) -> Iterator[Document | InputError]:
+def _read_file(
+    path: Path, st: os.stat_result, fmt: str, opts: _Options, stem: str | None = None
+) -> Iterator[Document | InputError]:
     source = str(path)
-    stem = article_id_for(path)
+    stem = stem or article_id_for(path)
     if fmt in ("jsonl", "csv"):
         with open(path, "rb") as fh:
             yield from _iter_records(fh, fmt, source, stem, opts)

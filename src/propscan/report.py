@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
@@ -49,8 +49,8 @@ TIP_ID = "ps-tip"
 _T_INDEX = {t: i for i, t in enumerate(TECHNIQUE_IDS)}
 
 
-@lru_cache(maxsize=1)
-def _env() -> Environment:
+def make_env(**filters: Callable[[Any], str]) -> Environment:
+    """A Jinja environment over the package's templates, with ``f2`` and the given filters."""
     env = Environment(
         loader=PackageLoader("propscan", "templates"),
         autoescape=True,  # every {{ }} is HTML-escaped unless it is Markup we built ourselves
@@ -58,20 +58,26 @@ def _env() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["pct"] = lambda x: f"{100 * x:.0f}%"
     env.filters["f2"] = lambda x: f"{x:.2f}"
+    env.filters.update(filters)
     return env
 
 
+@lru_cache(maxsize=1)
+def template_env() -> Environment:
+    """The environment of reports and the web page."""
+    return make_env(pct=lambda x: f"{100 * x:.0f}%")
+
+
 def _inline_asset(name: str, **ctx: Any) -> str:
-    text = _env().get_template(name).render(**ctx)
+    text = template_env().get_template(name).render(**ctx)
     closing = "</script" if name.endswith(".js") else "</style"
     assert closing not in text.lower(), f"{name} must not contain {closing}"
     return text
 
 
 @lru_cache(maxsize=1)
-def _assets() -> dict[str, Any]:
+def page_assets() -> dict[str, Any]:
     techniques = [
         {"i": i, "id": t.id, "name": t.name, "colour": t.colour, "style": UNDERLINE_STYLES[i % len(UNDERLINE_STYLES)]}
         for i, t in enumerate(TECHNIQUES)
@@ -86,14 +92,14 @@ def _assets() -> dict[str, Any]:
         "techniques": techniques,
         "css": Markup(css),
         "report_js": Markup(report_js),
-        "report_js_hash": _csp_hash(report_js),
+        "report_js_hash": csp_hash(report_js),
         "index_js": Markup(index_js),
-        "index_js_hash": _csp_hash(index_js),
+        "index_js_hash": csp_hash(index_js),
         "tech_json": tech_json,
     }
 
 
-def _csp_hash(script: str) -> Markup:
+def csp_hash(script: str) -> Markup:
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     return Markup(f"'sha256-{digest}'")  # base64 only: safe in an attribute
 
@@ -124,7 +130,7 @@ class _Bin:
     hit: bool  # a detected span overlaps one of its sentences
 
 
-def _validate(a: Analysis) -> None:
+def validate_analysis(a: Analysis) -> None:
     n = len(a.document.text)
     for i, s in enumerate(a.spans):
         if s.technique not in BY_ID:
@@ -269,7 +275,7 @@ def _metadata_items(meta: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
-    _validate(a)
+    validate_analysis(a)
     doc = a.document
     title = doc.metadata.get("title") or doc.id
     bins = _bins(a)
@@ -310,14 +316,14 @@ def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
 
 
 def _page(analyses: list[Analysis], back_href: str | None = None) -> str:
-    assets = _assets()
+    assets = page_assets()
     multi = len(analyses) > 1
     reports = [_context(a, f"r{k}", 2 if multi else 1) for k, a in enumerate(analyses)]
     if len(analyses) == 1:
         page_title = f"propscan report: {reports[0]['title']}"
     else:
         page_title = f"propscan report: {len(analyses)} documents"
-    return _env().get_template("report.html").render(
+    return template_env().get_template("report.html").render(
         page_title=page_title,
         multi=multi,
         reports=reports,
@@ -366,7 +372,7 @@ def write_site(analyses: Iterable[Analysis], out_dir: Path) -> Path:
     taken: set[str] = set()
     rows = []
     for a in analyses:
-        _validate(a)
+        validate_analysis(a)
         name = safe_file_name(a.document.id, taken) + ".html"
         atomic_write_text(out_dir / name, _page([a], back_href="index.html"))
         counts = a.counts
@@ -383,8 +389,8 @@ def write_site(analyses: Iterable[Analysis], out_dir: Path) -> Path:
                 "top_n": top[1] if top else 0,
             }
         )
-    assets = _assets()
-    index = _env().get_template("index.html").render(rows=rows, **assets)
+    assets = page_assets()
+    index = template_env().get_template("index.html").render(rows=rows, **assets)
     path = out_dir / "index.html"
     atomic_write_text(path, index)
     return path

@@ -579,11 +579,11 @@ def _analyse_upload(state: _State, name: str, data: bytes, doc_id: str | None, o
 
 def _render(body: dict[str, Any], fmt: str, cancel: threading.Event) -> str:
     from . import formats
-    from .report import _validate, render_html
+    from .report import validate_analysis, render_html
 
     try:
         a = Analysis.from_dict(body)
-        _validate(a)
+        validate_analysis(a)
     except (InputError, ValueError) as e:
         raise Problem(422, str(e), title="Invalid analysis", kind="invalid-analysis") from None
     return render_html([a]) if fmt == "html" else formats.to_csv([a])
@@ -983,10 +983,10 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         text = await gate.run(_render, body.model_dump(by_alias=True), format)
         if format == "csv":
             return Response(text, media_type="text/csv; charset=utf-8")
-        from .report import _assets
+        from .report import page_assets
 
         csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
-               f"script-src {_assets()['report_js_hash']}")
+               f"script-src {page_assets()['report_js_hash']}")
         return Response(text, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": csp})
 
     app.openapi = lambda: _openapi(app, settings)  # type: ignore[method-assign]
@@ -1075,10 +1075,10 @@ def _render_page(state: _State) -> tuple[bytes, str]:
     """The web page (GET /): the report's CSS and look; its script and the report's script allowed by hash."""
     from markupsafe import Markup
 
-    from .report import _assets, _csp_hash, _env, script_json
+    from .report import page_assets, csp_hash, template_env, script_json
 
-    assets = _assets()
-    env = _env()
+    assets = page_assets()
+    env = template_env()
     js = env.get_template("web_script.html").render()
     css = env.get_template("web_style.html").render()
     assert "</script" not in js.lower() and "</style" not in css.lower()
@@ -1102,7 +1102,7 @@ def _render_page(state: _State) -> tuple[bytes, str]:
     # srcdoc frames inherit this policy: the report shown in the frame needs its own script hash too
     csp = (
         "default-src 'none'; "
-        f"script-src {_csp_hash(js)} {assets['report_js_hash']}; "
+        f"script-src {csp_hash(js)} {assets['report_js_hash']}; "
         "style-src 'unsafe-inline'; img-src data:; connect-src 'self'; "
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
