@@ -396,3 +396,43 @@ def test_console_script() -> None:
     proc = subprocess.run([str(script), "techniques", "--json"], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0
     assert len(json.loads(proc.stdout)) == 14
+
+
+# ---------------------------------------------------------------------------------------------------------
+# train: what it refuses before any work (the training itself needs the train extra and hours of CPU)
+
+
+def _train_args(tmp_path: Path, *more: str) -> list[str]:
+    arts = tmp_path / "arts"
+    arts.mkdir(exist_ok=True)
+    (arts / "article1.txt").write_text("Title\n\nThe corrupt mayor lied again.\n", encoding="utf-8")
+    (tmp_path / "labels").write_text("1\tLoaded_Language\t11\t18\n", encoding="utf-8")
+    return ["train", "--articles", str(arts), "--labels", str(tmp_path / "labels"), "--out", str(tmp_path / "out"), *more]
+
+
+@pytest.mark.parametrize(
+    "recipe, message",
+    [
+        ("{not json", "not a readable JSON recipe"),
+        ('["a", "list"]', "not a train config (unknown settings: not an object)"),
+        ('{"epochs": 2, "learning_rate": 1}', "unknown settings: ['learning_rate']"),
+        ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, order_seed, not ['seed']"),
+        ('{"train_config": {"extra": ["no/such/file.json"]}}', "no/such/file.json: no such extra training file"),
+    ],
+)
+def test_train_refuses_a_bad_recipe(tmp_path, recipe, message):
+    (tmp_path / "recipe.json").write_text(recipe, encoding="utf-8")
+    res = run_cli(*_train_args(tmp_path, "--recipe", str(tmp_path / "recipe.json")))
+    assert res.rc == 2 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_train_without_the_train_extra_says_so(tmp_path):
+    fake = tmp_path / "site"
+    (fake / "torch").mkdir(parents=True)
+    (fake / "torch" / "__init__.py").write_text("raise ImportError('No module named torch (test stand-in)')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "propscan", *_train_args(tmp_path)], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert "training needs the train extra" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()

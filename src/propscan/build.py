@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .export import export_onnx, write_model_json
 from .ptc import Label
-from .train import TrainConfig, split_ids, train
+from .train import TrainConfig, split_ids, train_soup
 
 MODEL_NAME = "propscan-minilm"
 
@@ -54,7 +54,7 @@ def finish_model_folder(
         "decoding": tuned["decoding"],
         "heldout_flc_f1": tuned["heldout_flc_f1"],
         "train_config": asdict(cfg),
-        "trained_on": f"PTC v2 train minus held-out ({len(articles) - len(val_ids)} articles)",
+        "trained_on": _training_data(cfg, len(articles) - len(val_ids)),
     }
     if dev is not None:
         model.thresholds, model.decoding = tuned["thresholds"], tuned["decoding"]
@@ -68,6 +68,16 @@ def finish_model_folder(
     write_model_json(out, **meta)
     write_model_card(out, meta)
     return meta
+
+
+def _training_data(cfg: TrainConfig, n_train: int) -> str:
+    text = f"PTC v2 train minus held-out ({n_train} articles)"
+    extra = sorted({Path(x).name for x in [*cfg.extra, *(y for m in cfg.members for y in m.get("extra", []))]})
+    if extra:
+        text += f", plus span-labelled extra texts ({', '.join(extra)})"
+    if cfg.members:
+        text += f"; a weight average of {len(cfg.members)} runs (settings below)"
+    return text
 
 
 def write_model_card(out: Path, meta: dict) -> str:
@@ -112,7 +122,9 @@ def write_model_card(out: Path, meta: dict) -> str:
         "```",
         "make install-train",
         f".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
-        f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out model-out --epochs {cfg.get('epochs', 6)} \\",
+        f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out model-out \\",
+        (f"    --recipe src/propscan/models/{meta['name']}/model.json \\" if cfg.get("members") or cfg.get("extra")
+         else f"    --epochs {cfg.get('epochs', 6)} \\"),
         "    --dev-articles ../shared/data/ptc/dev/dev-articles --dev-labels ../shared/data/ptc/dev/dev-task-flc-tc.labels",
         "```",
         "",
@@ -151,7 +163,7 @@ def build_model_folder(
 ) -> dict:
     # the PyTorch checkpoint stays beside the runtime files (benchmarks/speed.py --checkpoint compares it);
     # copy_model ships only the runtime files
-    ckpt = train(articles, labels, out / "checkpoint", cfg, log=log)
+    ckpt = train_soup(articles, labels, out / "checkpoint", cfg, log=log)
     meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log)
     log(json.dumps({k: meta[k] for k in ("version", "decoding", "heldout_flc_f1")}, indent=1))
     return meta

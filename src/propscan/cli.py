@@ -239,20 +239,31 @@ def train(
     articles: Path = typer.Option(..., help="PTC train articles folder."),
     labels: Path = typer.Option(..., help="PTC train FLC/TC labels (file or folder)."),
     out: Path = typer.Option(..., help="Where to write the model folder."),
-    epochs: int = typer.Option(6, help="Training epochs."),
-    encoder: str = typer.Option("all-MiniLM-L6-v2", help="Base encoder: a bundled name or a folder."),
+    recipe: Optional[Path] = typer.Option(
+        None, help="Training settings as JSON: a train config, or a model.json (its train_config is used)."
+    ),
+    extra: Optional[list[Path]] = typer.Option(
+        None, metavar="<path>", help="Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON); repeatable."
+    ),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (default 6, or the recipe's)."),
+    encoder: Optional[str] = typer.Option(None, help="Base encoder: a bundled name or a folder (default all-MiniLM-L6-v2, or the recipe's)."),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
     dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
 ) -> None:
     """Train, export to ONNX, tune thresholds on held-out data: reproduces the shipped model."""
-    try:
-        from .build import build_model_folder
-    except ImportError as e:
-        fail(f"training needs the train extra (pip install -e '.[train]'): {e}")
     from .ptc import read_articles, read_labels
-    from .train import TrainConfig
 
+    cfg = _train_config(recipe)
+    if epochs is not None:
+        cfg.epochs = epochs
+    if encoder is not None:
+        cfg.encoder = encoder
+    if extra:
+        cfg.extra = [str(x) for x in extra]
+    for path in [*cfg.extra, *(x for m in cfg.members for x in m.get("extra", []))]:
+        if not Path(path).is_file():
+            fail(f"{path}: no such extra training file")
     try:
         arts = read_articles(articles)
         labs = read_labels(labels, arts)
@@ -262,8 +273,38 @@ def train(
             dev = (dev_arts, read_labels(dev_labels, dev_arts))
     except PropscanError as e:
         fail(str(e))
-    cfg = TrainConfig(epochs=epochs, encoder=encoder)
+    try:  # training imports these later on; checked here so that a runtime-only install fails before any work
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
+        from .build import build_model_folder
+    except ImportError as e:
+        fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False))
+
+
+def _train_config(recipe: Optional[Path]):
+    """TrainConfig from a recipe file (a config, or a model.json holding one), defaults without one."""
+    import json
+    from dataclasses import fields
+
+    from .train import TrainConfig
+
+    if recipe is None:
+        return TrainConfig()
+    try:
+        data = json.loads(recipe.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        fail(f"{recipe}: not a readable JSON recipe ({e})")
+    data = data.get("train_config", data) if isinstance(data, dict) else data
+    known = {f.name for f in fields(TrainConfig)}
+    if not isinstance(data, dict) or not set(data) <= known:
+        unknown = sorted(set(data) - known) if isinstance(data, dict) else "not an object"
+        fail(f"{recipe}: not a train config (unknown settings: {unknown})")
+    try:
+        return TrainConfig(**data)
+    except ValueError as e:
+        fail(f"{recipe}: {e}")
 
 
 @app.command()

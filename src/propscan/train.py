@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,11 +53,24 @@ class TrainConfig:
     span_loss_weight: float = 1.0
     val_every: int = 8  # every 8th train article (sorted by id) is held out for tuning thresholds
     seed: int = 13
+    order_seed: int | None = None  # seed of the data order alone (None: ``seed``); same init, other order
     window: int = encoding.WINDOW
     stride: int = encoding.STRIDE
     threads: int = 2
     extra: list[str] = field(default_factory=list)
     init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
+    # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
+    # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
+    members: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for over in self.members:
+            if not isinstance(over, dict) or not set(over) <= SOUP_KEYS:
+                bad = sorted(set(over) - SOUP_KEYS) if isinstance(over, dict) else over
+                raise ValueError(f"a soup member may change only {', '.join(sorted(SOUP_KEYS))}, not {bad}")
+
+
+SOUP_KEYS = {"extra", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
 
 def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
@@ -171,7 +185,7 @@ def train(
     from torch import nn
 
     torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
+    random.seed(cfg.seed if cfg.order_seed is None else cfg.order_seed)
     torch.set_num_threads(cfg.threads)
     out.mkdir(parents=True, exist_ok=True)
     enc_dir = base_encoder_dir(cfg.encoder)
@@ -233,6 +247,33 @@ def train(
                     f"(tagging {total_tok / done:.4f}) {time.time() - t0:.0f}s")
         save_checkpoint(model, tok, cfg, out, train_ids, val_ids)
         log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, mean loss {total / max(1, steps / cfg.epochs):.4f}")
+    return out
+
+
+def train_soup(
+    articles: dict[str, str], labels: list[Label], out: Path, cfg: TrainConfig, log=print
+) -> Path:
+    """``train`` once per soup member, then average the members' weights into ``out`` (no members: ``train``)."""
+    if not cfg.members:
+        return train(articles, labels, out, cfg, log)
+    import torch
+
+    runs = []
+    for k, over in enumerate(cfg.members, 1):
+        log(f"soup member {k}/{len(cfg.members)}: {json.dumps(over)}")
+        runs.append(train(articles, labels, out / f"member-{k}", replace(cfg, members=[], **over), log))
+    states = [torch.load(r / "weights.pt", map_location="cpu") for r in runs]
+    soup = {
+        key: torch.stack([st[key].float() for st in states]).mean(0).to(value.dtype) if value.is_floating_point() else value
+        for key, value in states[0].items()
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(soup, out / "weights.pt")
+    split = json.loads((runs[0] / "split.json").read_text())
+    for name in ("tokenizer.json", "split.json"):
+        shutil.copy(runs[0] / name, out / name)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    log(f"averaged {len(runs)} members into {out} ({len(split['train'])} train articles)")
     return out
 
 
