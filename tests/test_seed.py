@@ -29,12 +29,6 @@ def seed_analysis(seed_text, model):
     return analyze(Document("seed", seed_text), model=model)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap of propscan-minilm 2026-11-24: 'gambler' gets name-calling probability 0.17 against "
-    "a tuned threshold of 0.20 in this article (0.41-0.55 in a short sentence), so the span is missed; "
-    "strict, so a model that finds it turns this into a failure to be updated",
-)
 def test_finds_name_calling_on_gambler_trump(seed_text, seed_analysis) -> None:
     at = seed_text.index("gambler Trump")
     hits = [s for s in seed_analysis.spans if s.start <= at + len("gambler") and s.end > at]
