@@ -55,3 +55,21 @@ def launch() -> Iterator["object"]:
             yield browser
         finally:
             browser.close()
+
+
+class Recording:
+    """What a page did that a test must see: dialogs (each dismissed), script and console errors, requests."""
+
+    def record(self, page, requests_from=None) -> None:
+        """Start recording ``page``; requests are read from ``requests_from`` (e.g. its context) if given."""
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        (requests_from or page).on("request", lambda r: self.requests.append(r.url))
+
+    def _dialog(self, dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()

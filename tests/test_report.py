@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from browser_util import OUTPUT, launch
+from browser_util import OUTPUT, Recording, launch
 from propscan.chart import technique_bar_chart
 from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
 from propscan.errors import InputError
@@ -347,25 +347,15 @@ def browser():
         yield b
 
 
-class Page:
+class Page(Recording):
     """A page on a rendered report, recording dialogs, script errors and requests."""
 
     def __init__(self, browser, path: Path):
         self.url = path.resolve().as_uri()
         self.page = browser.new_page(viewport={"width": 1200, "height": 900})
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on("dialog", self._dialog)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("request", lambda r: self.requests.append(r.url))
+        self.record(self.page)
         self.allowed = {self.url}
         self.page.goto(self.url)
-
-    def _dialog(self, dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
 
     def js(self, expr: str, arg=None):
         return self.page.evaluate(expr, arg)

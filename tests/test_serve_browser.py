@@ -25,7 +25,7 @@ try:
 except ImportError:  # require_browser() skips (or fails under CI) with the reason
     expect = None
 
-from browser_util import OUTPUT, launch, require_browser
+from browser_util import OUTPUT, Recording, launch, require_browser
 from propscan.serve import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,26 +72,16 @@ def seed_text() -> str:
     return SEED.read_text(encoding="utf-8")
 
 
-class WebPage:
+class WebPage(Recording):
     """One browser context on the server's page, recording dialogs, script/CSP errors and requests."""
 
     def __init__(self, browser, base: str):
         self.base = base
         self.context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         self.page = self.context.new_page()
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on("dialog", self._dialog)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.context.on("request", lambda r: self.requests.append(r.url))
+        self.record(self.page, requests_from=self.context)  # the context also sees the report frame's requests
         self.page.goto(base + "/")
         self.frame = self.page.frame_locator("#ps-view")
-
-    def _dialog(self, dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
 
     def analyse(self, text: str | None = None, html: bool = False) -> None:
         if text is not None:
