@@ -72,7 +72,7 @@ def finish_model_folder(
 
 def _training_data(cfg: TrainConfig, n_train: int) -> str:
     text = f"PTC v2 train minus held-out ({n_train} articles)"
-    extra = sorted({"/".join(Path(x).parts[-3:]) for x in [*cfg.extra, *(y for m in cfg.members for y in m.get("extra", []))]})
+    extra = sorted({"/".join(Path(x).parts[-3:]) for x in cfg.extra_files()})
     if extra:
         text += f", plus span-labelled extra texts ({', '.join(extra)})"
     if cfg.members:

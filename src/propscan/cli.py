@@ -261,7 +261,7 @@ def train(
         cfg.encoder = encoder
     if extra:
         cfg.extra = [str(x) for x in extra]
-    for path in [*cfg.extra, *(x for m in cfg.members for x in m.get("extra", []))]:
+    for path in cfg.extra_files():
         if not Path(path).is_file():
             fail(f"{path}: no such extra training file")
     try:

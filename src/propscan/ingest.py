@@ -24,7 +24,7 @@ Formats (``input_format``): ``auto`` picks by extension (.txt .text .md -> text,
 - ``-``: standard input (``auto`` sniffs HTML vs text; ``jsonl`` and ``csv`` stream).
 
 Document ids: the file stem (``article<ID>.txt`` -> ``<ID>``, as in PTC), ``stdin`` for standard input.
-In a folder where two files would get the same id (``a/article1.txt`` and ``b/article1.html``), each of
+In a folder where two files would get the same id (``a/article1.txt`` and ``b/article1.txt``), each of
 those files' ids is prefixed with its folder path relative to the one given (``a/1``, ``b/1``); two such
 files in one folder are told apart by their relative paths (``a/article1.txt``, ``a/1.txt``).
 Metadata always has ``path`` and ``format``; records add ``line``; text adds ``encoding``; HTML adds what

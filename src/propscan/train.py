@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -68,6 +67,10 @@ class TrainConfig:
             if not isinstance(over, dict) or not set(over) <= SOUP_KEYS:
                 bad = sorted(set(over) - SOUP_KEYS) if isinstance(over, dict) else over
                 raise ValueError(f"a soup member may change only {', '.join(sorted(SOUP_KEYS))}, not {bad}")
+
+    def extra_files(self) -> list[str]:
+        """Every extra training file, the members' included."""
+        return [*self.extra, *(x for over in self.members for x in over.get("extra", []))]
 
 
 SOUP_KEYS = {"extra", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
@@ -245,7 +248,7 @@ def train(
                 done = (i // cfg.batch_size) + 1
                 log(f"epoch {epoch + 1} step {step}/{steps} loss {total / done:.4f} "
                     f"(tagging {total_tok / done:.4f}) {time.time() - t0:.0f}s")
-        save_checkpoint(model, tok, cfg, out, train_ids, val_ids)
+        save_checkpoint(model.state_dict(), tok, cfg, out, train_ids, val_ids)
         log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, mean loss {total / max(1, steps / cfg.epochs):.4f}")
     return out
 
@@ -267,13 +270,10 @@ def train_soup(
         key: torch.stack([st[key].float() for st in states]).mean(0).to(value.dtype) if value.is_floating_point() else value
         for key, value in states[0].items()
     }
-    out.mkdir(parents=True, exist_ok=True)
-    torch.save(soup, out / "weights.pt")
-    split = json.loads((runs[0] / "split.json").read_text())
-    for name in ("tokenizer.json", "split.json"):
-        shutil.copy(runs[0] / name, out / name)
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    log(f"averaged {len(runs)} members into {out} ({len(split['train'])} train articles)")
+    split = json.loads((runs[0] / "split.json").read_text())  # every member has the same split; out exists
+    tok = encoding.load_tokenizer(runs[0] / "tokenizer.json")
+    save_checkpoint(soup, tok, cfg, out, split["train"], split["val"])
+    log(f"averaged {len(runs)} members into {out}")
     return out
 
 
@@ -293,10 +293,10 @@ def extra_examples(tok, path: Path, cfg: TrainConfig) -> list[Example]:
     return out
 
 
-def save_checkpoint(model, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
+def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
     import torch
 
-    torch.save(model.state_dict(), out / "weights.pt")
+    torch.save(state, out / "weights.pt")
     tok.save(str(out / "tokenizer.json"))
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
     (out / "split.json").write_text(json.dumps({"train": train_ids, "val": val_ids}))
