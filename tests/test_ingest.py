@@ -71,6 +71,21 @@ def test_same_name_in_two_subfolders_gets_two_ids(tmp_path):
     assert by_id["a/42.txt"] == "Fourth text."
 
 
+def test_same_id_from_two_path_arguments_gets_two_ids(tmp_path):
+    for sub, body in (("x", "First text."), ("y", "Second text.")):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "article42.txt").write_text(body, encoding="utf-8")
+    x, y = tmp_path / "x", tmp_path / "y"
+    docs, errors = docs_and_errors(iter_documents([x, y, y / "article42.txt", x / "article42.txt"]))
+    assert not errors
+    assert [(d.id, d.text) for d in docs] == [
+        ("42", "First text."),  # the first keeps its id
+        ((y / "article42.txt").as_posix(), "Second text."),  # the other file is known by its path
+        ((y / "article42.txt").as_posix(), "Second text."),  # the same file again: the same id
+        ("42", "First text."),
+    ]
+
+
 def test_utf8_bom_dropped(tmp_path):
     p = tmp_path / "bom.txt"
     p.write_bytes(codecs.BOM_UTF8 + "Hello “world”.\nLine two.\n".encode("utf-8"))

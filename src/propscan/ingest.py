@@ -127,8 +127,15 @@ def iter_documents(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]  # one path, not an iterable of characters
     opts = _Options(input_format, text_field, id_field, max_bytes)
+    earlier: dict[str, str] = {}  # id -> path, for the files that earlier path arguments read
     for p in paths:
-        yield from _iter_path(str(p), opts, stdin)
+        this: dict[str, str] = {}
+        for item in _iter_path(str(p), opts, stdin):
+            if isinstance(item, Document) and item.metadata.get("format") in ("text", "html"):
+                item.id = _distinct_id(item.id, item.metadata["path"], earlier)
+                this[item.id] = item.metadata["path"]
+            yield item
+        earlier.update(this)
 
 
 def read_document(
@@ -237,6 +244,19 @@ def _folder_ids(folder: Path, files: list[Path]) -> dict[Path, str]:
         seen = Counter(ids.values())
         ids = {f: i if seen[i] == 1 else widen(f) for f, i in ids.items()}
     return ids
+
+
+def _distinct_id(doc_id: str, path: str, earlier: dict[str, str]) -> str:
+    """A file whose id an earlier path argument's file (another file) already has is known by its path,
+    so ``analyze dirA dirB`` keeps ``dirA/article1.txt`` as ``1`` and makes the other ``dirB/article1.txt``.
+    Records (JSONL/CSV) keep the ids their id field gives."""
+    if earlier.get(doc_id, path) == path:
+        return doc_id
+    candidate, n = Path(path).as_posix(), 1
+    while earlier.get(candidate, path) != path:
+        n += 1
+        candidate = f"{Path(path).as_posix()}#{n}"
+    return candidate
 
 
 def _format_for(path: Path, opts: _Options) -> str:
