@@ -57,6 +57,10 @@ class TrainConfig:
     stride: int = encoding.STRIDE
     threads: int = 2
     extra: list[str] = field(default_factory=list)
+    # Extra texts' spans of techniques outside our inventory (Smears, Glittering generalities, Obfuscation)
+    # are left out of the tagging loss instead of counting as "no technique" (they are persuasion, only
+    # not one of our 14).
+    mask_unmapped: bool = False
     init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
     # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
@@ -73,7 +77,7 @@ class TrainConfig:
         return [*self.extra, *(x for over in self.members for x in over.get("extra", []))]
 
 
-SOUP_KEYS = {"extra", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
+SOUP_KEYS = {"extra", "mask_unmapped", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
 
 def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
@@ -87,6 +91,7 @@ class Example:
     ids: np.ndarray  # window tokens without specials
     labels: np.ndarray  # (n, N_OUT) float32
     spans: list[tuple[int, int, int, np.ndarray]]  # (a, b, technique index, extra features), window-relative
+    ignore: np.ndarray | None = None  # (n,) bool: tokens left out of the tagging loss
 
 
 def token_labels(enc: encoding.Encoded, labels: list[Label]) -> np.ndarray:
@@ -99,9 +104,16 @@ def token_labels(enc: encoding.Encoded, labels: list[Label]) -> np.ndarray:
     return y
 
 
-def article_examples(tok, text: str, labels: list[Label], cfg: TrainConfig) -> list[Example]:
+def article_examples(
+    tok, text: str, labels: list[Label], cfg: TrainConfig, ignore: list[tuple[int, int]] = ()
+) -> list[Example]:
+    """Windows of one text; tokens touching a character range in ``ignore`` get no tagging loss."""
     enc = encoding.encode(tok, text)
     y = token_labels(enc, labels)
+    skip = np.zeros(len(enc), dtype=bool)
+    for s, e in ignore:
+        skip |= (enc.offsets[:, 0] < e) & (enc.offsets[:, 1] > s)
+    skip &= y[:, ANY] == 0  # a token inside one of our techniques' spans keeps its labels
     wins = encoding.make_windows(len(enc), cfg.window, cfg.stride)
     lower = text.lower()
     per_window: list[list] = [[] for _ in wins]
@@ -122,7 +134,10 @@ def article_examples(tok, text: str, labels: list[Label], cfg: TrainConfig) -> l
             continue
         extra = features.extra_features(lower, lab.start, lab.end, b - a)
         per_window[w].append((ca, cb, TECHNIQUE_IDS.index(lab.technique), extra))
-    return [Example(enc.ids[a:b], y[a:b], per_window[k]) for k, (a, b) in enumerate(wins)]
+    return [
+        Example(enc.ids[a:b], y[a:b], per_window[k], skip[a:b] if skip.any() else None)
+        for k, (a, b) in enumerate(wins)
+    ]
 
 
 def build_model(cfg: TrainConfig):
@@ -177,6 +192,9 @@ def _collate(batch: list[Example], cls_id: int, sep_id: int):
     token_mask = mask.clone()
     token_mask[:, 0] = 0
     token_mask[torch.arange(len(batch)), torch.tensor([len(e.ids) + 1 for e in batch])] = 0
+    for r, e in enumerate(batch):
+        if e.ignore is not None:
+            token_mask[r, 1 : len(e.ids) + 1][torch.from_numpy(e.ignore)] = 0
     return ids, mask, token_mask, y, spans, torch.tensor(span_y, dtype=torch.long)
 
 
@@ -284,12 +302,14 @@ def extra_examples(tok, path: Path, cfg: TrainConfig) -> list[Example]:
     items = json.loads(path.read_text(encoding="utf-8"))
     out: list[Example] = []
     for k, item in enumerate(items):
-        labs = []
+        labs, unmapped = [], []
         for lab in item.get("labels", []):
             t = normalise(lab["technique"])
             if t is not None:
                 labs.append(Label(f"x{k}", int(lab["start"]), int(lab["end"]), t))
-        out += article_examples(tok, item["text"], labs, cfg)
+            elif cfg.mask_unmapped:
+                unmapped.append((int(lab["start"]), int(lab["end"])))
+        out += article_examples(tok, item["text"], labs, cfg, unmapped)
     return out
 
 
