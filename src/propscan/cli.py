@@ -245,6 +245,9 @@ def train(
     extra: Optional[list[Path]] = typer.Option(
         None, metavar="<path>", help="Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON); repeatable."
     ),
+    mask_unmapped: bool = typer.Option(
+        False, "--mask-unmapped", help="Leave extra texts' spans of techniques outside the 14 out of the tagging loss (default: they count as no technique)."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default 6, or the recipe's)."),
     encoder: Optional[str] = typer.Option(None, help="Base encoder: a bundled name or a folder (default all-MiniLM-L6-v2, or the recipe's)."),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
@@ -261,6 +264,8 @@ def train(
         cfg.encoder = encoder
     if extra:
         cfg.extra = [str(x) for x in extra]
+    if mask_unmapped:
+        cfg.mask_unmapped = True
     for path in cfg.extra_files():
         if not Path(path).is_file():
             fail(f"{path}: no such extra training file")
