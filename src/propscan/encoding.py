@@ -49,9 +49,14 @@ def encode(tok: Tokenizer, text: str) -> Encoded:
     return Encoded(ids, offsets, word_start)
 
 
+def overlapping(enc: Encoded, start: int, end: int) -> np.ndarray:
+    """Boolean mask of the tokens overlapping the character span [start, end)."""
+    return (enc.offsets[:, 0] < end) & (enc.offsets[:, 1] > start)
+
+
 def token_range(enc: Encoded, start: int, end: int) -> tuple[int, int]:
     """Token range [a, b) of the tokens overlapping the character span [start, end); (-1, -1) if none."""
-    inside = np.nonzero((enc.offsets[:, 0] < end) & (enc.offsets[:, 1] > start))[0]
+    inside = np.nonzero(overlapping(enc, start, end))[0]
     if len(inside) == 0:
         return -1, -1
     return int(inside[0]), int(inside[-1]) + 1

@@ -96,9 +96,8 @@ class Example:
 
 def token_labels(enc: encoding.Encoded, labels: list[Label]) -> np.ndarray:
     y = np.zeros((len(enc), N_OUT), dtype=np.float32)
-    starts, ends = enc.offsets[:, 0], enc.offsets[:, 1]
     for lab in labels:
-        inside = (starts < lab.end) & (ends > lab.start)
+        inside = encoding.overlapping(enc, lab.start, lab.end)
         y[inside, TECHNIQUE_IDS.index(lab.technique)] = 1.0
         y[inside, ANY] = 1.0
     return y
@@ -112,7 +111,7 @@ def article_examples(
     y = token_labels(enc, labels)
     skip = np.zeros(len(enc), dtype=bool)
     for s, e in ignore:
-        skip |= (enc.offsets[:, 0] < e) & (enc.offsets[:, 1] > s)
+        skip |= encoding.overlapping(enc, s, e)
     skip &= y[:, ANY] == 0  # a token inside one of our techniques' spans keeps its labels
     wins = encoding.make_windows(len(enc), cfg.window, cfg.stride)
     lower = text.lower()
