@@ -48,11 +48,13 @@ def finish_model_folder(
     meta = {
         "name": MODEL_NAME,
         "version": version,
+        "date": dt.date.today().isoformat(),
         "base_encoder": cfg.encoder,
         "quantized": "int8 dynamic, per-channel" if quantize else "fp32",
         "thresholds": tuned["thresholds"],
         "decoding": tuned["decoding"],
         "heldout_flc_f1": tuned["heldout_flc_f1"],
+        "heldout_tc_f1": tuned["heldout_tc_f1"],
         "train_config": asdict(cfg),
         "trained_on": _training_data(cfg, len(articles) - len(val_ids)),
     }
@@ -91,9 +93,10 @@ def write_model_card(out: Path, meta: dict) -> str:
         f"- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         f"a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
         f"- **Decoder**: `{meta['decoding'].get('mode')}`, max gap {meta['decoding'].get('max_gap')} tokens; "
-        f"windows of 256 word pieces, stride 192.",
+        f"windows of 256 word pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} "
+        f"to Repetition's log-odds for a span whose words already occurred earlier in the article (tuned on held-out TC).",
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
-        f"- **Date**: {meta['version']}",
+        f"- **Date**: {meta.get('date', meta['version'])}",
         "",
     ]
     if "dev" in meta:

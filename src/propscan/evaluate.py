@@ -48,13 +48,33 @@ def _flc(rows: list[Label]) -> list[tuple[str, str, int, int]]:
     return [(r.article_id, r.technique, r.start, r.end) for r in rows]
 
 
-def classify_given_spans(model: Model, text: str, out: TokenOutputs, spans: list[tuple[int, int]]) -> list[list[str]]:
-    """TC: for each distinct gold span with k labels, the k most probable techniques."""
+def classify_given_spans(
+    model: Model, text: str, out: TokenOutputs, spans: list[tuple[int, int]], repeat_bonus: float | None = None
+) -> list[list[str]]:
+    """Techniques ranked by the span head for each span (a span outside the tokens gets the inventory order)."""
     ranges = [encoding.token_range(out.enc, s, e) for s, e in spans]
     ok = [i for i, r in enumerate(ranges) if r[0] >= 0]
-    probs = model.classify_spans(text, out, [ranges[i] for i in ok])
+    probs = model.classify_spans(text, out, [ranges[i] for i in ok], repeat_bonus)
     order: dict[int, np.ndarray] = {i: np.argsort(-p) for i, p in zip(ok, probs)}
     return [[TECHNIQUE_IDS[k] for k in order.get(i, np.arange(len(TECHNIQUE_IDS)))] for i in range(len(spans))]
+
+
+def gold_span_counts(gold: list[Label]) -> dict[str, dict[tuple[int, int], int]]:
+    """Per article, each distinct gold span and how many techniques it carries."""
+    by: dict[str, dict[tuple[int, int], int]] = defaultdict(lambda: defaultdict(int))
+    for g in gold:
+        by[g.article_id][(g.start, g.end)] += 1
+    return by
+
+
+def tc_labels(
+    model: Model, aid: str, text: str, out: TokenOutputs, counts: dict[tuple[int, int], int],
+    repeat_bonus: float | None = None,
+) -> list[Label]:
+    """TC: for each distinct gold span with k labels, the k most probable techniques."""
+    spans = list(counts)
+    ranked = classify_given_spans(model, text, out, spans, repeat_bonus)
+    return [Label(aid, s, e, t) for (s, e), r in zip(spans, ranked) for t in r[: counts[(s, e)]]]
 
 
 def predict(
@@ -66,9 +86,7 @@ def predict(
     progress: Callable[[str], None] | None = None,
 ) -> tuple[list[Label], list[Label] | None]:
     """FLC predictions for every article, and TC predictions for the gold spans when gold is given."""
-    gold_by: dict[str, dict[tuple[int, int], int]] = defaultdict(lambda: defaultdict(int))
-    for g in gold or []:
-        gold_by[g.article_id][(g.start, g.end)] += 1
+    gold_by = gold_span_counts(gold or [])
     pred: list[Label] = []
     tc: list[Label] | None = [] if gold is not None else None
     for aid, text in articles.items():
@@ -76,9 +94,7 @@ def predict(
         for s in decode_spans(model, text, out, mode=mode, threshold=threshold):
             pred.append(Label(aid, s.start, s.end, s.technique))
         if tc is not None and gold_by[aid]:
-            spans = list(gold_by[aid])
-            for (s, e), ranked in zip(spans, classify_given_spans(model, text, out, spans)):
-                tc += [Label(aid, s, e, t) for t in ranked[: gold_by[aid][(s, e)]]]
+            tc += tc_labels(model, aid, text, out, gold_by[aid])
         if progress:
             progress(aid)
     return pred, tc

@@ -20,6 +20,29 @@ def repeat_count(text_lower: str, span_lower: str) -> int:
     return max(1, text_lower.count(needle))
 
 
+def occurs_earlier(text_lower: str, start: int, end: int) -> bool:
+    """Whether the span's words already occur, as whole words, before the span in the article.
+
+    PTC labels the later mentions of a repeated phrase as Repetition, rarely the first: of the dev
+    spans whose words occurred earlier, 73% carry Repetition; of the other spans, 4%.
+    str.find, not a regex over the prefix: no copy of the text per span, which matters in long texts.
+    """
+    needle = text_lower[start:end].strip()
+    if not needle:
+        return False
+    i = text_lower.find(needle, 0, start)
+    while i >= 0:
+        j = i + len(needle)
+        if not (i > 0 and _word_char(text_lower[i - 1])) and not (j < len(text_lower) and _word_char(text_lower[j])):
+            return True
+        i = text_lower.find(needle, i + 1, start)
+    return False
+
+
+def _word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
 def extra_features(text_lower: str, start: int, end: int, n_tokens: int) -> np.ndarray:
     reps = repeat_count(text_lower, text_lower[start:end])
     return np.array([np.log1p(reps - 1), np.log1p(n_tokens)], dtype=np.float32)
