@@ -416,14 +416,21 @@ def _train_args(tmp_path: Path, *more: str) -> list[str]:
         ("{not json", "not a readable JSON recipe"),
         ('["a", "list"]', "not a train config (unknown settings: not an object)"),
         ('{"epochs": 2, "learning_rate": 1}', "unknown settings: ['learning_rate']"),
-        ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, mask_unmapped, order_seed, not ['seed']"),
+        ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, mask_unmapped, order_seed, weak, weak_weight, not ['seed']"),
         ('{"train_config": {"extra": ["no/such/file.json"]}}', "no/such/file.json: no such extra training file"),
+        ('{"members": [{"weak": ["no/such/memes.json"]}]}', "no/such/memes.json: no such extra training file"),
     ],
 )
 def test_train_refuses_a_bad_recipe(tmp_path, recipe, message):
     (tmp_path / "recipe.json").write_text(recipe, encoding="utf-8")
     res = run_cli(*_train_args(tmp_path, "--recipe", str(tmp_path / "recipe.json")))
     assert res.rc == 2 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_train_refuses_a_missing_weak_file(tmp_path):
+    res = run_cli(*_train_args(tmp_path, "--weak", str(tmp_path / "memes.json")))
+    assert res.rc == 2 and f"{tmp_path / 'memes.json'}: no such extra training file" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 

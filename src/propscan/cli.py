@@ -248,6 +248,9 @@ def train(
     mask_unmapped: bool = typer.Option(
         False, "--mask-unmapped", help="Leave extra texts' spans of techniques outside the 14 out of the tagging loss (default: they count as no technique)."
     ),
+    weak: Optional[list[Path]] = typer.Option(
+        None, metavar="<path>", help="Texts labelled with techniques but no spans (SemEval-2024 Task 4 subtask-2a JSON), learnt by a multiple-instance loss; repeatable."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default 6, or the recipe's)."),
     encoder: Optional[str] = typer.Option(None, help="Base encoder: a bundled name or a folder (default all-MiniLM-L6-v2, or the recipe's)."),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
@@ -266,6 +269,8 @@ def train(
         cfg.extra = [str(x) for x in extra]
     if mask_unmapped:
         cfg.mask_unmapped = True
+    if weak:
+        cfg.weak = [str(x) for x in weak]
     for path in cfg.extra_files():
         if not Path(path).is_file():
             fail(f"{path}: no such extra training file")

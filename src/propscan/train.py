@@ -61,6 +61,10 @@ class TrainConfig:
     # are left out of the tagging loss instead of counting as "no technique" (they are persuasion, only
     # not one of our 14).
     mask_unmapped: bool = False
+    # Texts labelled with techniques but no spans (SemEval-2024 Task 4 meme JSON: [{text, labels: [names]}]):
+    # a multiple-instance loss asks each technique's highest token score in a text to match the text's label.
+    weak: list[str] = field(default_factory=list)
+    weak_weight: float = 0.5  # a guess, not tuned: one run costs ~70 minutes on 2 CPU cores
     init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
     # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
@@ -74,10 +78,13 @@ class TrainConfig:
 
     def extra_files(self) -> list[str]:
         """Every extra training file, the members' included."""
-        return [*self.extra, *(x for over in self.members for x in over.get("extra", []))]
+        return [
+            *self.extra, *self.weak,
+            *(x for over in self.members for x in [*over.get("extra", []), *over.get("weak", [])]),
+        ]
 
 
-SOUP_KEYS = {"extra", "mask_unmapped", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
+SOUP_KEYS = {"extra", "mask_unmapped", "weak", "weak_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
 
 def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
@@ -219,7 +226,11 @@ def train(
     examples = [ex for a in train_ids for ex in article_examples(tok, articles[a], by_article[a], cfg)]
     for extra_path in cfg.extra:
         examples += extra_examples(tok, Path(extra_path), cfg)
-    log(f"{len(train_ids)} train articles, {len(val_ids)} held out; {len(examples)} windows")
+    weak = [w for path in cfg.weak for w in weak_examples(tok, Path(path), cfg)]
+    weak_rng = random.Random(cfg.seed)  # its own stream: the main data order stays as without weak texts
+    n_steps = math.ceil(len(examples) / cfg.batch_size)
+    weak_batches = _length_buckets(weak, n_steps)
+    log(f"{len(train_ids)} train articles, {len(val_ids)} held out; {len(examples)} windows; {len(weak)} weak texts")
 
     model = build_model(cfg)
     if cfg.init_from:
@@ -244,6 +255,7 @@ def train(
     for epoch in range(cfg.epochs):
         model.train()
         random.shuffle(examples)
+        weak_rng.shuffle(weak_batches)
         t0, total, total_tok = time.time(), 0.0, 0.0
         for i in range(0, len(examples), cfg.batch_size):
             ids, mask, tmask, y, spans, span_y = _collate(examples[i : i + cfg.batch_size], cls_id, sep_id)
@@ -253,6 +265,8 @@ def train(
             loss = tok_loss
             if spans:
                 loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
+            if i // cfg.batch_size < len(weak_batches):  # every weak text once per epoch, a batch per step
+                loss = loss + cfg.weak_weight * _weak_loss(model, weak_batches[i // cfg.batch_size], cls_id, sep_id, bce)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -310,6 +324,52 @@ def extra_examples(tok, path: Path, cfg: TrainConfig) -> list[Example]:
                 unmapped.append((int(lab["start"]), int(lab["end"])))
         out += article_examples(tok, item["text"], labs, cfg, unmapped)
     return out
+
+
+@dataclass
+class WeakExample:
+    ids: np.ndarray  # the text's tokens without specials (at most one window)
+    y: np.ndarray  # (N_OUT,) 1 where the text is labelled with the technique (last: any of them)
+
+
+def weak_examples(tok, path: Path, cfg: TrainConfig) -> list[WeakExample]:
+    """Texts labelled with technique names only (SemEval-2024 Task 4 subtask-2a JSON); names outside our
+    14 are dropped, so a text with only those counts as having none of ours."""
+    from .techniques import normalise
+
+    out = []
+    for item in json.loads(path.read_text(encoding="utf-8")):
+        text = item["text"].replace("\\n", "\n")  # the files write line breaks as the two characters \n
+        ids = encoding.encode(tok, text).ids[: cfg.window]
+        if len(ids) == 0:
+            continue
+        y = np.zeros(N_OUT, dtype=np.float32)
+        for name in item.get("labels", []):
+            t = normalise(name)
+            if t is not None:
+                y[TECHNIQUE_IDS.index(t)] = y[ANY] = 1.0
+        out.append(WeakExample(np.asarray(ids), y))
+    return out
+
+
+def _length_buckets(weak: list[WeakExample], n: int) -> list[list[WeakExample]]:
+    """``n`` batches of texts of similar length (little padding; memes run from 3 to 250 word pieces)."""
+    if not weak:
+        return []
+    ordered = sorted(weak, key=lambda w: len(w.ids))
+    size = math.ceil(len(ordered) / n)
+    return [ordered[k : k + size] for k in range(0, len(ordered), size)]
+
+
+def _weak_loss(model, batch: list[WeakExample], cls_id: int, sep_id: int, bce):
+    """Multiple-instance loss: per technique, the text's highest token logit against the text's label."""
+    import torch
+
+    ids, mask, tmask, _, _, _ = _collate([Example(w.ids, np.zeros((len(w.ids), N_OUT), np.float32), []) for w in batch], cls_id, sep_id)
+    logits, _ = model(ids, mask)
+    top = logits.masked_fill(tmask[..., None] == 0, -1e4).max(1).values  # (B, N_OUT)
+    y = torch.from_numpy(np.stack([w.y for w in batch]))
+    return bce(top, y).sum(-1).mean()
 
 
 def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
