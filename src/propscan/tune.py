@@ -29,8 +29,8 @@ GRID = np.round(np.concatenate([[0.02, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 
 OFF = 1.01  # a threshold no probability reaches: the technique's own channel is off
 GAPS = (0, 1, 2, 3, 5)
 # Repetition log-odds added for spans whose words occurred earlier (model.repetition_prior). The shipped
-# model's held-out TC micro-F1 by bonus (tune.py, 47 articles): 0 -> 0.619, 1 -> 0.621, 2 -> 0.626,
-# 3 -> 0.627, 4 -> 0.632, 6 -> 0.631, 8 -> 0.624.
+# model's held-out TC micro-F1 by bonus (tune.py, 47 articles): 0 -> 0.618, 2 -> 0.620, 3 -> 0.622,
+# 4 -> 0.628, 6 -> 0.630, 8 -> 0.626 (the 2026-11-25 weights peaked at 4: 0.632).
 REPEAT_BONUSES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 Row = tuple[str, str, int, int]
