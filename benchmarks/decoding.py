@@ -18,6 +18,7 @@ import re
 from pathlib import Path
 
 from propscan.decode import runs, sentence_bounds, spans_from_runs
+from propscan.evaluate import flc_rows
 from propscan.model import MODEL_DIR, Model
 from propscan.ptc import read_articles, read_labels
 from propscan.techniques import TECHNIQUE_IDS
@@ -51,7 +52,7 @@ def grow(text: str, s: int, e: int, how: str) -> tuple[int, int]:
 
 def table(model: Model, articles: dict[str, str], labels) -> dict[str, dict]:
     outs = {aid: model.token_outputs(text) for aid, text in articles.items()}
-    gold = [(g.article_id, g.technique, g.start, g.end) for g in labels]
+    gold = flc_rows(labels)
     tab: dict[str, dict] = {}
     for t, tech in enumerate(TECHNIQUE_IDS):
         g = [r for r in gold if r[1] == tech]

@@ -75,12 +75,10 @@ def finish_model_folder(
 def _training_data(cfg: TrainConfig, n_train: int) -> str:
     text = f"PTC v2 train minus held-out ({n_train} articles)"
     short = lambda paths: ", ".join(sorted({"/".join(Path(x).parts[-3:]) for x in paths}))  # noqa: E731
-    weak = [*cfg.weak, *(x for over in cfg.members for x in over.get("weak", []))]
-    extra = [x for x in cfg.extra_files() if x not in weak]
-    if extra:
-        text += f", plus span-labelled extra texts ({short(extra)})"
-    if weak:
-        text += f", plus texts labelled without spans ({short(weak)})"
+    if cfg.files("extra"):
+        text += f", plus span-labelled extra texts ({short(cfg.files('extra'))})"
+    if cfg.files("weak"):
+        text += f", plus texts labelled without spans ({short(cfg.files('weak'))})"
     if cfg.members:
         text += f"; a weight average of {len(cfg.members)} runs (settings below)"
     return text

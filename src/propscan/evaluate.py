@@ -37,14 +37,15 @@ class Report:
 
 def score(gold: list[Label], pred: list[Label], tc_pred: list[Label] | None = None) -> Report:
     si = metrics.si_score([(g.article_id, g.start, g.end) for g in gold], [(p.article_id, p.start, p.end) for p in pred])
-    flc, flc_t = metrics.flc_score(_flc(gold), _flc(pred), TECHNIQUE_IDS)
+    flc, flc_t = metrics.flc_score(flc_rows(gold), flc_rows(pred), TECHNIQUE_IDS)
     tc = tc_t = None
     if tc_pred is not None:
-        tc, tc_t = metrics.tc_score(_flc(gold), _flc(tc_pred), TECHNIQUE_IDS)
+        tc, tc_t = metrics.tc_score(flc_rows(gold), flc_rows(tc_pred), TECHNIQUE_IDS)
     return Report(si, flc, flc_t, tc, tc_t)
 
 
-def _flc(rows: list[Label]) -> list[tuple[str, str, int, int]]:
+def flc_rows(rows: list[Label]) -> list[tuple[str, str, int, int]]:
+    """Labels as the (article id, technique, start, end) rows the metrics take."""
     return [(r.article_id, r.technique, r.start, r.end) for r in rows]
 
 

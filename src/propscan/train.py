@@ -76,12 +76,13 @@ class TrainConfig:
                 bad = sorted(set(over) - SOUP_KEYS) if isinstance(over, dict) else over
                 raise ValueError(f"a soup member may change only {', '.join(sorted(SOUP_KEYS))}, not {bad}")
 
+    def files(self, key: str) -> list[str]:
+        """The training files under ``key`` ("extra" or "weak"), the soup members' included."""
+        return [*getattr(self, key), *(x for over in self.members for x in over.get(key, []))]
+
     def extra_files(self) -> list[str]:
-        """Every extra training file, the members' included."""
-        return [
-            *self.extra, *self.weak,
-            *(x for over in self.members for x in [*over.get("extra", []), *over.get("weak", [])]),
-        ]
+        """Every extra training file, span-labelled and weak, the members' included."""
+        return [*self.files("extra"), *self.files("weak")]
 
 
 SOUP_KEYS = {"extra", "mask_unmapped", "weak", "weak_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change

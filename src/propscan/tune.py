@@ -19,7 +19,7 @@ import numpy as np
 
 from . import metrics
 from .decode import ANY, candidate_runs, runs, spans_from_runs
-from .evaluate import gold_span_counts, tc_labels
+from .evaluate import flc_rows, gold_span_counts, tc_labels
 from .model import Model, TokenOutputs
 from .ptc import Label
 from .techniques import TECHNIQUE_IDS
@@ -82,20 +82,18 @@ def tune_repeat_bonus(
     model: Model, articles: dict[str, str], outs: dict[str, TokenOutputs], gold: list[Label]
 ) -> tuple[float, dict[float, float]]:
     """The repetition bonus with the best TC micro-F1 on the held-out gold spans (ties: the smaller)."""
-    counts = gold_span_counts(gold)
-    gold_rows = [(g.article_id, g.technique, g.start, g.end) for g in gold]
+    counts, gold_rows = gold_span_counts(gold), flc_rows(gold)
     by_bonus = {}
     for bonus in REPEAT_BONUSES:
         pred = [lab for aid in outs if counts[aid] for lab in tc_labels(model, aid, articles[aid], outs[aid], counts[aid], bonus)]
-        pred_rows = [(p.article_id, p.technique, p.start, p.end) for p in pred]
-        by_bonus[bonus] = metrics.tc_score(gold_rows, pred_rows, TECHNIQUE_IDS)[0].f1
+        by_bonus[bonus] = metrics.tc_score(gold_rows, flc_rows(pred), TECHNIQUE_IDS)[0].f1
     best = max(REPEAT_BONUSES, key=lambda b: (round(by_bonus[b], 6), -b))
     return best, by_bonus
 
 
 def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print) -> dict:
     outs: dict[str, TokenOutputs] = {aid: model.token_outputs(text) for aid, text in articles.items()}
-    gold_rows: list[Row] = [(g.article_id, g.technique, g.start, g.end) for g in gold]
+    gold_rows: list[Row] = flc_rows(gold)
     # 0. the span head's repetition bonus (TC on the held-out gold spans); the any+classify decoder uses it
     bonus, tc_by_bonus = tune_repeat_bonus(model, articles, outs, gold)
     model.decoding = {**model.decoding, "repeat_bonus": bonus}
