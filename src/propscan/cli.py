@@ -251,8 +251,14 @@ def train(
     weak: Optional[list[Path]] = typer.Option(
         None, metavar="<path>", help="Texts labelled with techniques but no spans (SemEval-2024 Task 4 subtask-2a JSON), learnt by a multiple-instance loss; repeatable."
     ),
+    teacher: Optional[Path] = typer.Option(
+        None, help="Distil from this model folder: its token probabilities are mixed into the tagging targets (weight 0.5)."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default 6, or the recipe's)."),
-    encoder: Optional[str] = typer.Option(None, help="Base encoder: a bundled name or a folder (default all-MiniLM-L6-v2, or the recipe's)."),
+    encoder: Optional[str] = typer.Option(
+        None, help="Base encoder: all-MiniLM-L6-v2 (default, or the recipe's), all-mpnet-base-v2 (make install-teacher), or a folder."
+    ),
+    device: Optional[str] = typer.Option(None, help="auto (default: a CUDA GPU when torch sees one), cpu, or cuda."),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
     dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
@@ -265,12 +271,16 @@ def train(
         cfg.epochs = epochs
     if encoder is not None:
         cfg.encoder = encoder
+    if device is not None:
+        cfg.device = device
     if extra:
         cfg.extra = [str(x) for x in extra]
     if mask_unmapped:
         cfg.mask_unmapped = True
     if weak:
         cfg.weak = [str(x) for x in weak]
+    if teacher is not None:
+        cfg.teacher = str(teacher)
     for path in cfg.extra_files():
         if not Path(path).is_file():
             fail(f"{path}: no such extra training file")
@@ -288,8 +298,16 @@ def train(
         import transformers  # noqa: F401
 
         from .build import build_model_folder
+        from .model import Model
+        from .train import base_encoder_dir, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
+    try:
+        base_encoder_dir(cfg.encoder), train_device(cfg.device)
+        for folder in {cfg.teacher, *(over.get("teacher") for over in cfg.members)} - {None}:
+            Model(Path(folder))
+    except (ValueError, PropscanError) as e:
+        fail(f"teacher {e}" if isinstance(e, PropscanError) else str(e))
     build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False))
 
 

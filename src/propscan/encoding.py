@@ -38,6 +38,21 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     return tok
 
 
+def special_ids(tok: Tokenizer) -> tuple[int, int, int]:
+    """The start, end and padding ids a window is built with, read from the tokenizer itself.
+
+    BERT-style encoders wrap a text as ``[CLS] x [SEP]``, RoBERTa/MPNet-style ones as ``<s> x </s>``
+    (and pad with 1, not 0); asking the tokenizer's own post-processor keeps the encoder configurable.
+    """
+    plain = tok.encode("a", add_special_tokens=False).ids
+    full = tok.encode("a", add_special_tokens=True).ids
+    if len(full) != len(plain) + 2 or full[1:-1] != plain:
+        raise ValueError("the tokenizer does not wrap a text in one start and one end token")
+    # "<pad>" first: MPNet's vocabulary also holds BERT's "[PAD]" (id 4), but pads with "<pad>" (1)
+    pad = next((i for name in ("<pad>", "[PAD]") if (i := tok.token_to_id(name)) is not None), 0)
+    return full[0], full[-1], pad
+
+
 def encode(tok: Tokenizer, text: str) -> Encoded:
     enc = tok.encode(text, add_special_tokens=False)
     ids = np.asarray(enc.ids, dtype=np.int64)

@@ -85,8 +85,10 @@ class Model:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(folder / self.config["onnx"]), opts, providers=["CPUExecutionProvider"])
         self.tokenizer = encoding.load_tokenizer(folder / "tokenizer.json")
-        self.cls_id = self.tokenizer.token_to_id("[CLS]")
-        self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        try:
+            self.cls_id, self.sep_id, self.pad_id = encoding.special_ids(self.tokenizer)
+        except ValueError as e:
+            raise ModelError(f"{folder / 'tokenizer.json'}: {e}") from None
         with np.load(folder / "heads.npz") as z:
             self.span_head = SpanHead({k: z[k] for k in z.files})
         self.name: str = self.config["name"]
@@ -109,7 +111,7 @@ class Model:
         logits = hidden = None
         for k in range(0, len(wins), BATCH):
             chunk = wins[k : k + BATCH]
-            ids, mask = encoding.batch_windows(enc.ids, chunk, self.cls_id, self.sep_id)
+            ids, mask = encoding.batch_windows(enc.ids, chunk, self.cls_id, self.sep_id, self.pad_id)
             lg, hd = self.run_windows(ids, mask)
             if logits is None:
                 logits = np.zeros((n, lg.shape[-1]), np.float32)

