@@ -470,3 +470,29 @@ def test_train_refuses_a_teacher_that_is_not_a_model(tmp_path):
     res = run_cli(*_train_args(tmp_path, "--teacher", str(tmp_path)))
     assert res.rc == 2 and f"teacher {tmp_path}: no model.json, not a propscan model folder" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_analysis_never_imports_the_training_stack(tmp_path):
+    """The runtime is onnxruntime + tokenizers + numpy: with torch, transformers and onnx made unimportable,
+    analyse, evaluate and list techniques still work (whether or not the train extra is installed here)."""
+    fake = tmp_path / "site"
+    for name in ("torch", "transformers", "onnx", "safetensors"):
+        (fake / name).mkdir(parents=True)
+        (fake / name / "__init__.py").write_text(f"raise ImportError('{name} imported at run time (test stand-in)')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake), os.environ.get("PYTHONPATH", "")])}
+    art = tmp_path / "articles"
+    art.mkdir()
+    (art / "article1.txt").write_text(LOADED, encoding="utf-8")
+    gold = tmp_path / "gold.labels"
+    gold.write_text("1\tName_Calling,Labeling\t30\t38\n", encoding="utf-8")
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "propscan", *args], capture_output=True, text=True, env=env, timeout=120)
+
+    res = cli("analyze", str(art / "article1.txt"), "--format", "json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["spans"], "the loaded example should yield spans"
+    res = cli("evaluate", "--articles", str(art), "--gold", str(gold))
+    assert res.returncode == 0 and "SI" in res.stdout, res.stderr
+    res = cli("techniques")
+    assert res.returncode == 0 and "Loaded_Language" in res.stdout, res.stderr
