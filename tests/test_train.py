@@ -298,3 +298,24 @@ def test_article_examples_mix_gold_and_teacher():
     (mixed,) = article_examples(TOK, text, labels, TrainConfig(teacher_weight=0.25), teacher=const)
     np.testing.assert_allclose(mixed.labels, 0.75 * gold.labels + 0.25 * 0.4, rtol=1e-6)
     assert mixed.labels.dtype == np.float32 and [s[:3] for s in mixed.spans] == [s[:3] for s in gold.spans]
+
+
+def test_average_runs_means_float_weights_and_keeps_the_rest(tmp_path):
+    torch = pytest.importorskip("torch", reason="checkpoints are torch files (train extra)")
+    from propscan.train import TrainConfig, average_runs, save_checkpoint
+
+    runs = []
+    for k, (w, steps) in enumerate([([1.0, 2.0], 7), ([3.0, 6.0], 9)]):
+        run = tmp_path / f"run-{k}"
+        run.mkdir()
+        state = {"w": torch.tensor(w), "steps": torch.tensor(steps)}
+        save_checkpoint(state, TOK, TrainConfig(order_seed=k), run, ["a", "b"], ["c"])
+        runs.append(run)
+    recipe = TrainConfig(members=[{"order_seed": 0}, {"order_seed": 1}])
+    out = average_runs(runs, tmp_path / "soup" / "checkpoint", recipe)
+    soup = torch.load(out / "weights.pt")
+    assert soup["w"].tolist() == [2.0, 4.0]
+    assert soup["steps"].item() == 7 and soup["steps"].dtype == torch.int64  # integers are not averaged
+    assert json.loads((out / "split.json").read_text()) == {"train": ["a", "b"], "val": ["c"]}
+    assert json.loads((out / "train_config.json").read_text())["members"] == recipe.members
+    assert (out / "tokenizer.json").is_file()

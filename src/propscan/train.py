@@ -415,21 +415,29 @@ def train_soup(
     """``train`` once per soup member, then average the members' weights into ``out`` (no members: ``train``)."""
     if not cfg.members:
         return train(articles, labels, out, cfg, log)
-    import torch
-
     runs = []
     for k, over in enumerate(cfg.members, 1):
         log(f"soup member {k}/{len(cfg.members)}: {json.dumps(over)}")
         runs.append(train(articles, labels, out / f"member-{k}", replace(cfg, members=[], **over), log))
+    average_runs(runs, out, cfg)
+    log(f"averaged {len(runs)} members into {out}")
+    return out
+
+
+def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
+    """Average the weights of finished runs (checkpoint folders sharing an initialisation) into ``out``,
+    a checkpoint recorded with ``cfg`` (say the recipe whose members the runs were trained by, side by side)."""
+    import torch
+
     states = [torch.load(r / "weights.pt", map_location="cpu") for r in runs]
     soup = {
         key: torch.stack([st[key].float() for st in states]).mean(0).to(value.dtype) if value.is_floating_point() else value
         for key, value in states[0].items()
     }
-    split = json.loads((runs[0] / "split.json").read_text())  # every member has the same split; out exists
+    split = json.loads((runs[0] / "split.json").read_text())  # every member has the same split
     tok = encoding.load_tokenizer(runs[0] / "tokenizer.json")
+    out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(soup, tok, cfg, out, split["train"], split["val"])
-    log(f"averaged {len(runs)} members into {out}")
     return out
 
 
