@@ -42,24 +42,25 @@ def end_to_end(articles: Path, threads: int, model: Path | None) -> tuple[float,
 
 
 def windows_for(model, texts: list[str]):
-    """The model inputs exactly as the runtime builds them (model.BATCH windows per call)."""
+    """The model inputs exactly as the runtime builds them (model.BATCH windows per call), per text."""
     from propscan import encoding
     from propscan.model import BATCH
 
-    batches, n_tokens = [], 0
+    per_text, n_tokens = [], 0
     for text in texts:
         enc = encoding.encode(model.tokenizer, text)
         n_tokens += len(enc)
         wins = encoding.make_windows(len(enc))
-        for k in range(0, len(wins), BATCH):
-            batches.append(encoding.batch_windows(enc.ids, wins[k : k + BATCH], model.cls_id, model.sep_id, model.pad_id))
-    return batches, n_tokens
+        per_text.append([encoding.batch_windows(enc.ids, wins[k : k + BATCH], model.cls_id, model.sep_id, model.pad_id)
+                         for k in range(0, len(wins), BATCH)])
+    return per_text, n_tokens
 
 
-def onnx_throughput(model, batches) -> float:
+def onnx_throughput(model, per_text) -> float:
+    """As the runtime runs them: a text's windows side by side on the model's threads, texts in turn."""
     t0 = time.perf_counter()
-    for ids, mask in batches:
-        model.run_windows(ids, mask)
+    for batches in per_text:
+        model.map_calls(lambda b: model.run_windows(*b), batches)
     return time.perf_counter() - t0
 
 
@@ -98,11 +99,11 @@ def main() -> None:
 
     model = Model(args.model, threads=args.threads) if args.model else Model(threads=args.threads)
     texts = [p.read_text(encoding="utf-8") for p in sorted(articles.glob("*.txt"))]
-    batches, n_tokens = windows_for(model, texts)
-    onnx_throughput(model, batches[:2])  # warm-up
-    t_onnx = onnx_throughput(model, batches)
+    per_text, n_tokens = windows_for(model, texts)
+    onnx_throughput(model, per_text[:2])  # warm-up
+    t_onnx = onnx_throughput(model, per_text)
     print(f"onnxruntime int8: {n_tokens} tokens in {t_onnx:.2f}s = {n_tokens / t_onnx:,.0f} tokens/s (network only)")
-    t_torch = torch_throughput(batches, args.checkpoint, args.threads)
+    t_torch = torch_throughput([b for batches in per_text for b in batches], args.checkpoint, args.threads)
     if t_torch is None:
         print("pytorch fp32: skipped (torch not installed; `make install-train`)")
     else:

@@ -258,3 +258,19 @@ def test_token_outputs_do_not_depend_on_distant_text(model, long_out) -> None:
     k = min(100, n)  # tokens that come from the first window in both runs
     np.testing.assert_allclose(base.logits[:k], more.logits[:k], atol=1e-5, rtol=1e-5)
 
+
+
+def test_windows_side_by_side_give_the_one_at_a_time_outputs(long_text) -> None:
+    """Windows run on a pool of single-threaded calls, in rounds; the result is the same, to the bit, as
+    running them one after another, whatever the number of threads and however the rounds fall."""
+    from propscan.model import WINDOWS_SIDE_BY_SIDE, Model
+
+    one, two, three = (Model(threads=k) for k in (1, 2, 3))
+    ref = one.token_outputs(long_text)
+    assert len(encoding.make_windows(len(ref.enc))) > WINDOWS_SIDE_BY_SIDE * 2  # more than one round at 2 threads
+    for m in (two, three):
+        out = m.token_outputs(long_text)
+        assert m._pool is not None, "the windows did not run side by side"
+        np.testing.assert_array_equal(out.logits, ref.logits)
+        np.testing.assert_array_equal(out.hidden, ref.hidden)
+    assert one._pool is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,13 @@ MODEL_DIR = Path(__file__).parent / "models" / "propscan-minilm"
 # 90 PTC test articles, as benchmarks/speed.py runs it: batch 16 7.9 s, batch 1 7.5-7.8 s).
 BATCH = 1
 REPETITION = TECHNIQUE_IDS.index("Repetition")
+# Windows are run side by side, one onnxruntime thread each, rather than one at a time on all threads:
+# a 256-token call leaves onnxruntime's own worker threads mostly waiting on each other. On the 90 PTC
+# test articles (benchmarks/speed.py, 2 cores, 2026-11-30): intra-op 2 threads, one call at a time
+# 8.6k tokens/s; 2 calls side by side, 1 thread each, 11.9k. Each call still holds one window, so
+# results are unchanged. Up to this many rounds of calls are in flight per text before their outputs
+# are copied out (memory stays bounded on long texts).
+WINDOWS_SIDE_BY_SIDE = 4
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -79,8 +87,10 @@ class Model:
             self.config: dict[str, Any] = json.loads((folder / "model.json").read_text())
         except FileNotFoundError:
             raise ModelError(f"{folder}: no model.json, not a propscan model folder") from None
+        self.threads = threads or int(os.environ.get("PROPSCAN_THREADS", 0)) or min(os.cpu_count() or 1, 4)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or int(os.environ.get("PROPSCAN_THREADS", 0)) or min(os.cpu_count() or 1, 4)
+        # One thread per call and ``threads`` calls side by side (see WINDOWS_SIDE_BY_SIDE).
+        opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(folder / self.config["onnx"]), opts, providers=["CPUExecutionProvider"])
@@ -95,6 +105,15 @@ class Model:
         self.version: str = self.config["version"]
         self.thresholds: dict[str, float] = self.config["thresholds"]
         self.decoding: dict[str, Any] = self.config.get("decoding", {})
+        self._pool: ThreadPoolExecutor | None = None  # made on first use
+
+    def map_calls(self, fn, items: list) -> list:
+        """``fn`` over ``items``, ``self.threads`` at a time (onnxruntime releases the GIL while it runs)."""
+        if self.threads == 1 or len(items) == 1:
+            return [fn(x) for x in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="propscan-window")
+        return list(self._pool.map(fn, items))
 
     def run_windows(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
@@ -109,16 +128,20 @@ class Model:
         wins = encoding.make_windows(n)
         best, pos = encoding.centre_weights(wins, n)
         logits = hidden = None
-        for k in range(0, len(wins), BATCH):
-            chunk = wins[k : k + BATCH]
-            ids, mask = encoding.batch_windows(enc.ids, chunk, self.cls_id, self.sep_id, self.pad_id)
-            lg, hd = self.run_windows(ids, mask)
-            if logits is None:
-                logits = np.zeros((n, lg.shape[-1]), np.float32)
-                hidden = np.zeros((n, hd.shape[-1]), np.float32)
-            sel = (best >= k) & (best < k + len(chunk))
-            logits[sel] = lg[best[sel] - k, pos[sel]]
-            hidden[sel] = hd[best[sel] - k, pos[sel]]
+
+        def run(k: int) -> tuple[np.ndarray, np.ndarray]:
+            return self.run_windows(*encoding.batch_windows(enc.ids, wins[k : k + BATCH], self.cls_id, self.sep_id, self.pad_id))
+
+        starts = list(range(0, len(wins), BATCH))
+        for g in range(0, len(starts), WINDOWS_SIDE_BY_SIDE * self.threads):  # bounded: a long text's states are not all held at once
+            group = starts[g : g + WINDOWS_SIDE_BY_SIDE * self.threads]
+            for k, (lg, hd) in zip(group, self.map_calls(run, group)):
+                if logits is None:
+                    logits = np.zeros((n, lg.shape[-1]), np.float32)
+                    hidden = np.zeros((n, hd.shape[-1]), np.float32)
+                sel = (best >= k) & (best < k + len(lg))
+                logits[sel] = lg[best[sel] - k, pos[sel]]
+                hidden[sel] = hd[best[sel] - k, pos[sel]]
         return TokenOutputs(enc, logits, hidden)
 
     def classify_spans(
