@@ -259,7 +259,6 @@ def test_token_outputs_do_not_depend_on_distant_text(model, long_out) -> None:
     np.testing.assert_allclose(base.logits[:k], more.logits[:k], atol=1e-5, rtol=1e-5)
 
 
-
 def test_windows_side_by_side_give_the_one_at_a_time_outputs(long_text) -> None:
     """Windows run on a pool of single-threaded calls, in rounds; the result is the same, to the bit, as
     running them one after another, whatever the number of threads and however the rounds fall."""

@@ -133,8 +133,9 @@ class Model:
             return self.run_windows(*encoding.batch_windows(enc.ids, wins[k : k + BATCH], self.cls_id, self.sep_id, self.pad_id))
 
         starts = list(range(0, len(wins), BATCH))
-        for g in range(0, len(starts), WINDOWS_SIDE_BY_SIDE * self.threads):  # bounded: a long text's states are not all held at once
-            group = starts[g : g + WINDOWS_SIDE_BY_SIDE * self.threads]
+        per_round = WINDOWS_SIDE_BY_SIDE * self.threads  # bounded: a long text's states are not all held at once
+        for g in range(0, len(starts), per_round):
+            group = starts[g : g + per_round]
             for k, (lg, hd) in zip(group, self.map_calls(run, group)):
                 if logits is None:
                     logits = np.zeros((n, lg.shape[-1]), np.float32)
