@@ -57,10 +57,13 @@ def windows_for(model, texts: list[str]):
 
 
 def onnx_throughput(model, per_text) -> float:
-    """As the runtime runs them: a text's windows side by side on the model's threads, texts in turn."""
+    """As the runtime runs them: a text's windows side by side on the model's threads, and as many
+    texts at once as the CLI analyses (analyze.in_order), at most ``threads`` calls running."""
+    from propscan.analyze import in_order
+
     t0 = time.perf_counter()
-    for batches in per_text:
-        model.map_calls(lambda b: model.run_windows(*b), batches)
+    for _, done in in_order(lambda batches: model.map_calls(lambda b: model.run_windows(*b), batches), per_text, model.threads):
+        done.result()
     return time.perf_counter() - t0
 
 

@@ -100,6 +100,7 @@ def run_cli(
     input: str | bytes | None = None,
     columns: int | None = 500,
     timeout: float = 120,
+    env_extra: dict[str, str] | None = None,
 ) -> CLIResult:
     """Run ``python -m propscan ARGS``. ``columns=None`` leaves the console width at rich's default (80
     when not a terminal); the default is a wide console so tests check content, not rich's wrapping."""
@@ -108,6 +109,7 @@ def run_cli(
     env["PYTHONIOENCODING"] = "utf-8"
     if columns is not None:
         env["COLUMNS"] = str(columns)
+    env.update(env_extra or {})
     data = input.encode("utf-8") if isinstance(input, str) else input
     proc = subprocess.run(
         [sys.executable, "-m", "propscan", *map(str, args)],

@@ -140,6 +140,26 @@ def test_analyze_multi_file_run_keeps_good_file(tmp_path: Path) -> None:
     assert "4 read, 1 analysed, 3 skipped" in res.stderr
 
 
+def test_analyze_many_texts_side_by_side_changes_nothing(tmp_path: Path) -> None:
+    """With several threads the CLI analyses the next texts while it decodes one; the output, the errors
+    and their order are exactly those of a one-thread run."""
+    texts = [LOADED, LOADED_2, LOADED_3, LOADED_2 + LOADED, LOADED_3 * 40]  # the last has many windows
+    for i, t in enumerate(texts):
+        write(tmp_path / "in" / f"d{i}.txt", t)
+    write(tmp_path / "in" / "d1b.txt", b"")
+    write(tmp_path / "in" / "d3b.txt", _random_binary())
+    runs = {k: run_cli("analyze", "in", "--format", "jsonl", cwd=tmp_path, env_extra={"PROPSCAN_THREADS": k}) for k in ("1", "2", "3")}
+    for k, res in runs.items():
+        assert res.rc == 1, (k, res.stderr)
+        no_traceback(res)
+        assert "7 read, 5 analysed, 2 skipped" in res.stderr
+    ids = [json.loads(line)["document"]["id"] for line in runs["1"].stdout.splitlines()]
+    assert ids == [f"d{i}" for i in range(5)]
+    assert runs["2"].stdout == runs["1"].stdout
+    assert runs["3"].stdout == runs["1"].stdout
+    assert runs["2"].err_lines == runs["1"].err_lines == runs["3"].err_lines
+
+
 def test_analyze_error_stays_one_line_with_long_path_and_default_width(tmp_path: Path) -> None:
     folder = tmp_path / ("a_long_folder_name_" * 4)
     write(folder / "empty.txt", b"")

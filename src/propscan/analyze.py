@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
 from .clean import Cleaned, clean as clean_text
 from .decode import article_score, decode_spans, sentence_scores
 from .document import Analysis, Document, ModelInfo, SentenceScore, Span
@@ -35,3 +40,39 @@ def _remap_span(cleaned: Cleaned, s: Span) -> Span:
 
 def analyze_text(text: str, id: str = "text", **kw) -> Analysis:
     return analyze(Document(id, text), **kw)
+
+
+def in_order(
+    fn: Callable[[Any], Any], items: Iterable[Any], ahead: int, wanted: Callable[[Any], bool] = lambda x: True
+) -> Iterator[tuple[Any, Future | None]]:
+    """``(item, future of fn(item))`` in input order, with up to ``ahead`` calls running at once.
+
+    For multi-document runs: while one text's decoding runs in Python, the next text's windows keep the
+    model busy (the model caps its own concurrent calls, so this never oversubscribes the cores). Items
+    ``wanted`` rejects come back with ``None`` in their place; ``future.result()`` re-raises what ``fn``
+    raised, at that item. ``ahead`` <= 1 runs everything in the caller's thread, one at a time.
+    """
+    if ahead <= 1:
+        for x in items:
+            yield x, (_ran(fn, x) if wanted(x) else None)
+        return
+    pool = ThreadPoolExecutor(ahead, thread_name_prefix="propscan-doc")
+    pending: deque[tuple[Any, Future | None]] = deque()
+    try:
+        for x in items:
+            pending.append((x, pool.submit(fn, x) if wanted(x) else None))
+            while len(pending) > ahead:
+                yield pending.popleft()
+        while pending:
+            yield pending.popleft()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an interrupted run waits only for texts already started
+
+
+def _ran(fn: Callable[[Any], Any], x: Any) -> Future:
+    f: Future = Future()
+    try:
+        f.set_result(fn(x))
+    except Exception as e:  # handed to the caller at this item, as the threaded path does
+        f.set_exception(e)
+    return f

@@ -98,7 +98,7 @@ def analyze(
                 else:
                     sink.write(getattr(formats, f"to_{fmt}")([a]))
 
-            done = _analyse_all(docs, analyse, keep, errors, progress=many and err.is_terminal)
+            done = _analyse_all(docs, analyse, keep, errors, progress=many and err.is_terminal, ahead=model.threads)
             if streaming and output is not None and done == 0:
                 raise _NothingWritten
     except _NothingWritten:
@@ -120,19 +120,22 @@ class _NothingWritten(Exception):
     pass
 
 
-def _analyse_all(docs, analyse, keep, errors: list, progress: bool) -> int:
-    """Analyse each document, hand each result to ``keep``, record errors and go on; returns the count."""
+def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int = 1) -> int:
+    """Analyse each document, hand each result to ``keep`` in input order, record errors and go on;
+    returns the count. Up to ``ahead`` documents are analysed at once (analyze.in_order)."""
+    from .analyze import in_order
+
     done = 0
     t0 = time.perf_counter()
     with progress_bar(progress) as bar:
         task = bar.add_task("analysing", total=None, rate="")
-        for item in docs:
-            if isinstance(item, InputError):
+        for item, result in in_order(analyse, docs, ahead, wanted=lambda x: not isinstance(x, InputError)):
+            if result is None:
                 errors.append(item)
                 say("skipped", str(item))
                 continue
             try:
-                a = analyse(item)
+                a = result.result()
             except PropscanError as e:
                 errors.append(e)
                 say("skipped", f"{item.id}: {e}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,17 +107,23 @@ class Model:
         self.thresholds: dict[str, float] = self.config["thresholds"]
         self.decoding: dict[str, Any] = self.config.get("decoding", {})
         self._pool: ThreadPoolExecutor | None = None  # made on first use
+        self._pool_made = threading.Lock()
+        # At most ``threads`` onnxruntime calls at once, however many texts are analysed side by side
+        # (the CLI's look-ahead, the server's job threads): one thread per call, one call per core.
+        self._calls = threading.BoundedSemaphore(self.threads)
 
     def map_calls(self, fn, items: list) -> list:
         """``fn`` over ``items``, ``self.threads`` at a time (onnxruntime releases the GIL while it runs)."""
         if self.threads == 1 or len(items) == 1:
             return [fn(x) for x in items]
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="propscan-window")
+        with self._pool_made:  # texts analysed side by side may get here together
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="propscan-window")
         return list(self._pool.map(fn, items))
 
     def run_windows(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        with self._calls:
+            logits, hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
         return logits, hidden
 
     def token_outputs(self, text: str) -> TokenOutputs:
