@@ -319,3 +319,29 @@ def test_average_runs_means_float_weights_and_keeps_the_rest(tmp_path):
     assert json.loads((out / "split.json").read_text()) == {"train": ["a", "b"], "val": ["c"]}
     assert json.loads((out / "train_config.json").read_text())["members"] == recipe.members
     assert (out / "tokenizer.json").is_file()
+
+
+def test_a_distilled_models_card_restores_its_teacher_from_git(tmp_path):
+    """The card of a distilled model says how to get its teacher back; run as written in this checkout,
+    with the shipped model as the teacher, the commands give the shipped files byte for byte."""
+    import subprocess
+
+    from propscan.build import _teachers, write_model_card
+
+    repo = MODEL_DIR.parents[3]
+    git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True)  # noqa: E731
+    if git("rev-parse", "--is-shallow-repository").stdout.strip() != "false":
+        pytest.skip("needs a git checkout with its history")
+    folder = tmp_path / "teacher"
+    shipped = json.loads((MODEL_DIR / "model.json").read_text())
+    (teacher,) = _teachers(TrainConfig(teacher=str(MODEL_DIR)))
+    assert (teacher["name"], teacher["version"]) == (shipped["name"], shipped["version"])
+    teacher["folder"] = str(folder)
+    card = write_model_card(tmp_path, {**shipped, "teachers": [teacher]})
+    assert f"Distilled from {shipped['name']} {shipped['version']}" in card
+    script = card.split(f"`{folder}` must hold that model first")[1].split("```")[1]
+    res = subprocess.run(["bash", "-ec", script], cwd=repo, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    for f in ("model.json", "model.onnx", "heads.npz", "tokenizer.json"):
+        assert (folder / f).read_bytes() == (MODEL_DIR / f).read_bytes(), f
+    assert "Distilled from" not in write_model_card(tmp_path, shipped)

@@ -57,6 +57,8 @@ def finish_model_folder(
         "train_config": asdict(cfg),
         "trained_on": _training_data(cfg, len(articles) - len(val_ids)),
     }
+    if teachers := _teachers(cfg):
+        meta["teachers"] = teachers
     if dev is not None:
         model.thresholds, model.decoding = tuned["thresholds"], tuned["decoding"]
         report = evaluate(model, dev[0], dev[1])
@@ -71,6 +73,19 @@ def finish_model_folder(
     return meta
 
 
+def _teacher_folders(cfg: TrainConfig) -> list[str]:
+    return sorted({t for t in [cfg.teacher, *(over.get("teacher") for over in cfg.members)] if t})
+
+
+def _teachers(cfg: TrainConfig) -> list[dict]:
+    """Which model each teacher folder held, so the card can say how to get it back."""
+    out = []
+    for folder in _teacher_folders(cfg):
+        config = json.loads((Path(folder) / "model.json").read_text())
+        out.append({"folder": folder, "name": config["name"], "version": config["version"]})
+    return out
+
+
 def _training_data(cfg: TrainConfig, n_train: int) -> str:
     text = f"PTC v2 train minus held-out ({n_train} articles)"
     short = lambda paths: ", ".join(sorted({"/".join(Path(x).parts[-3:]) for x in paths}))  # noqa: E731
@@ -78,8 +93,7 @@ def _training_data(cfg: TrainConfig, n_train: int) -> str:
         text += f", plus span-labelled extra texts ({short(cfg.files('extra'))})"
     if cfg.files("weak"):
         text += f", plus texts labelled without spans ({short(cfg.files('weak'))})"
-    teachers = sorted({t for t in [cfg.teacher, *(over.get("teacher") for over in cfg.members)] if t})
-    if teachers:
+    if teachers := _teacher_folders(cfg):
         text += f"; token targets mixed with a teacher's probabilities ({', '.join(Path(t).name for t in teachers)})"
     if cfg.members:
         text += f"; a weight average of {len(cfg.members)} runs (settings below)"
@@ -139,6 +153,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         "",
         f"Training settings: {json.dumps(cfg)}",
         "",
+        *_teacher_restore(meta.get("teachers", [])),
         "Limits: English news only; trained on ~330 articles, so rare techniques (bandwagon, clichés, "
         "straw men) are found far less reliably than loaded language and name calling.",
         "",
@@ -146,6 +161,26 @@ def write_model_card(out: Path, meta: dict) -> str:
     text = "\n".join(lines)
     (out / "MODEL_CARD.md").write_text(text)
     return text
+
+
+def _teacher_restore(teachers: list[dict]) -> list[str]:
+    """Card lines: a distilled model's reproduce command needs its teacher, which an earlier version of
+    this repository shipped; git history holds it."""
+    lines = []
+    for t in teachers:
+        shipped = f"src/propscan/models/{t['name']}"
+        lines += [
+            f"Distilled from {t['name']} {t['version']}: `{t['folder']}` must hold that model first. "
+            "It shipped in this repository before; restore it from git history:",
+            "",
+            "```",
+            f"rev=$(git log --reverse --format=%H -S'\"version\": \"{t['version']}\"' -- {shipped}/model.json | head -1)",
+            f"mkdir -p {t['folder']}",
+            f"for f in model.json model.onnx heads.npz tokenizer.json; do git show \"$rev:{shipped}/$f\" > {t['folder']}/$f; done",
+            "```",
+            "",
+        ]
+    return lines
 
 
 def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
