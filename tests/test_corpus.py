@@ -244,6 +244,51 @@ def test_same_text_under_another_id_is_copied(small_db):
         assert len({tuple(sorted(v)) for v in per_doc.values()}) <= 1
 
 
+def test_documents_analysed_side_by_side_are_stored_in_order_and_analysed_once(tmp_path, monkeypatch):
+    """A run analyses the next documents while it stores one. A text is analysed once however close its
+    copies sit (copies are copied, repeats skipped), and when its analysis fails, a later copy is
+    analysed in its turn; the stored order is the input order."""
+    import threading
+
+    import propscan.analyze
+    from propscan.errors import PropscanError
+    from propscan.model import MODEL_DIR, Model
+
+    a = "The corrupt elite lie to you every day. Only a fool trusts these crooks."
+    b = "Our brave heroes will never surrender. Make our nation great again!"
+    rows = [("x1", a), ("x2", a), ("x3", b), ("x1", a), ("x4", b + " Now."), ("x5", a)]
+    src = tmp_path / "news.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows), encoding="utf-8")
+    real, calls, lock, live, peak = propscan.analyze.analyze, [], threading.Lock(), [0], [0]
+
+    def counting(doc, **kw):
+        with lock:
+            calls.append(doc.id)
+            first = doc.id == "x1" and calls.count("x1") == 1
+            live[0] += 1
+            peak[0] = max(peak[0], live[0])
+        try:
+            time.sleep(0.05)  # long enough for the next document to start beside this one
+            if first:
+                raise PropscanError("x1: simulated failure")
+            return real(doc, **kw)
+        finally:
+            with lock:
+                live[0] -= 1
+
+    monkeypatch.setattr(propscan.analyze, "analyze", counting)
+    events = []
+    s = corpus.run(tmp_path / "c.sqlite", [str(src)], model=Model(MODEL_DIR, threads=2), on_event=lambda k, m: events.append((k, m)))
+    assert events == [
+        ("failed", "x1: x1: simulated failure"), ("analysed", "x2"), ("analysed", "x3"),
+        ("copied", "x1"), ("analysed", "x4"), ("copied", "x5"),
+    ]
+    assert sorted(calls) == ["x1", "x2", "x3", "x4"]  # never the same text twice at once, never a copy
+    assert peak[0] == 2  # documents really were analysed side by side
+    assert (s.read, s.analysed, s.copied, s.already, s.failed) == (6, 3, 2, 0, 1)
+    assert [r[0] for r in db_rows(tmp_path / "c.sqlite", "SELECT doc_id FROM documents ORDER BY id")] == ["x2", "x3", "x1", "x4", "x5"]
+
+
 def test_rerun_is_idempotent(small_corpus, small_db, model):
     before = {t: db_rows(small_db, f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("documents", "analyses", "spans", "sentences", "failures")}
     s = corpus.run(small_db, small_corpus["inputs"], model=model)

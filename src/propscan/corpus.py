@@ -647,7 +647,7 @@ def run(
     Documents already analysed with the same key are skipped; failures are recorded and the run goes on.
     On KeyboardInterrupt the finished documents are committed before the interrupt propagates.
     """
-    from .analyze import analyze
+    from .analyze import analyze, in_order
     from .ingest import iter_documents
     from .model import load
 
@@ -657,16 +657,38 @@ def run(
     writer = BatchWriter(conn, batch)
     summary = RunSummary()
     emit = on_event or (lambda kind, message: None)
+    docs = iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes)
+    rows = ((item, None if isinstance(item, InputError) else doc_row(item)) for item in docs)
+    waiting: Counter[str] = Counter()  # texts (by hash) of documents read ahead whose turn has not come
+
+    def worth_starting(pair) -> bool:
+        """Start an analysis ahead of its turn unless the text is stored, pending, or an earlier document
+        with the same text still waits for its turn (it is analysed then, or this one is in its turn if
+        that analysis fails). The checks run again at its turn, when every earlier document is stored."""
+        row = pair[1]
+        if row is None:
+            return False
+        waiting[row.sha256] += 1
+        if waiting[row.sha256] > 1:
+            return False
+        if writer.pending_has(row, key) or writer.pending_result(row.sha256, key) is not None:
+            return False
+        return not (is_done(conn, row.doc_id, row.sha256, key) or analysis_of_content(conn, row.sha256, key) is not None)
+
+    def analyse(pair):
+        return analyze(pair[0], model=model, threshold=threshold, clean=clean)
+
     t0 = time.perf_counter()
     try:
-        for item in iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes):
-            if isinstance(item, InputError):
+        # up to model.threads documents analysed at once, handled in input order (analyze.in_order)
+        for (item, row), started in in_order(analyse, rows, model.threads, wanted=worth_starting):
+            if row is None:
                 summary.failed += 1
                 writer.fail(item.source, "", item.problem)
                 emit("failed", str(item))
                 continue
+            waiting[row.sha256] -= 1
             summary.read += 1
-            row = doc_row(item)
             if writer.pending_has(row, key) or is_done(conn, row.doc_id, row.sha256, key):
                 summary.already += 1
                 emit("already", row.doc_id)
@@ -679,7 +701,8 @@ def run(
                 emit("copied", row.doc_id)
                 continue
             try:
-                a = analyze(item, model=model, threshold=threshold, clean=clean)
+                # not started ahead: an earlier copy of the text was, and its analysis failed
+                a = started.result() if started is not None else analyse((item, row))
             except Exception as e:  # one bad document must not stop a corpus run
                 summary.failed += 1
                 problem = str(e) if isinstance(e, PropscanError) else f"analysis failed ({type(e).__name__}: {e})"
