@@ -273,3 +273,32 @@ def test_windows_side_by_side_give_the_one_at_a_time_outputs(long_text) -> None:
         np.testing.assert_array_equal(out.logits, ref.logits)
         np.testing.assert_array_equal(out.hidden, ref.hidden)
     assert one._pool is None
+
+
+def test_texts_side_by_side_never_run_more_calls_than_threads(long_text) -> None:
+    """The CLI analyses texts side by side; however their windows fall, at most ``threads`` onnxruntime
+    calls run at once (one per core), short one-window texts included."""
+    import threading
+
+    from propscan.analyze import in_order
+    from propscan.model import Model
+
+    model = Model(threads=2)
+    real, lock, live, peak = model.session, threading.Lock(), [0], [0]
+
+    class Counting:
+        def run(self, *a, **kw):
+            with lock:
+                live[0] += 1
+                peak[0] = max(peak[0], live[0])
+            try:
+                return real.run(*a, **kw)
+            finally:
+                with lock:
+                    live[0] -= 1
+
+    model.session = Counting()
+    texts = ["Short text number %d about the budget." % i for i in range(12)] + [long_text] + ["One more short text."] * 6
+    outs = [f.result() for _, f in in_order(model.token_outputs, texts, ahead=3)]
+    assert peak[0] == 2
+    assert len(outs) == len(texts) and len(outs[12].enc) == len(model.token_outputs(long_text).enc)

@@ -108,13 +108,14 @@ class Model:
         self.decoding: dict[str, Any] = self.config.get("decoding", {})
         self._pool: ThreadPoolExecutor | None = None  # made on first use
         self._pool_made = threading.Lock()
-        # At most ``threads`` onnxruntime calls at once, however many texts are analysed side by side
-        # (the CLI's look-ahead, the server's job threads): one thread per call, one call per core.
-        self._calls = threading.BoundedSemaphore(self.threads)
 
     def map_calls(self, fn, items: list) -> list:
-        """``fn`` over ``items``, ``self.threads`` at a time (onnxruntime releases the GIL while it runs)."""
-        if self.threads == 1 or len(items) == 1:
+        """``fn`` over ``items``, ``self.threads`` at a time (onnxruntime releases the GIL while it runs).
+
+        With more than one thread every call goes through the one pool, a single window too: texts
+        analysed side by side (analyze.in_order) then share ``threads`` calls at once, one per core.
+        """
+        if self.threads == 1:
             return [fn(x) for x in items]
         with self._pool_made:  # texts analysed side by side may get here together
             if self._pool is None:
@@ -122,8 +123,7 @@ class Model:
         return list(self._pool.map(fn, items))
 
     def run_windows(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with self._calls:
-            logits, hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        logits, hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
         return logits, hidden
 
     def token_outputs(self, text: str) -> TokenOutputs:
