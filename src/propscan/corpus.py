@@ -661,6 +661,13 @@ def run(
     rows = ((item, None if isinstance(item, InputError) else doc_row(item)) for item in docs)
     waiting: Counter[str] = Counter()  # texts (by hash) of documents read ahead whose turn has not come
 
+    def already(row: DocRow) -> bool:
+        return writer.pending_has(row, key) or is_done(conn, row.doc_id, row.sha256, key)
+
+    def stored_copy(row: DocRow) -> Result | int | None:
+        """A pending or stored analysis of the same text under any id, to copy instead of analysing."""
+        return writer.pending_result(row.sha256, key) or analysis_of_content(conn, row.sha256, key)
+
     def worth_starting(pair) -> bool:
         """Start an analysis ahead of its turn unless the text is stored, pending, or an earlier document
         with the same text still waits for its turn (it is analysed then, or this one is in its turn if
@@ -671,9 +678,7 @@ def run(
         waiting[row.sha256] += 1
         if waiting[row.sha256] > 1:
             return False
-        if writer.pending_has(row, key) or writer.pending_result(row.sha256, key) is not None:
-            return False
-        return not (is_done(conn, row.doc_id, row.sha256, key) or analysis_of_content(conn, row.sha256, key) is not None)
+        return not already(row) and stored_copy(row) is None
 
     def analyse(pair):
         return analyze(pair[0], model=model, threshold=threshold, clean=clean)
@@ -689,12 +694,12 @@ def run(
                 continue
             waiting[row.sha256] -= 1
             summary.read += 1
-            if writer.pending_has(row, key) or is_done(conn, row.doc_id, row.sha256, key):
+            if already(row):
                 summary.already += 1
                 emit("already", row.doc_id)
                 writer.maybe_flush()
                 continue
-            same = writer.pending_result(row.sha256, key) or analysis_of_content(conn, row.sha256, key)
+            same = stored_copy(row)
             if same is not None:
                 writer.add(row, same, key)
                 summary.copied += 1
