@@ -269,7 +269,7 @@ def test_windows_side_by_side_give_the_one_at_a_time_outputs(long_text) -> None:
     assert len(encoding.make_windows(len(ref.enc))) > WINDOWS_SIDE_BY_SIDE * 2  # more than one round at 2 threads
     for m in (two, three):
         out = m.token_outputs(long_text)
-        assert m._pool is not None, "the windows did not run side by side"
+        assert m._pool is not None and m._pool._threads, "the windows did not run side by side"
         np.testing.assert_array_equal(out.logits, ref.logits)
         np.testing.assert_array_equal(out.hidden, ref.hidden)
     assert one._pool is None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -106,8 +105,8 @@ class Model:
         self.version: str = self.config["version"]
         self.thresholds: dict[str, float] = self.config["thresholds"]
         self.decoding: dict[str, Any] = self.config.get("decoding", {})
-        self._pool: ThreadPoolExecutor | None = None  # made on first use
-        self._pool_made = threading.Lock()
+        # its threads start on first use; a one-thread model calls inline and has none
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="propscan-window") if self.threads > 1 else None
 
     def map_calls(self, fn, items: list) -> list:
         """``fn`` over ``items``, ``self.threads`` at a time (onnxruntime releases the GIL while it runs).
@@ -115,11 +114,8 @@ class Model:
         With more than one thread every call goes through the one pool, a single window too: texts
         analysed side by side (analyze.in_order) then share ``threads`` calls at once, one per core.
         """
-        if self.threads == 1:
+        if self._pool is None:
             return [fn(x) for x in items]
-        with self._pool_made:  # texts analysed side by side may get here together
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="propscan-window")
         return list(self._pool.map(fn, items))
 
     def run_windows(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
