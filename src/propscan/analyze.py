@@ -48,9 +48,9 @@ def in_order(
     """``(item, future of fn(item))`` in input order, with up to ``ahead`` calls running at once.
 
     For multi-document runs: while one text's decoding runs in Python, the next text's windows keep the
-    model busy (all of the model's calls share its pool of ``threads``, so this never oversubscribes the cores). Items
-    ``wanted`` rejects come back with ``None`` in their place; ``future.result()`` re-raises what ``fn``
-    raised, at that item. ``ahead`` <= 1 runs everything in the caller's thread, one at a time.
+    model busy (all of the model's calls share its pool of ``threads``, so this never oversubscribes the
+    cores). Items ``wanted`` rejects come back with ``None`` in their place; ``future.result()``
+    re-raises what ``fn`` raised, at that item. ``ahead`` <= 1 runs everything in the caller's thread.
     """
     if ahead <= 1:
         for x in items:

@@ -120,7 +120,7 @@ class _NothingWritten(Exception):
     pass
 
 
-def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int = 1) -> int:
+def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int) -> int:
     """Analyse each document, hand each result to ``keep`` in input order, record errors and go on;
     returns the count. Up to ``ahead`` documents are analysed at once (analyze.in_order)."""
     from .analyze import in_order
