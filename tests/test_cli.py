@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SCHEMA, run_cli
+from conftest import SCHEMA, require_train_extra, run_cli
 from propscan.techniques import TECHNIQUE_IDS
 
 SUMMARY = re.compile(r"^\d+ read, \d+ analysed, \d+ skipped$")
@@ -475,8 +475,9 @@ def test_train_without_the_train_extra_says_so(tmp_path):
     ],
 )
 def test_train_refuses_an_unknown_encoder_or_device(tmp_path, args, message):
-    torch = pytest.importorskip("torch", reason="the encoder and device are checked once the train extra imports")
-    pytest.importorskip("transformers")
+    require_train_extra()  # the encoder and device are checked once the train extra imports
+    import torch
+
     if torch.cuda.is_available() and "cuda" in args:
         pytest.skip("this machine has a CUDA GPU")
     res = run_cli(*_train_args(tmp_path, *args))
@@ -485,8 +486,7 @@ def test_train_refuses_an_unknown_encoder_or_device(tmp_path, args, message):
 
 
 def test_train_refuses_a_teacher_that_is_not_a_model(tmp_path):
-    pytest.importorskip("torch", reason="the teacher is checked once the train extra imports")
-    pytest.importorskip("transformers")
+    require_train_extra()  # the teacher is checked once the train extra imports
     res = run_cli(*_train_args(tmp_path, "--teacher", str(tmp_path)))
     assert res.rc == 2 and f"teacher {tmp_path}: no model.json, not a propscan model folder" in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()

