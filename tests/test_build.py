@@ -22,7 +22,6 @@ N_ARTICLES = 6
 VAL_EVERY = 3  # 2 of the 6 are held out for tuning
 
 
-
 def _small_train_set(dest: Path) -> tuple[Path, Path]:
     """The N smallest PTC train articles that have labels, with their rows (copied, never committed)."""
     rows: dict[str, list[str]] = defaultdict(list)
