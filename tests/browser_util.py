@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import pytest
+from conftest import unavailable
 
 CHROMIUM = Path(os.environ.get("PROPSCAN_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -28,10 +28,7 @@ OUTPUT = Path(__file__).resolve().parent / "output"
 
 
 def _unavailable(why: str) -> None:
-    msg = f"browser tests need {why}; run `make browser` (apt chromium + pip playwright)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{msg} -- failing because CI is set", pytrace=False)
-    pytest.skip(msg)
+    unavailable(f"browser tests need {why}; run `make browser` (apt chromium + pip playwright)")
 
 
 def require_browser() -> None:

