@@ -2,6 +2,7 @@
 texts labelled without spans (the weak loss itself needs torch and is skipped without it)."""
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -350,3 +351,29 @@ def test_a_distilled_models_card_restores_its_teacher_from_git(tmp_path):
     for f in ("model.json", "model.onnx", "heads.npz", "tokenizer.json"):
         assert (folder / f).read_bytes() == (MODEL_DIR / f).read_bytes(), f
     assert "Distilled from" not in write_model_card(tmp_path, shipped)
+
+
+def test_a_distilled_models_card_trains_a_teacher_that_never_shipped(tmp_path):
+    """A teacher of another kind (MPNet never ships) is not in git history: the card trains it first with
+    the settings kept in its model.json, and the recipe it writes reads back as those settings."""
+    import shlex
+
+    from propscan.build import _teachers, write_model_card
+
+    folder = tmp_path / "mpnet-teacher"
+    folder.mkdir()
+    teacher_cfg = {**asdict(TrainConfig()), "encoder": "all-mpnet-base-v2", "epochs": 4, "lr": 4e-05}
+    (folder / "model.json").write_text(json.dumps({"name": "propscan-mpnet", "version": "2026-11-30", "train_config": teacher_cfg}))
+    shipped = json.loads((MODEL_DIR / "model.json").read_text())
+    (teacher,) = _teachers(TrainConfig(teacher=str(folder)))
+    assert teacher == {"folder": str(folder), "name": "propscan-mpnet", "version": "2026-11-30", "train_config": teacher_cfg}
+    card = write_model_card(tmp_path, {**shipped, "teachers": [teacher]})
+    script = card.split(f"a teacher that did not ship: `{folder}` must hold it first")[1].split("```")[1]
+    install, echo, train, labels = script.strip().splitlines()
+    assert install == "make install-teacher" and "git" not in script
+    words = shlex.split(echo)
+    assert words[0] == "echo" and words[2] == ">" and TrainConfig(**json.loads(words[1])) == TrainConfig(**teacher_cfg)
+    assert train.startswith(".venv/bin/propscan train --articles ") and f"--out {folder} --recipe {words[3]}" in labels
+    # a teacher of the model's own kind is restored from git, as before
+    (same,) = _teachers(TrainConfig(teacher=str(MODEL_DIR)))
+    assert "train_config" not in same

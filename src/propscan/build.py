@@ -78,11 +78,16 @@ def _teacher_folders(cfg: TrainConfig) -> list[str]:
 
 
 def _teachers(cfg: TrainConfig) -> list[dict]:
-    """Which model each teacher folder held, so the card can say how to get it back."""
+    """Which model each teacher folder held, so the card can say how to get it back: an earlier version
+    of the model being built is in git history; any other teacher (say MPNet, never shipped) is trained
+    again from its settings, which are kept for that."""
     out = []
     for folder in _teacher_folders(cfg):
         config = json.loads((Path(folder) / "model.json").read_text())
-        out.append({"folder": folder, "name": config["name"], "version": config["version"]})
+        entry = {"folder": folder, "name": config["name"], "version": config["version"]}
+        if config["name"] != encoder_info(cfg.encoder)[0] and "train_config" in config:
+            entry["train_config"] = config["train_config"]
+        out.append(entry)
     return out
 
 
@@ -142,7 +147,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         "## Reproduce",
         "",
         "```",
-        "make install-teacher" if encoder_info(cfg.get("encoder", default_encoder))[0] == "propscan-mpnet" else "make install-train",
+        _install_target(cfg),
         f".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
         f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out model-out \\",
         *([f"    --recipe src/propscan/models/{meta['name']}/model.json \\"] if cfg.get("members") or cfg.get("extra")
@@ -164,10 +169,13 @@ def write_model_card(out: Path, meta: dict) -> str:
 
 
 def _teacher_restore(teachers: list[dict]) -> list[str]:
-    """Card lines: a distilled model's reproduce command needs its teacher, which an earlier version of
-    this repository shipped; git history holds it."""
+    """Card lines: a distilled model's reproduce command needs its teacher: an earlier version of this
+    repository shipped it (git history holds it), or it is trained first from its own settings."""
     lines = []
     for t in teachers:
+        if "train_config" in t:
+            lines += _teacher_training(t)
+            continue
         shipped = f"src/propscan/models/{t['name']}"
         lines += [
             f"Distilled from {t['name']} {t['version']}: `{t['folder']}` must hold that model first. "
@@ -181,6 +189,31 @@ def _teacher_restore(teachers: list[dict]) -> list[str]:
             "",
         ]
     return lines
+
+
+def _teacher_training(t: dict) -> list[str]:
+    """Card lines that train a teacher which never shipped, with the settings it was trained with."""
+    cfg = t["train_config"]
+    recipe = f"{t['folder']}.recipe.json"
+    return [
+        f"Distilled from {t['name']} {t['version']}, a teacher that did not ship: `{t['folder']}` must hold it first. "
+        "Train it with its own settings (training is not bit-for-bit repeatable across machines, so the figures "
+        "will differ a little):",
+        "",
+        "```",
+        _install_target(cfg),
+        f"echo '{json.dumps(cfg)}' > {recipe}",
+        ".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
+        f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out {t['folder']} --recipe {recipe}",
+        "```",
+        "",
+    ]
+
+
+def _install_target(cfg: dict) -> str:
+    """The make target that installs what training with these settings needs (MPNet has its own)."""
+    encoder = cfg.get("encoder", TrainConfig().encoder)
+    return "make install-teacher" if encoder_info(encoder)[0] == "propscan-mpnet" else "make install-train"
 
 
 def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
@@ -221,3 +254,4 @@ def copy_model(src: Path, dst: Path) -> None:
     for name in ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md"):
         if (src / name).exists():
             shutil.copy(src / name, dst / name)
+
