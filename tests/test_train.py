@@ -244,7 +244,7 @@ def test_encoder_names_the_model_and_its_card(tmp_path):
     assert encoder_info("/data/enc/My-BERT")[0] == "propscan-my-bert"
     shipped = json.loads((MODEL_DIR / "model.json").read_text())
     assert write_model_card(tmp_path, shipped) == (MODEL_DIR / "MODEL_CARD.md").read_text()  # the card is regenerated
-    cfg = {**shipped["train_config"], "members": [], "encoder": "all-mpnet-base-v2", "epochs": 4}
+    cfg = {**shipped["train_config"], "members": [], "extra": [], "encoder": "all-mpnet-base-v2", "epochs": 4}
     card = write_model_card(tmp_path, {**shipped, "name": "propscan-mpnet", "base_encoder": "all-mpnet-base-v2", "train_config": cfg})
     assert "all-mpnet-base-v2 (110M parameters" in card and "22.7M" not in card
     assert "make install-teacher" in card and "--epochs 4 \\\n    --encoder all-mpnet-base-v2 \\\n" in card
