@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -202,7 +203,7 @@ def _teacher_training(t: dict) -> list[str]:
         "",
         "```",
         _install_target(cfg),
-        f"echo '{json.dumps(cfg)}' > {recipe}",
+        f"echo {shlex.quote(json.dumps(cfg))} > {recipe}",
         ".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
         f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out {t['folder']} --recipe {recipe}",
         "```",
