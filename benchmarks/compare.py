@@ -19,7 +19,7 @@ from pathlib import Path
 from propscan.evaluate import predict, score
 from propscan.model import MODEL_DIR, Model
 from propscan.ptc import Label, read_articles, read_labels
-from propscan.train import TrainConfig, split_ids
+from propscan.train import TrainConfig, held_out
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,9 +29,7 @@ def load_split(ptc: Path, split: str) -> tuple[dict[str, str], list[Label]]:
         arts = read_articles(ptc / "dev/dev-articles")
         return arts, read_labels(ptc / "dev/dev-task-flc-tc.labels", arts)
     arts = read_articles(ptc / "train/train-articles")
-    gold = read_labels(ptc / "train/train-task-flc-tc.labels", arts)
-    held = set(split_ids(list(arts), TrainConfig().val_every)[1])
-    return {a: arts[a] for a in sorted(held)}, [g for g in gold if g.article_id in held]
+    return held_out(arts, read_labels(ptc / "train/train-task-flc-tc.labels", arts), TrainConfig().val_every)
 
 
 def by_article(rows: list[Label]) -> dict[str, list[Label]]:

@@ -22,7 +22,7 @@ from propscan.evaluate import flc_rows
 from propscan.model import MODEL_DIR, Model
 from propscan.ptc import read_articles, read_labels
 from propscan.techniques import TECHNIQUE_IDS
-from propscan.train import TrainConfig, split_ids
+from propscan.train import TrainConfig, held_out
 from propscan.tune import GRID, OFF, _micro_f1, _parts, ascend
 
 HERE = Path(__file__).resolve().parent
@@ -81,9 +81,8 @@ def main() -> None:
     model = Model(args.model)
     meta = json.loads((args.model / "model.json").read_text())
     train_arts = read_articles(args.ptc / "train/train-articles")
-    _, held_ids = split_ids(list(train_arts), TrainConfig(**meta.get("train_config", {})).val_every)
-    held = {a: train_arts[a] for a in held_ids}
-    held_labels = [g for g in read_labels(args.ptc / "train/train-task-flc-tc.labels", train_arts) if g.article_id in held]
+    train_labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train_arts)
+    held, held_labels = held_out(train_arts, train_labels, TrainConfig(**meta.get("train_config", {})).val_every)
     dev = read_articles(args.ptc / "dev/dev-articles")
     dev_labels = read_labels(args.ptc / "dev/dev-task-flc-tc.labels", dev)
     ht, dt = table(model, held, held_labels), table(model, dev, dev_labels)

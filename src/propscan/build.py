@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .export import export_onnx, write_model_json
 from .ptc import Label
-from .train import TrainConfig, encoder_info, split_ids, train_soup
+from .train import TrainConfig, encoder_info, held_out, train_soup
 
 
 def finish_model_folder(
@@ -36,14 +36,12 @@ def finish_model_folder(
 
     export_onnx(checkpoint, out, quantize=quantize)
     version = version or dt.date.today().isoformat()
-    _, val_ids = split_ids(list(articles), cfg.val_every)
-    val_articles = {a: articles[a] for a in val_ids}
-    val_labels = [lab for lab in labels if lab.article_id in val_articles]
+    val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     # a provisional model.json so Model loads; tune() searches thresholds itself and the final one follows
     name = encoder_info(cfg.encoder)[0]
     write_model_json(out, name=name, version=version, thresholds={"any": 0.5}, decoding={})
     model = Model(out)
-    log(f"tuning decoding on {len(val_ids)} held-out train articles")
+    log(f"tuning decoding on {len(val_articles)} held-out train articles")
     tuned = tune(model, val_articles, val_labels, log=log)
     meta = {
         "name": name,
@@ -56,7 +54,7 @@ def finish_model_folder(
         "heldout_flc_f1": tuned["heldout_flc_f1"],
         "heldout_tc_f1": tuned["heldout_tc_f1"],
         "train_config": asdict(cfg),
-        "trained_on": _training_data(cfg, len(articles) - len(val_ids)),
+        "trained_on": _training_data(cfg, len(articles) - len(val_articles)),
     }
     if teachers := _teachers(cfg):
         meta["teachers"] = teachers
@@ -255,4 +253,3 @@ def copy_model(src: Path, dst: Path) -> None:
     for name in ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md"):
         if (src / name).exists():
             shutil.copy(src / name, dst / name)
-

@@ -176,6 +176,12 @@ def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
     return [i for i in ids if i not in set(val)], val
 
 
+def held_out(articles: dict[str, str], labels: list[Label], val_every: int) -> tuple[dict[str, str], list[Label]]:
+    """The held-out train articles decoding is tuned on, and their labels."""
+    held = {a: articles[a] for a in split_ids(list(articles), val_every)[1]}
+    return held, [lab for lab in labels if lab.article_id in held]
+
+
 @dataclass
 class Example:
     ids: np.ndarray  # window tokens without specials
