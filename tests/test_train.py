@@ -369,12 +369,15 @@ def test_a_distilled_models_card_trains_a_teacher_that_never_shipped(tmp_path):
     (teacher,) = _teachers(TrainConfig(teacher=str(folder)))
     assert teacher == {"folder": str(folder), "name": "propscan-mpnet", "version": "2026-11-30", "train_config": teacher_cfg}
     card = write_model_card(tmp_path, {**shipped, "teachers": [teacher]})
-    script = card.split(f"a teacher that did not ship: `{folder}` must hold it first")[1].split("```")[1]
-    install, echo, train, labels = script.strip().splitlines()
+    before, after = card.split(f"a teacher that did not ship: `{folder}` must hold it first")
+    assert "--out model-out" in after and "--out model-out" not in before  # the teacher is trained before the model
+    script = after.split("```")[1]
+    install, echo, *train = script.strip().splitlines()
     assert install == "make install-teacher" and "git" not in script
     words = shlex.split(echo)
     assert words[0] == "echo" and words[2] == ">" and TrainConfig(**json.loads(words[1])) == TrainConfig(**teacher_cfg)
-    assert train.startswith(".venv/bin/propscan train --articles ") and f"--out {folder} --recipe {words[3]}" in labels
+    assert train[0].startswith(".venv/bin/propscan train --articles ")
+    assert shlex.split(" ".join(line.rstrip("\\") for line in train))[-4:] == ["--out", str(folder), "--recipe", words[3]]
     # a teacher of the model's own kind is restored from git, as before
     (same,) = _teachers(TrainConfig(teacher=str(MODEL_DIR)))
     assert "train_config" not in same

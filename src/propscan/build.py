@@ -142,22 +142,23 @@ def write_model_card(out: Path, meta: dict) -> str:
         lines.append("")
     cfg = meta.get("train_config", {})
     default_encoder = TrainConfig().encoder
+    teachers = _teacher_restore(meta.get("teachers", []))
+    options = ([f"--recipe src/propscan/models/{meta['name']}/model.json"] if cfg.get("members") or cfg.get("extra")
+               else [f"--epochs {cfg.get('epochs', 6)}"]
+               + ([f"--encoder {cfg['encoder']}"] if cfg.get("encoder", default_encoder) != default_encoder else []))
     lines += [
         "## Reproduce",
         "",
+        *teachers,  # a teacher comes first: the model's own training reads it
+        *(["Then train the model itself:", ""] if teachers else []),
         "```",
         _install_target(cfg),
-        f".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
-        f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out model-out \\",
-        *([f"    --recipe src/propscan/models/{meta['name']}/model.json \\"] if cfg.get("members") or cfg.get("extra")
-          else [f"    --epochs {cfg.get('epochs', 6)} \\"]
-          + ([f"    --encoder {cfg['encoder']} \\"] if cfg.get("encoder", default_encoder) != default_encoder else [])),
-        "    --dev-articles ../shared/data/ptc/dev/dev-articles --dev-labels ../shared/data/ptc/dev/dev-task-flc-tc.labels",
+        *_train_command("model-out", *options, "--dev-articles ../shared/data/ptc/dev/dev-articles "
+                        "--dev-labels ../shared/data/ptc/dev/dev-task-flc-tc.labels"),
         "```",
         "",
         f"Training settings: {json.dumps(cfg)}",
         "",
-        *_teacher_restore(meta.get("teachers", [])),
         "Limits: English news only; trained on ~330 articles, so rare techniques (bandwagon, clichés, "
         "straw men) are found far less reliably than loaded language and name calling.",
         "",
@@ -202,11 +203,18 @@ def _teacher_training(t: dict) -> list[str]:
         "```",
         _install_target(cfg),
         f"echo {shlex.quote(json.dumps(cfg))} > {recipe}",
-        ".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles \\",
-        f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out {t['folder']} --recipe {recipe}",
+        *_train_command(t["folder"], f"--recipe {recipe}"),
         "```",
         "",
     ]
+
+
+def _train_command(out: str, *options: str) -> list[str]:
+    """A `propscan train` on PTC train writing to ``out``, one option per continued line."""
+    lines = [".venv/bin/propscan train --articles ../shared/data/ptc/train/train-articles",
+             f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out {out}",
+             *(f"    {o}" for o in options)]
+    return [line + " \\" for line in lines[:-1]] + lines[-1:]
 
 
 def _install_target(cfg: dict) -> str:
