@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import io
 import json
-import os
 import tempfile
 import tracemalloc
 from pathlib import Path

@@ -228,7 +228,7 @@ def test_bad_row_names_file_and_line(tmp_path, articles, bad, message):
 def test_bad_row_in_folder_names_that_file(tmp_path, articles):
     d = tmp_path / "labels"
     write(d / "article111.task-flc-tc.labels", f"{GOOD}\n")
-    bad_file = write(d / "article222.task-flc-tc.labels", f"222\tDoubt\t0\t3\n222\tDoubt\t3\t1\n")
+    bad_file = write(d / "article222.task-flc-tc.labels", "222\tDoubt\t0\t3\n222\tDoubt\t3\t1\n")
     with pytest.raises(InputError) as ei:
         read_labels(d, articles)
     assert str(ei.value).startswith(f"{bad_file}:2: ")

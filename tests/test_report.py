@@ -455,7 +455,7 @@ def test_browser_confidence_slider_hides_low_spans(report_page):
 
 
 def test_browser_hover_shows_tooltip(report_page):
-    p, a = report_page, make_analysis()
+    p = report_page
     assert not p.page.is_visible("#ps-tip")
     p.page.hover('#r0 mark.sp[data-i="3"][data-h]')  # "so-called experts"
     p.page.wait_for_selector("#ps-tip", state="visible")
@@ -472,7 +472,7 @@ def test_browser_hover_shows_tooltip(report_page):
 
 
 def test_browser_keyboard_focus_shows_tooltip(report_page):
-    p, a = report_page, make_analysis()
+    p = report_page
     p.page.focus("#r0-min")
     p.page.keyboard.press("Tab")
     assert p.js("document.activeElement.matches('mark.sp[data-h]') && document.activeElement.dataset.i") == "0"

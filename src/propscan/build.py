@@ -109,11 +109,11 @@ def write_model_card(out: Path, meta: dict) -> str:
     lines = [
         f"# {meta['name']} {meta['version']}",
         "",
-        f"- **Task**: SemEval-2020 Task 11 (PTC v2): propaganda technique spans (SI) and their technique (TC/FLC), 14 techniques.",
+        "- **Task**: SemEval-2020 Task 11 (PTC v2): propaganda technique spans (SI) and their technique (TC/FLC), 14 techniques.",
         f"- **Base encoder**: {meta['base_encoder']} ({encoder_info(meta['base_encoder'])[1]}).",
         f"- **Training data**: {meta['trained_on']}; thresholds and decoder tuned on the held-out rest of PTC train.",
-        f"- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
-        f"a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
+        "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
+        "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
         f"- **Decoder**: `{meta['decoding'].get('mode')}`, max gap {meta['decoding'].get('max_gap')} tokens; "
         f"windows of 256 word pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} "
         f"to Repetition's log-odds for a span whose words already occurred earlier in the article (tuned on held-out TC).",
