@@ -5,7 +5,6 @@ Only behaviour and invariants are checked, never the particular spans or scores 
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
