@@ -378,6 +378,13 @@ def test_a_distilled_models_card_trains_a_teacher_that_never_shipped(tmp_path):
     assert words[0] == "echo" and words[2] == ">" and TrainConfig(**json.loads(words[1])) == TrainConfig(**teacher_cfg)
     assert train[0].startswith(".venv/bin/propscan train --articles ")
     assert shlex.split(" ".join(line.rstrip("\\") for line in train))[-4:] == ["--out", str(folder), "--recipe", words[3]]
+    assert "--no-quantize" not in card
+    # a teacher exported in fp32 is trained again with the same export
+    (folder / "model.json").write_text(json.dumps({"name": "propscan-mpnet", "version": "2026-11-30", "quantized": "fp32", "train_config": teacher_cfg}))
+    (teacher,) = _teachers(TrainConfig(teacher=str(folder)))
+    train = write_model_card(tmp_path, {**shipped, "teachers": [teacher]}).split("must hold it first")[1].split("```")[1]
+    assert shlex.split(" ".join(line.rstrip("\\") for line in train.strip().splitlines()[2:]))[-5:] == [
+        "--out", str(folder), "--recipe", words[3], "--no-quantize"]
     # a teacher of the model's own kind is restored from git, as before
     (same,) = _teachers(TrainConfig(teacher=str(MODEL_DIR)))
     assert "train_config" not in same

@@ -86,6 +86,8 @@ def _teachers(cfg: TrainConfig) -> list[dict]:
         entry = {"folder": folder, "name": config["name"], "version": config["version"]}
         if config["name"] != encoder_info(cfg.encoder)[0] and "train_config" in config:
             entry["train_config"] = config["train_config"]
+            if config.get("quantized") == "fp32":  # the students learnt from its fp32 export
+                entry["quantized"] = "fp32"
         out.append(entry)
     return out
 
@@ -203,7 +205,7 @@ def _teacher_training(t: dict) -> list[str]:
         "```",
         _install_target(cfg),
         f"echo {shlex.quote(json.dumps(cfg))} > {recipe}",
-        *_train_command(t["folder"], f"--recipe {recipe}"),
+        *_train_command(t["folder"], f"--recipe {recipe}", *(["--no-quantize"] if t.get("quantized") == "fp32" else [])),
         "```",
         "",
     ]
