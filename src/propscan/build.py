@@ -17,6 +17,8 @@ from .export import export_onnx, write_model_json
 from .ptc import Label
 from .train import TrainConfig, encoder_info, held_out, train_soup
 
+FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
+
 
 def finish_model_folder(
     checkpoint: Path,
@@ -48,7 +50,7 @@ def finish_model_folder(
         "version": version,
         "date": dt.date.today().isoformat(),
         "base_encoder": cfg.encoder,
-        "quantized": "int8 dynamic, per-channel" if quantize else "fp32",
+        "quantized": "int8 dynamic, per-channel" if quantize else FP32,
         "thresholds": tuned["thresholds"],
         "decoding": tuned["decoding"],
         "heldout_flc_f1": tuned["heldout_flc_f1"],
@@ -86,8 +88,8 @@ def _teachers(cfg: TrainConfig) -> list[dict]:
         entry = {"folder": folder, "name": config["name"], "version": config["version"]}
         if config["name"] != encoder_info(cfg.encoder)[0] and "train_config" in config:
             entry["train_config"] = config["train_config"]
-            if config.get("quantized") == "fp32":  # the students learnt from its fp32 export
-                entry["quantized"] = "fp32"
+            if config.get("quantized") == FP32:  # the students learnt from its fp32 export: rebuild that
+                entry["no_quantize"] = True
         out.append(entry)
     return out
 
@@ -205,7 +207,7 @@ def _teacher_training(t: dict) -> list[str]:
         "```",
         _install_target(cfg),
         f"echo {shlex.quote(json.dumps(cfg))} > {recipe}",
-        *_train_command(t["folder"], f"--recipe {recipe}", *(["--no-quantize"] if t.get("quantized") == "fp32" else [])),
+        *_train_command(t["folder"], f"--recipe {recipe}", *(["--no-quantize"] if t.get("no_quantize") else [])),
         "```",
         "",
     ]
