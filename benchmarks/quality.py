@@ -1,9 +1,9 @@
-"""Quality on PTC dev with the SemEval-2020 Task 11 formulas (SI, FLC, TC, per technique).
+"""Quality on PTC dev with the SemEval-2020 Task 11 formulas (SI, FLC, TC, per technique), and the
+calibration of the span confidences (expected calibration error over 10 bins, reliability table).
 
-    python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model DIR] [--threshold T] [--mode M]
+    python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model DIR] [--min-confidence P]
 
-Prints the figures of the shipped (or given) model; ``--mode`` compares decoders
-(technique | any+classify | union) on the same token outputs.
+A span counts as right for calibration when annotators marked an overlapping span of its technique.
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--model", type=Path, default=MODEL_DIR)
-    ap.add_argument("--threshold", type=float, default=None)
-    ap.add_argument("--mode", default=None, help="decoder mode; default: the model's")
+    ap.add_argument("--min-confidence", type=float, default=None, help="default: the cutoffs tuned per technique")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -33,19 +32,24 @@ def main() -> None:
     gold = read_labels(args.ptc / "dev/dev-task-flc-tc.labels", arts)
     model = Model(args.model)
     t0 = time.perf_counter()
-    report = evaluate(model, arts, gold, threshold=args.threshold, mode=args.mode)
+    report = evaluate(model, arts, gold, min_confidence=args.min_confidence)
     secs = time.perf_counter() - t0
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
         return
-    print(f"model {model.name} {model.version}, decoder {args.mode or model.decoding.get('mode')}, "
-          f"threshold {'tuned' if args.threshold is None else args.threshold}; PTC dev, {len(arts)} articles, {secs:.1f}s")
+    print(f"model {model.name} {model.version}, minimum confidence "
+          f"{'tuned per technique' if args.min_confidence is None else args.min_confidence}; PTC dev, {len(arts)} articles, {secs:.1f}s")
     for name, prf in (("SI", report.si), ("FLC", report.flc), ("TC", report.tc)):
         print(f"{name:<4} P {prf.precision:.4f}  R {prf.recall:.4f}  F1 {prf.f1:.4f}  (pred {prf.n_pred}, gold {prf.n_gold})")
     print("\nper technique:            FLC P   FLC R  FLC F1   TC F1  gold")
     for tech, prf in report.flc_by_technique.items():
         tc = report.tc_by_technique[tech].f1
         print(f"  {tech[:34]:<34} {prf.precision:.3f}  {prf.recall:.3f}  {prf.f1:.3f}  {tc:.3f}  {prf.n_gold}")
+    print(f"  {'mean of the 14 (unweighted)':<34}               {report.mean_technique_f1:.3f}")
+    print(f"\ncalibration: expected calibration error {report.ece:.4f} (10 bins, {report.flc.n_pred} spans)")
+    print("  confidence    spans  mean confidence  share right")
+    for low, high, n, conf, acc in report.reliability:
+        print(f"  {low:.1f}-{high:.1f}    {n:6d}  {conf:15.3f}  {acc:11.3f}")
 
 
 if __name__ == "__main__":

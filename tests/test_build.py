@@ -14,6 +14,7 @@ import pytest
 
 from conftest import SHARED, copy_smallest_ptc, require_train_extra, run_cli
 from propscan.model import MODEL_DIR
+from propscan.techniques import TECHNIQUE_IDS
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
 N_ARTICLES = 6
@@ -52,10 +53,14 @@ def test_train_writes_a_model_folder_with_its_card(built):
     assert meta["name"] == "propscan-minilm" and meta["quantized"] == "int8 dynamic, per-channel"
     assert meta["teachers"] == [{"folder": str(MODEL_DIR), "name": shipped["name"], "version": shipped["version"]}]
     assert len(meta["train_config"]["members"]) == 2 and meta["train_config"]["epochs"] == 1
-    assert set(meta["thresholds"]) >= {"any", "Loaded_Language"} and 0 <= meta["heldout_tc_f1"] <= 1
-    # held-out FLC of each decoder mode tried; the chosen one is among them
-    assert any(mode.startswith(meta["decoding"]["mode"]) for mode in meta["heldout_flc_f1"])
-    assert all(0 <= f <= 1 for f in meta["heldout_flc_f1"].values())
+    assert 0 <= meta["heldout_tc_f1"] <= 1 and 0 <= meta["heldout_flc_f1"]["micro"] <= 1
+    # every technique tuned and calibrated on the held-out articles; none switched off
+    assert meta["labels"] == list(TECHNIQUE_IDS)
+    for t in TECHNIQUE_IDS:
+        assert 0 <= meta["thresholds"][t] <= 1 and 0 <= meta["cutoffs"][t] < 1
+        assert meta["detectors"][t]["source"] in ("channel", "classify", "repeat") and meta["calibration"][t][0] > 0
+        assert set(meta["by_technique"][t]) == {"heldout", "dev"}
+    assert 0 <= meta["dev"]["ece"] <= 1 and 0 <= meta["dev"]["flc_mean_technique_f1"] <= 1
     for task in ("si", "flc", "tc"):
         assert 0 <= meta["dev"][task]["f1"] <= 1 and 0 <= meta["dev_fp32"][f"{task}_f1"] <= 1
     assert meta["dev"]["tc"]["n_gold"] > 0  # the dev sample's gold spans were scored

@@ -516,3 +516,36 @@ def test_analysis_never_imports_the_training_stack(tmp_path):
     assert res.returncode == 0 and "SI" in res.stdout, res.stderr
     res = cli("techniques")
     assert res.returncode == 0 and "Loaded_Language" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--threshold-for", "Slogan=0.2"], "--threshold-for: unknown technique 'Slogan'; valid names: Loaded_Language, Name_Calling,Labeling"),
+        (["--threshold-for", "Slogans=1.5"], "--threshold-for: the value for Slogans 1.5 is outside 0..1"),
+        (["--threshold-for", "Slogans"], "--threshold-for: 'Slogans' is not TECHNIQUE=VALUE"),
+        (["--min-confidence", "1.2"], "--min-confidence: 1.2 is outside 0..1"),
+        (["--min-confidence", "-0.1"], "--min-confidence: -0.1 is outside 0..1"),
+        (["--min-confidence", "much"], "--min-confidence: 'much' is not a number"),
+    ],
+)
+@pytest.mark.parametrize("command", ["analyze", "evaluate"])
+def test_bad_confidence_options_are_one_line_errors(tmp_path, args, message, command):
+    (tmp_path / "a.txt").write_text("The shameful traitors lied again.", encoding="utf-8")
+    where = [str(tmp_path / "a.txt")] if command == "analyze" else ["--articles", str(tmp_path), "--gold", str(tmp_path / "a.txt")]
+    res = run_cli(command, *where, *args)
+    assert res.rc == 2 and message in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_threshold_for_changes_only_that_technique(tmp_path):
+    (tmp_path / "a.txt").write_text(
+        "These traitors and vile criminals are destroying our great nation! The so-called experts are lying to you.",
+        encoding="utf-8")
+    base = json.loads(run_cli("analyze", tmp_path / "a.txt", "-f", "json").stdout)
+    off = json.loads(run_cli("analyze", tmp_path / "a.txt", "-f", "json", "--threshold-for", "loaded language=1").stdout)
+    assert off["threshold_for"] == {"Loaded_Language": 1.0}
+    assert any(s["technique"] == "Loaded_Language" for s in base["spans"])
+    assert [s for s in base["spans"] if s["technique"] != "Loaded_Language"] == off["spans"]
+    same = json.loads(run_cli("analyze", tmp_path / "a.txt", "-f", "json", "--min-confidence", "0.3").stdout)
+    assert same["threshold"] == 0.3 and all(s["score"] >= 0.3 for s in same["spans"])

@@ -1,4 +1,4 @@
-"""Unit tests of propscan.decode on hand-made arrays, plus decode_spans on real model outputs."""
+"""Unit tests of propscan.decode and detect's run helpers on hand-made arrays, plus decode_spans on real model outputs."""
 
 from __future__ import annotations
 
@@ -8,22 +8,8 @@ import numpy as np
 import pytest
 
 from propscan import encoding
-from propscan.decode import (
-    ANY,
-    MAX_GAP,
-    TRIM,
-    Run,
-    article_score,
-    candidate_runs,
-    char_span,
-    decode_spans,
-    runs,
-    sentence_bounds,
-    sentence_scores,
-    snap,
-    spans_from_runs,
-    thresholds_for,
-)
+from propscan.decode import ANY, TRIM, article_score, decode_spans, sentence_bounds, sentence_scores
+from propscan.detect import char_span, runs, snap
 from propscan.document import SentenceScore, Span
 from propscan.encoding import Encoded
 from propscan.techniques import TECHNIQUE_IDS
@@ -52,48 +38,47 @@ def handmade(offsets: list[tuple[int, int]], word_start: list[bool] | None = Non
 
 
 def test_runs_empty_and_all_false() -> None:
-    assert runs(np.zeros(0, dtype=bool), 0) == []
-    assert runs(mask(0, 0, 0, 0), 3) == []
+    assert runs(np.zeros(0, dtype=bool), 1) == []
+    assert runs(mask(0, 0, 0, 0), 1) == []
 
 
 def test_runs_single_and_all_true() -> None:
-    assert runs(mask(0, 1, 0, 0, 0), 2) == [Run(1, 2, 2)]
-    assert runs(mask(1, 1, 1, 1), 5) == [Run(0, 4, 5)]
-    assert runs(mask(0, 0, 1, 1), ANY) == [Run(2, 4, ANY)]  # a run reaching the end is closed
+    assert runs(mask(0, 1, 0, 0, 0), 1) == [(1, 2)]
+    assert runs(mask(1, 1, 1, 1), 1) == [(0, 4)]
+    assert runs(mask(0, 0, 1, 1), 1) == [(2, 4)]  # a run reaching the end is closed
 
 
-def test_runs_join_gaps_up_to_max_gap() -> None:
-    for gap in range(0, MAX_GAP + 1):
+@pytest.mark.parametrize("max_gap", [0, 1, 2, 5])
+def test_runs_join_gaps_up_to_max_gap(max_gap: int) -> None:
+    for gap in range(0, max_gap + 1):
         m = np.array([True] * 2 + [False] * gap + [True] * 2 + [False] * 3)
-        assert runs(m, 1) == [Run(0, 4 + gap, 1)], gap
-
-
-def test_runs_split_gaps_larger_than_max_gap() -> None:
-    gap = MAX_GAP + 1
+        assert runs(m, max_gap) == [(0, 4 + gap)], gap
+    gap = max_gap + 1
     m = np.array([False] + [True] * 2 + [False] * gap + [True] + [False])
-    assert runs(m, 0) == [Run(1, 3, 0), Run(3 + gap, 4 + gap, 0)]
+    assert runs(m, max_gap) == [(1, 3), (3 + gap, 4 + gap)]
 
 
 def test_runs_explicit_max_gap() -> None:
     m = mask(1, 0, 1, 0, 0, 1)
-    assert runs(m, 0, max_gap=0) == [Run(0, 1, 0), Run(2, 3, 0), Run(5, 6, 0)]
-    assert runs(m, 0, max_gap=1) == [Run(0, 3, 0), Run(5, 6, 0)]
-    assert runs(m, 0, max_gap=2) == [Run(0, 6, 0)]
+    assert runs(m, 0) == [(0, 1), (2, 3), (5, 6)]
+    assert runs(m, 1) == [(0, 3), (5, 6)]
+    assert runs(m, 2) == [(0, 6)]
 
 
-def test_runs_cover_every_true_token() -> None:
+@pytest.mark.parametrize("max_gap", [0, 1, 3])
+def test_runs_cover_every_true_token(max_gap: int) -> None:
     rng = np.random.default_rng(3)
     for _ in range(50):
         m = rng.random(40) < 0.3
-        found = runs(m, 0)
+        found = runs(m, max_gap)
         inside = np.zeros_like(m)
-        for r in found:
-            assert 0 <= r.a < r.b <= len(m)
-            assert m[r.a] and m[r.b - 1]  # runs start and end on a True token
-            inside[r.a : r.b] = True
+        for a, b in found:
+            assert 0 <= a < b <= len(m)
+            assert m[a] and m[b - 1]  # runs start and end on a True token
+            inside[a:b] = True
         assert np.all(inside[m])
-        for r1, r2 in zip(found, found[1:]):
-            assert r2.a - r1.b > MAX_GAP  # separate runs are more than MAX_GAP apart
+        for (_, b1), (a2, _) in zip(found, found[1:]):
+            assert a2 - b1 > max_gap  # separate runs are more than max_gap apart
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -270,48 +255,6 @@ def test_article_score_touching_is_not_overlapping() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# thresholds, candidate runs, spans from runs
-
-
-def test_thresholds_for(model) -> None:
-    th = thresholds_for(model, None)
-    assert th.shape == (len(TECHNIQUE_IDS) + 1,)
-    assert th[ANY] == pytest.approx(model.thresholds["any"])
-    for k, t in enumerate(TECHNIQUE_IDS):
-        assert th[k] == pytest.approx(model.thresholds[t])
-    assert np.all(thresholds_for(model, 0.3) == np.float32(0.3))
-
-
-def test_candidate_runs_modes() -> None:
-    probs = np.full((6, len(TECHNIQUE_IDS) + 1), 0.9, dtype=np.float32)
-    th = np.full(len(TECHNIQUE_IDS) + 1, 0.5, dtype=np.float32)
-    tech = candidate_runs(probs, th, "technique")
-    anyc = candidate_runs(probs, th, "any+classify")
-    union = candidate_runs(probs, th, "union")
-    assert {r.channel for r in tech} == set(range(len(TECHNIQUE_IDS)))
-    assert [(r.a, r.b, r.channel) for r in anyc] == [(0, 6, ANY)]
-    assert len(union) == len(tech) + len(anyc)
-    assert candidate_runs(probs, np.ones_like(th), "union") == []
-
-
-def test_spans_from_runs_snaps_and_trims(model) -> None:
-    text = "It was unbelievably rude, frankly."
-    out = model.token_outputs(text)
-    enc = out.enc
-    start = text.index("unbelievably")
-    mid = [i for i, (s, _) in enumerate(enc.offsets) if start < s < start + len("unbelievably")]
-    assert mid
-    got = spans_from_runs(None, text, out, [Run(mid[0], mid[0] + 1, 0)])
-    assert [(text[s.start : s.end], s.technique) for s in got] == [("unbelievably", TECHNIQUE_IDS[0])]
-    comma = [i for i, (s, _) in enumerate(enc.offsets) if text[s] == ","]
-    assert spans_from_runs(None, text, out, [Run(comma[0], comma[0] + 1, 1)]) == []  # punctuation only
-    # "rude," -> trimmed to "rude"
-    rude = [i for i, (s, _) in enumerate(enc.offsets) if text[s:].startswith("rude")][0]
-    got = spans_from_runs(model, text, out, [Run(rude, rude + 2, ANY)])
-    assert got and all(text[s.start : s.end] == "rude" for s in got)
-
-
-# ----------------------------------------------------------------------------------------------------------
 # decode_spans on real model outputs
 
 
@@ -320,24 +263,36 @@ def loaded_out(model):
     return model.token_outputs(LOADED)
 
 
-@pytest.mark.parametrize("mode", ["technique", "any+classify", "union"])
-def test_decode_threshold_one_finds_nothing(model, loaded_out, mode: str) -> None:
-    assert decode_spans(model, LOADED, loaded_out, mode=mode, threshold=1.0) == []
+def test_decode_min_confidence_one_finds_nothing(model, loaded_out) -> None:
+    assert decode_spans(model, LOADED, loaded_out, 1.0) == []
 
 
-@pytest.mark.parametrize("mode", ["technique", "any+classify", "union"])
-def test_decode_threshold_zero_covers_every_word(model, loaded_out, mode: str) -> None:
-    spans = decode_spans(model, LOADED, loaded_out, mode=mode, threshold=0.0)
+def test_decode_min_confidence_zero_covers_every_content_word(model, loaded_out) -> None:
+    from propscan.detect import STOP_WORDS
+
+    spans = decode_spans(model, LOADED, loaded_out, 0.0)
     assert spans
     for m in re.finditer(r"\w+", LOADED):
-        assert any(s.start <= m.start() and m.end() <= s.end for s in spans), m.group()
-    if mode == "technique":  # every technique channel passes everywhere
-        assert {s.technique for s in spans} == set(TECHNIQUE_IDS)
+        if m.group().lower() not in STOP_WORDS:
+            assert any(s.start <= m.start() and m.end() <= s.end for s in spans), m.group()
+    assert {s.technique for s in spans} == set(TECHNIQUE_IDS)  # every technique can be reported
+
+
+def test_decode_lower_min_confidence_finds_more(model, loaded_out) -> None:
+    counts = [len(decode_spans(model, LOADED, loaded_out, p)) for p in (0.6, 0.3, 0.1, 0.0)]
+    assert counts == sorted(counts) and counts[-1] > counts[0]
+
+
+def test_decode_threshold_for_overrides_one_technique(model, loaded_out) -> None:
+    base = decode_spans(model, LOADED, loaded_out)
+    off = decode_spans(model, LOADED, loaded_out, threshold_for={"Loaded_Language": 1.0})
+    assert any(s.technique == "Loaded_Language" for s in base)
+    assert [s for s in base if s.technique != "Loaded_Language"] == off
 
 
 @pytest.mark.parametrize("threshold", [None, 0.05, 0.2, 0.5])
 def test_decode_span_invariants(model, loaded_out, threshold) -> None:
-    spans = decode_spans(model, LOADED, loaded_out, threshold=threshold)
+    spans = decode_spans(model, LOADED, loaded_out, threshold)
     keys = [(s.start, s.end, s.technique) for s in spans]
     assert keys == sorted(keys)
     assert len(set(keys)) == len(keys)
@@ -347,6 +302,8 @@ def test_decode_span_invariants(model, loaded_out, threshold) -> None:
         assert piece[0] not in TRIM and piece[-1] not in TRIM
         assert s.technique in TECHNIQUE_IDS
         assert 0.0 <= s.score <= 1.0
+        assert threshold is None or s.score >= threshold
+        assert s.alternatives[s.technique] == pytest.approx(s.score, abs=1e-4)  # one scale
         for k, v in s.alternatives.items():
             assert k in TECHNIQUE_IDS and 0.0 <= v <= 1.0
         # spans never cut a word: the characters around them are not word characters

@@ -143,7 +143,7 @@ def test_terminal_plain_marks_spans_and_lists_overlaps():
     out = terminal.plain(fixed_analyses()[0])
     assert f"[[{TRICKY}]]{{Loaded language}}" in out
     assert "[[Naïve critics]]{Name calling / labelling}" in out
-    assert "Overlapping spans:" in out and "'\"betrayal\"'" in out
+    assert "Overlapping passages:" in out and "'\"betrayal\"'" in out
 
 
 def test_terminal_render_treats_document_ids_as_text():
@@ -152,7 +152,7 @@ def test_terminal_render_treats_document_ids_as_text():
     a.document = Document("notes[/]x[bold]y", a.document.text)
     buf = io.StringIO()
     terminal.render(a, Console(file=buf, width=100, force_terminal=False))
-    assert "notes[/]x[bold]y: article score 1.00, 4 spans" in buf.getvalue()
+    assert "notes[/]x[bold]y: article score 1.00, 4 passages highlighted" in buf.getvalue()
     buf = io.StringIO()
     terminal.render(a, Console(file=buf, width=100, force_terminal=True))
     assert "notes[/]x[bold]y" in buf.getvalue()
@@ -177,3 +177,17 @@ def test_csv_keeps_a_spreadsheet_from_running_a_cell(start):
 def test_csv_leaves_ordinary_cells_alone():
     rows = list(csv.DictReader(io.StringIO(formats.to_csv(fixed_analyses()))))
     assert not any(v.startswith("'") for r in rows for v in r.values())
+
+
+def test_one_passage_per_text_range_with_all_its_techniques():
+    """Two techniques on the same words are one highlighted passage (counted once), not two."""
+    a = fixed_analyses()[0]
+    start, end = _at("Naïve critics")
+    a.spans.append(Span(start, end, "Doubt", 0.2))
+    assert len(a.spans) == 5 and len(a.passages) == 4
+    assert a.to_dict()["passages"] == 4 and a.to_dict()["counts"]["Doubt"] == 1
+    out = terminal.plain(a)
+    assert "[[Naïve critics]]{Name calling / labelling + Doubt}" in out  # most confident first
+    buf = io.StringIO()
+    terminal.render(a, Console(file=buf, width=120, force_terminal=False))
+    assert "4 passages highlighted" in buf.getvalue()

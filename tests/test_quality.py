@@ -55,3 +55,34 @@ def test_predictions_are_well_formed(dev_predictions) -> None:
     for p in pred:
         span = arts[p.article_id][p.start : p.end]
         assert span and span == span.strip(" \n\t.,:;")
+
+
+def test_every_technique_is_reported_on_dev(dev_predictions) -> None:
+    """No technique is switched off: each of the 14 is predicted somewhere in the 75 dev articles, and the
+    mean of the per-technique F1 scores is the card's."""
+    from propscan.techniques import TECHNIQUE_IDS
+
+    _, gold, pred = dev_predictions
+    assert {p.technique for p in pred} == set(TECHNIQUE_IDS)
+    card = json.loads((MODEL_DIR / "model.json").read_text())["dev"]
+    _, per = metrics.flc_score([(g.article_id, g.technique, g.start, g.end) for g in gold],
+                               [(p.article_id, p.technique, p.start, p.end) for p in pred], TECHNIQUE_IDS)
+    assert sum(p.f1 for p in per.values()) / len(per) == pytest.approx(card["flc_mean_technique_f1"], abs=0.005)
+
+
+def test_no_junk_spans_on_dev(dev_predictions) -> None:
+    """No span is only function words, punctuation or digits; every span starts and ends on a whole word."""
+    import re
+
+    from propscan.detect import STOP_WORDS
+
+    arts, _, pred = dev_predictions
+    for p in pred:
+        text = arts[p.article_id]
+        span = text[p.start : p.end]
+        words = re.findall(r"\w[\w'’-]*", span.lower())
+        assert any(w not in STOP_WORDS and any(c.isalpha() for c in w) for w in words), (p, span)
+        assert not (p.start > 0 and text[p.start - 1].isalnum() and span[0].isalnum()), (p, span)
+        assert not (p.end < len(text) and text[p.end].isalnum() and span[-1].isalnum()), (p, span)
+        first = re.match(r"\w[\w'’-]*", span)
+        assert first is None or first.group().lower() not in STOP_WORDS, (p, span)

@@ -78,7 +78,7 @@ class _ArticleParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.depth = 0  # >0 inside the article
-        self.stack: list[int | None] = []
+        self.stack: list[tuple[int, ...] | None] = []
         self.text: list[str] = []
         self.cover: list[frozenset[int]] = []
         self.heads: list[int] = []
@@ -93,10 +93,11 @@ class _ArticleParser(HTMLParser):
         if tag == "div":
             self.depth += 1
             return
-        if tag == "mark":
-            self.stack.append(int(a["data-i"]))
+        if tag == "mark":  # one mark per text range: data-i lists every span on it
+            ids = tuple(int(i) for i in a["data-i"].split())
+            self.stack.append(ids)
             if "data-h" in a:
-                self.heads.append(int(a["data-i"]))
+                self.heads.extend(ids)
         else:
             self.stack.append(None)
 
@@ -111,7 +112,7 @@ class _ArticleParser(HTMLParser):
     def handle_data(self, data):
         if self.depth:
             self.text.append(data)
-            cover = frozenset(i for i in self.stack if i is not None)
+            cover = frozenset(i for ids in self.stack if ids is not None for i in ids)
             self.cover += [cover] * len(data)
 
 
@@ -196,7 +197,7 @@ def test_summary_counts_and_note():
         assert html.escape(BY_ID[t].name) in out
     assert "What these scores mean" in out
     assert "share of sentences with a detected technique" in out
-    for phrase in ("model confidence", "false positives", "misses", "English news", "not as a verdict"):
+    for phrase in ("how often annotators", "false positives", "misses", "English news", "not as a verdict"):
         assert phrase in out
     assert out.count('class="cell') == len(a.sentences)
     assert "@media print" in out
@@ -401,7 +402,7 @@ def _tip(p: Page) -> tuple[bool, str]:
 
 def test_browser_highlights_and_legend_counts(report_page):
     p, a = report_page, make_analysis()
-    assert p.js("document.querySelectorAll('#r0 mark.sp[data-h]').length") == len(a.spans)
+    assert p.js("document.querySelectorAll('#r0 mark.sp[data-h]').length") == len(a.passages)
     assert p.js("new Set(Array.from(document.querySelectorAll('#r0 mark.sp'), m => m.dataset.i)).size") == len(a.spans)
     legend = p.js(
         "Array.from(document.querySelectorAll('#r0 .lg'), b => [b.querySelector('.name').textContent, b.querySelector('.n').textContent])"
@@ -433,7 +434,7 @@ def test_browser_legend_toggles_a_technique(report_page):
         assert all(_visible(s) for s in p.styles(i)), i
     # hidden spans leave the keyboard order
     assert p.js("Array.from(document.querySelectorAll('#r0 mark[data-h]')).filter(m => m.tabIndex === 0).length") == len(loaded)
-    assert p.page.inner_text("#r0 .filter .status") == f"{len(loaded)} of {len(a.spans)} spans shown"
+    assert p.page.inner_text("#r0 .filter .status") == f"{len(loaded)} of {len(a.spans)} technique labels shown"
     button.click()
     assert button.get_attribute("aria-pressed") == "true"
     for i in names:
@@ -447,7 +448,7 @@ def test_browser_confidence_slider_hides_low_spans(report_page):
     for i, s in enumerate(a.spans):
         assert all(_visible(st) for st in p.styles(i)) == (s.score >= 0.5), (i, s.score)
     shown = sum(s.score >= 0.5 for s in a.spans)
-    assert p.page.inner_text("#r0 .filter .status") == f"{shown} of {len(a.spans)} spans shown"
+    assert p.page.inner_text("#r0 .filter .status") == f"{shown} of {len(a.spans)} technique labels shown"
     assert p.page.inner_text("#r0 .lg.t0 .n") == "3/4"
     p.page.fill("#r0-min", "0")
     p.page.wait_for_function("document.querySelector('#r0 output.minv').textContent === '0.00'")

@@ -69,7 +69,7 @@ def assert_problem(r: httpx.Response, status: int, *words: str) -> dict:
 
 def assert_analysis(a: dict, text: str) -> None:
     VALIDATOR.validate(a)
-    assert a["schema_version"] == "1.0"
+    assert a["schema_version"] == "1.1"
     assert a["document"]["text"] == text
     for s in a["spans"]:
         assert 0 <= s["start"] < s["end"] <= len(text)
@@ -104,6 +104,18 @@ def test_analyze_options_threshold_techniques_clean(client):
     assert {s["technique"] for s in only["spans"]} <= set(keep)
     assert set(only["counts"]) <= set(keep)
     assert sum(only["counts"].values()) == len(only["spans"])
+    # per-technique overrides: the calibrated scale, names checked
+    base = client.post("/v1/analyze", json={"text": EXAMPLE}).json()
+    off = client.post("/v1/analyze", json={"text": EXAMPLE, "threshold_for": {"Loaded_Language": 1.0}}).json()
+    assert off["threshold_for"] == {"Loaded_Language": 1.0}
+    assert any(s["technique"] == "Loaded_Language" for s in base["spans"])
+    assert [s for s in base["spans"] if s["technique"] != "Loaded_Language"] == off["spans"]
+    assert_problem(client.post("/v1/analyze", json={"text": EXAMPLE, "threshold_for": {"Slogan": 0.2}}), 422, "threshold_for")
+    assert_problem(client.post("/v1/analyze", json={"text": EXAMPLE, "threshold_for": {"Slogans": 1.5}}), 422, "threshold_for")
+    r = client.post("/v1/analyze/upload", files={"file": ("a.txt", EXAMPLE.encode())}, data={"threshold_for": "Loaded language=1"})
+    assert r.status_code == 200 and r.json()["threshold_for"] == {"Loaded_Language": 1.0}
+    r = client.post("/v1/analyze/upload", files={"file": ("a.txt", EXAMPLE.encode())}, data={"threshold_for": "Nope=0.1"})
+    assert_problem(r, 422, "unknown technique")
     messy = EXAMPLE + "\n\nShare this article\nFacebook | Twitter | Email\n"
     raw = client.post("/v1/analyze", json={"text": messy, "clean": False}).json()
     assert_analysis(raw, messy)
@@ -179,7 +191,12 @@ def test_techniques_model_healthz(client):
     assert all(x["name"] and x["definition"] and x["example"] for x in t)
     m = client.get("/v1/model").json()
     assert m["name"] == "propscan-minilm" and m["version"]
-    assert 0 <= m["dev"]["flc"]["f1"] <= 1 and "Loaded_Language" in m["dev_by_technique"]
+    assert 0 <= m["dev"]["flc"]["f1"] <= 1 and set(m["by_technique"]) == set(TECHNIQUE_IDS)
+    # every technique says, in words and figures, how often this model's highlights of it are right
+    for x in t:
+        r = x["reliability"]
+        assert r["words"].endswith(f"(precision {r['precision']:.2f})") and 0 <= r["recall"] <= 1
+        assert 0 <= r["default_min_confidence"] <= 1  # never switched off
     assert client.get("/healthz").json() == {"status": "ok"}
 
 

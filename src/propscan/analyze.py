@@ -18,19 +18,25 @@ def analyze(
     model: Model | None = None,
     threshold: float | None = None,
     clean: bool = True,
+    threshold_for: dict[str, float] | None = None,
 ) -> Analysis:
-    """Analyse one document. ``threshold`` replaces the tuned per-technique thresholds (0..1)."""
+    """Analyse one document.
+
+    ``threshold`` is the minimum confidence (a calibrated probability, 0..1) for every technique
+    instead of the cutoffs tuned per technique; ``threshold_for`` sets it for single techniques.
+    """
     model = model or load()
     cleaned = clean_text(doc.text) if clean else Cleaned(doc.text, doc.text, [])
     text = cleaned.text
     out = model.token_outputs(text)
-    spans = decode_spans(model, text, out, threshold=threshold)
+    spans = decode_spans(model, text, out, threshold, threshold_for)
     sentences = sentence_scores(text, out)
     score = article_score(sentences, spans)
     if cleaned.text is not cleaned.original:
         spans = [_remap_span(cleaned, s) for s in spans]
         sentences = [SentenceScore(*cleaned.to_original(s.start, s.end), s.score) for s in sentences]
-    return Analysis(doc, spans, sentences, score, ModelInfo(model.name, model.version), threshold=threshold)
+    return Analysis(doc, spans, sentences, score, ModelInfo(model.name, model.version), threshold=threshold,
+                    threshold_for=dict(threshold_for or {}))
 
 
 def _remap_span(cleaned: Cleaned, s: Span) -> Span:

@@ -31,10 +31,8 @@ def finish_model_folder(
     version: str | None = None,
     log=print,
 ) -> dict:
-    """Export a checkpoint, tune decoding on the held-out articles, score dev, write model.json + card."""
-    from .evaluate import evaluate
+    """Export a checkpoint, tune detection on the held-out articles, score dev, write model.json + card."""
     from .model import Model
-    from .tune import tune
 
     export_onnx(checkpoint, out, quantize=quantize)
     version = version or dt.date.today().isoformat()
@@ -43,34 +41,70 @@ def finish_model_folder(
     name = encoder_info(cfg.encoder)[0]
     write_model_json(out, name=name, version=version, thresholds={"any": 0.5}, decoding={})
     model = Model(out)
-    log(f"tuning decoding on {len(val_articles)} held-out train articles")
-    tuned = tune(model, val_articles, val_labels, log=log)
     meta = {
         "name": name,
         "version": version,
         "date": dt.date.today().isoformat(),
         "base_encoder": cfg.encoder,
         "quantized": "int8 dynamic, per-channel" if quantize else FP32,
-        "thresholds": tuned["thresholds"],
-        "decoding": tuned["decoding"],
-        "heldout_flc_f1": tuned["heldout_flc_f1"],
-        "heldout_tc_f1": tuned["heldout_tc_f1"],
         "train_config": asdict(cfg),
         "trained_on": _training_data(cfg, len(articles) - len(val_articles)),
     }
     if teachers := _teachers(cfg):
         meta["teachers"] = teachers
-    if dev is not None:
-        model.thresholds, model.decoding = tuned["thresholds"], tuned["decoding"]
-        report = evaluate(model, dev[0], dev[1])
-        meta["dev"] = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
-        meta["dev_by_technique"] = {t: round(p.f1, 4) for t, p in report.flc_by_technique.items()}
-        log(f"PTC dev: SI F1 {report.si.f1:.4f}  FLC F1 {report.flc.f1:.4f}  TC F1 {report.tc.f1:.4f}")
-        if quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
-            meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned)
-            log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
+    tuned = tune_and_score(model, val_articles, val_labels, dev, meta, log)
+    if dev is not None and quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
+        meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned)
+        log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
     write_model_json(out, **meta)
     write_model_card(out, meta)
+    return meta
+
+
+def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) -> dict:
+    """Tune detection on the held-out articles, score PTC dev with it, and put both into ``meta``."""
+    from .evaluate import evaluate
+    from .techniques import TECHNIQUE_IDS
+    from .tune import tune
+
+    log(f"tuning detection on {len(val_articles)} held-out train articles")
+    tuned = tune(model, val_articles, val_labels, log=log)
+    model.configure(tuned)
+    meta.update({k: v for k, v in tuned.items() if k != "heldout_by_technique"})
+    meta["labels"] = list(TECHNIQUE_IDS)  # the order of the model's output channels
+    by_tech = {t: {"heldout": tuned["heldout_by_technique"][t]} for t in TECHNIQUE_IDS}
+    if dev is not None:
+        report = evaluate(model, dev[0], dev[1])
+        meta["dev"] = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
+        meta["dev"]["flc_mean_technique_f1"] = round(report.mean_technique_f1, 4)
+        meta["dev"]["ece"] = round(report.ece, 4)
+        for t, prf in report.flc_by_technique.items():
+            by_tech[t]["dev"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in prf.as_dict().items()}
+        log(f"PTC dev: SI F1 {report.si.f1:.4f}  FLC F1 {report.flc.f1:.4f}  TC F1 {report.tc.f1:.4f}  "
+            f"mean technique FLC F1 {report.mean_technique_f1:.4f}  ECE {report.ece:.4f}")
+    meta["by_technique"] = by_tech
+    meta.pop("dev_by_technique", None)  # the older per-technique F1 table, superseded by by_technique
+    return tuned
+
+
+def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Label],
+                        dev: tuple[dict[str, str], list[Label]] | None = None, version: str | None = None,
+                        log=print) -> dict:
+    """Tune an existing model folder's detection again (same weights), rewriting model.json and its card.
+
+    The version changes (its outputs do); the fp32 dev figures are dropped: they were measured with the
+    earlier decoding.
+    """
+    from .model import Model
+
+    meta = json.loads((folder / "model.json").read_text())
+    meta["version"] = version or dt.date.today().isoformat()
+    val_articles, val_labels = held_out(articles, labels, meta["train_config"]["val_every"])
+    for stale in ("dev_fp32", "heldout_flc_f1", "dev_by_technique"):
+        meta.pop(stale, None)
+    tune_and_score(Model(folder), val_articles, val_labels, dev, meta, log)
+    write_model_json(folder, **meta)
+    write_model_card(folder, meta)
     return meta
 
 
@@ -118,9 +152,14 @@ def write_model_card(out: Path, meta: dict) -> str:
         f"- **Training data**: {meta['trained_on']}; thresholds and decoder tuned on the held-out rest of PTC train.",
         "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
-        f"- **Decoder**: `{meta['decoding'].get('mode')}`, max gap {meta['decoding'].get('max_gap')} tokens; "
-        f"windows of 256 word pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} "
-        f"to Repetition's log-odds for a span whose words already occurred earlier in the article (tuned on held-out TC).",
+        "- **Detection**: one detector per technique, chosen with its cutoff on the held-out articles for that "
+        "technique's own FLC F1 (token runs of its channel, 'any technique' runs the span classifier names, or, for "
+        "Repetition, phrases repeated from earlier in the article); spans trimmed to whole content words; Doubt "
+        f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
+        f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
+        "log-odds for a span whose words already occurred earlier in the article (tuned on held-out TC).",
+        "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
+        "technique, by a per-technique Platt map fitted on the held-out articles (shrunk towards one pooled map).",
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",
@@ -141,8 +180,10 @@ def write_model_card(out: Path, meta: dict) -> str:
             lines += ["", f"The same network in fp32 (not shipped): SI F1 {f['si_f1']:.4f}, FLC F1 {f['flc_f1']:.4f}, "
                       f"TC F1 {f['tc_f1']:.4f} (int8 minus fp32: SI {d['si']['f1'] - f['si_f1']:+.4f}, "
                       f"FLC {d['flc']['f1'] - f['flc_f1']:+.4f}, TC {d['tc']['f1'] - f['tc_f1']:+.4f})."]
-        lines += ["", "FLC F1 by technique:", "", "| technique | F1 |", "|---|---:|"]
-        lines += [f"| {t} | {f:.3f} |" for t, f in meta.get("dev_by_technique", {}).items()]
+        if "ece" in d:
+            lines += ["", f"Mean of the 14 per-technique FLC F1 scores: {d['flc_mean_technique_f1']:.4f}. "
+                      f"Expected calibration error of the span confidences (10 bins): {d['ece']:.4f}."]
+        lines += ["", *technique_table(meta)]
         lines.append("")
     cfg = meta.get("train_config", {})
     default_encoder = TrainConfig().encoder
@@ -170,6 +211,23 @@ def write_model_card(out: Path, meta: dict) -> str:
     text = "\n".join(lines)
     (out / "MODEL_CARD.md").write_text(text)
     return text
+
+
+def technique_table(meta: dict) -> list[str]:
+    """Card lines: each technique's held-out and dev FLC precision, recall and F1, and what that means."""
+    from .techniques import BY_ID, reliability
+
+    rows = meta.get("by_technique", {})
+    if not rows:
+        return []
+    lines = ["FLC by technique (held-out: the 47 train articles tuning used; dev: never used for tuning):", "",
+             "| technique | reliability | held-out P / R / F1 | dev P / R / F1 | dev gold spans |", "|---|---|---|---|---:|"]
+    for t, r in rows.items():
+        h, d = r["heldout"], r.get("dev")
+        prf = lambda x: f"{x['precision']:.2f} / {x['recall']:.2f} / {x['f1']:.2f}"  # noqa: E731
+        words = reliability(d["precision"] if d else h["precision"])
+        lines.append(f"| {BY_ID[t].name} | {words} | {prf(h)} | {prf(d) if d else '–'} | {d['n_gold'] if d else '–'} |")
+    return lines
 
 
 def _teacher_restore(teachers: list[dict]) -> list[str]:
@@ -235,7 +293,7 @@ def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
         fp32 = export_onnx(checkpoint, Path(tmp), quantize=False)
         shutil.copy(out / "model.json", fp32 / "model.json")
         model = Model(fp32)
-        model.thresholds, model.decoding = tuned["thresholds"], tuned["decoding"]
+        model.configure(tuned)
         report = evaluate(model, dev[0], dev[1])
     return {"si_f1": round(report.si.f1, 4), "flc_f1": round(report.flc.f1, 4), "tc_f1": round(report.tc.f1, 4)}
 

@@ -273,7 +273,7 @@ class SetKey:
     clean: bool = True
 
     def label(self) -> str:
-        th = "tuned thresholds" if self.threshold is None else f"threshold {self.threshold:g}"
+        th = "tuned minimum confidences" if self.threshold is None else f"minimum confidence {self.threshold:g}"
         return f"{self.model_name} {self.model_version}, {th}{'' if self.clean else ', no cleaning'}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -1210,7 +1210,9 @@ def _progress():
 def run_command(
     paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or - for stdin."),
     db: Optional[Path] = typer.Option(None, "--db", help="The corpus database (SQLite), created if absent. Required for --engine local."),
-    threshold: Optional[float] = typer.Option(None, min=0.0, max=1.0, help="One threshold for all techniques instead of the tuned ones."),
+    threshold: Optional[float] = typer.Option(
+        None, "--min-confidence", "--threshold", min=0.0, max=1.0,
+        help="One minimum confidence (calibrated, 0..1) for all techniques instead of the ones tuned per technique."),
     input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
     text_field: str = typer.Option("text", help="JSONL/CSV field holding the article text."),
     id_field: str = typer.Option("id", help="JSONL/CSV field holding the document id."),
@@ -1314,7 +1316,7 @@ def stats_command(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw a chart: .png or .svg (matplotlib) or .html (self-contained)."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
     model_version: Optional[str] = typer.Option(None, help="Analyses of this model version (default: the most recent set)."),
-    threshold: Optional[str] = typer.Option(None, help="Analyses with this threshold, or 'tuned' (default: the most recent set)."),
+    threshold: Optional[str] = typer.Option(None, help="Analyses made with this minimum confidence, or 'tuned' (default: the most recent set)."),
 ) -> None:
     """Per outlet or per day/week/month: documents, spans per 1,000 words, share of sentences with a technique, top techniques."""
     cli = _cli()
@@ -1370,7 +1372,7 @@ def export_command(
     format: str = typer.Option(..., "--format", "-f", help="parquet | csv | jsonl"),
     output: Path = typer.Option(..., "--output", "-o", help="The file to write (atomically)."),
     model_version: Optional[str] = typer.Option(None, help="Analyses of this model version (default: the most recent set)."),
-    threshold: Optional[str] = typer.Option(None, help="Analyses with this threshold, or 'tuned' (default: the most recent set)."),
+    threshold: Optional[str] = typer.Option(None, help="Analyses made with this minimum confidence, or 'tuned' (default: the most recent set)."),
     all_sets: bool = typer.Option(False, "--all-sets", help="Every analysis set in the database, not just one."),
 ) -> None:
     """Export every span with its document id, outlet, date and title."""
@@ -1388,7 +1390,7 @@ def report_command(
     output: Path = typer.Option(..., "--output", "-o", help="The site folder to write."),
     examples: int = typer.Option(20, min=1, help="Example spans per technique page."),
     model_version: Optional[str] = typer.Option(None, help="Analyses of this model version (default: the most recent set)."),
-    threshold: Optional[str] = typer.Option(None, help="Analyses with this threshold, or 'tuned' (default: the most recent set)."),
+    threshold: Optional[str] = typer.Option(None, help="Analyses made with this minimum confidence, or 'tuned' (default: the most recent set)."),
     no_articles: bool = typer.Option(False, "--no-articles", help="Skip the per-article report pages."),
 ) -> None:
     """Write a static HTML site: index, outlet pages, technique pages with the most confident spans, article reports."""

@@ -29,6 +29,7 @@ from .corpus import (
     NO_DATE, UNKNOWN_OUTLET, CorpusError, Group, SetKey, Stats, _KEY_WHERE, _key_params, base_groups, grouped,
     load_analysis, missing_extra, period, total,
 )
+from .model import reliability
 from .store import atomic_write_text
 from .techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
 
@@ -560,6 +561,7 @@ def write_corpus_site(
                 key=key,
                 tech=BY_ID[t],
                 i=_T_INDEX[t],
+                reliability=reliability(key.model_name, key.model_version).get(t),
                 summary=next(r for r in tech_rows if r["id"] == t),
                 examples=shown,
                 per_outlet=per_outlet,

@@ -13,8 +13,10 @@ from typing import Any
 
 from .techniques import TECHNIQUE_IDS
 
-SCHEMA_VERSION = "1.0"
-SCHEMA_ID = "https://propscan.invalid/schema/analysis/1.0"
+SCHEMA_VERSION = "1.1"
+SCHEMA_ID = "https://propscan.invalid/schema/analysis/1.1"
+# 1.1 added ``threshold_for`` and ``passages``; a 1.0 file reads as before (no overrides)
+READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Span:
     start: int
     end: int
     technique: str
-    score: float  # confidence in [0, 1]
+    score: float  # calibrated: the probability that annotators marked an overlapping span of this technique
     # other techniques the span classifier considered, with their probabilities (the "why")
     alternatives: dict[str, float] = field(default_factory=dict)
 
@@ -57,12 +59,25 @@ class Analysis:
     sentences: list[SentenceScore]
     score: float  # article-level propaganda score in [0, 1]
     model: ModelInfo
-    threshold: float | None = None  # None: the model's tuned per-technique thresholds
+    threshold: float | None = None  # the minimum confidence for every technique; None: the tuned cutoffs
+    threshold_for: dict[str, float] = field(default_factory=dict)  # per-technique overrides of it
 
     @property
     def counts(self) -> dict[str, int]:
         c = Counter(s.technique for s in self.spans)
         return {t: c[t] for t in TECHNIQUE_IDS if c[t]}
+
+    @property
+    def passages(self) -> list[list[Span]]:
+        """The spans grouped by text range: one passage per distinct (start, end), its spans by score.
+
+        A range flagged with two techniques is one highlighted passage, not two; counts of passages
+        never count the same words twice for that reason.
+        """
+        by: dict[tuple[int, int], list[Span]] = {}
+        for s in self.spans:
+            by.setdefault((s.start, s.end), []).append(s)
+        return [sorted(v, key=lambda s: -s.score) for _, v in sorted(by.items())]
 
     def to_dict(self) -> dict[str, Any]:
         doc = self.document
@@ -73,7 +88,9 @@ class Analysis:
             "document": {"id": doc.id, "text": doc.text, "metadata": doc.metadata},
             "score": round(self.score, 4),
             "threshold": self.threshold,
+            "threshold_for": dict(self.threshold_for),
             "counts": self.counts,
+            "passages": len(self.passages),
             "spans": [
                 {
                     "start": s.start,
@@ -95,11 +112,11 @@ class Analysis:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Analysis:
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"unsupported schema_version {d.get('schema_version')!r} (expected {SCHEMA_VERSION})")
+        if d.get("schema_version") not in READABLE_VERSIONS:
+            raise ValueError(f"unsupported schema_version {d.get('schema_version')!r} (expected one of {', '.join(READABLE_VERSIONS)})")
         doc = Document(d["document"]["id"], d["document"]["text"], d["document"].get("metadata", {}))
         spans = [
             Span(s["start"], s["end"], s["technique"], s["score"], s.get("alternatives", {})) for s in d["spans"]
         ]
         sents = [SentenceScore(s["start"], s["end"], s["score"]) for s in d["sentences"]]
-        return cls(doc, spans, sents, d["score"], ModelInfo(**d["model"]), d.get("threshold"))
+        return cls(doc, spans, sents, d["score"], ModelInfo(**d["model"]), d.get("threshold"), d.get("threshold_for", {}))

@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import encoding, metrics
+from . import calibrate, encoding, metrics
 from .decode import decode_spans
 from .model import Model, TokenOutputs
 from .ptc import Label
@@ -22,26 +22,51 @@ class Report:
     flc_by_technique: dict[str, metrics.PRF]
     tc: metrics.PRF | None
     tc_by_technique: dict[str, metrics.PRF] | None
+    # expected calibration error of the span scores (10 bins) and its table, when scores were given
+    ece: float | None = None
+    reliability: list[tuple[float, float, int, float, float]] | None = None
+
+    @property
+    def mean_technique_f1(self) -> float:
+        """The unweighted mean of the 14 per-technique FLC F1 scores (rare techniques count as much)."""
+        return sum(p.f1 for p in self.flc_by_technique.values()) / len(self.flc_by_technique)
 
     def as_dict(self) -> dict:
         d = {
             "si": self.si.as_dict(),
             "flc": self.flc.as_dict(),
             "flc_by_technique": {k: v.as_dict() for k, v in self.flc_by_technique.items()},
+            "flc_mean_technique_f1": self.mean_technique_f1,
         }
+        if self.ece is not None:
+            d["ece"] = self.ece
+            d["reliability"] = [dict(zip(("low", "high", "n", "mean_score", "share_correct"), row)) for row in self.reliability]
         if self.tc is not None:
             d["tc"] = self.tc.as_dict()
             d["tc_by_technique"] = {k: v.as_dict() for k, v in self.tc_by_technique.items()}
         return d
 
 
-def score(gold: list[Label], pred: list[Label], tc_pred: list[Label] | None = None) -> Report:
+def score(gold: list[Label], pred: list[Label], tc_pred: list[Label] | None = None,
+          scores: list[float] | None = None) -> Report:
+    """SI, FLC and TC; with ``scores`` (one per ``pred`` row), their calibration too."""
     si = metrics.si_score([(g.article_id, g.start, g.end) for g in gold], [(p.article_id, p.start, p.end) for p in pred])
     flc, flc_t = metrics.flc_score(flc_rows(gold), flc_rows(pred), TECHNIQUE_IDS)
     tc = tc_t = None
     if tc_pred is not None:
         tc, tc_t = metrics.tc_score(flc_rows(gold), flc_rows(tc_pred), TECHNIQUE_IDS)
-    return Report(si, flc, flc_t, tc, tc_t)
+    report = Report(si, flc, flc_t, tc, tc_t)
+    if scores is not None:
+        report.ece, report.reliability = calibrate.reliability(np.array(scores, dtype=float), correct(gold, pred))
+    return report
+
+
+def correct(gold: list[Label], pred: list[Label]) -> np.ndarray:
+    """For each predicted span: did annotators mark an overlapping span of the same technique?"""
+    by: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for g in gold:
+        by[(g.article_id, g.technique)].append((g.start, g.end))
+    return np.array([any(s < p.end and e > p.start for s, e in by[(p.article_id, p.technique)]) for p in pred], dtype=float)
 
 
 def flc_rows(rows: list[Label]) -> list[tuple[str, str, int, int]]:
@@ -82,18 +107,22 @@ def predict(
     model: Model,
     articles: dict[str, str],
     gold: list[Label] | None = None,
-    threshold: float | None = None,
-    mode: str | None = None,
+    min_confidence: float | None = None,
+    threshold_for: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
+    scores: list[float] | None = None,
 ) -> tuple[list[Label], list[Label] | None]:
-    """FLC predictions for every article, and TC predictions for the gold spans when gold is given."""
+    """FLC predictions for every article, and TC predictions for the gold spans when gold is given.
+    ``scores``, when given, receives each prediction's confidence, in order."""
     gold_by = gold_span_counts(gold or [])
     pred: list[Label] = []
     tc: list[Label] | None = [] if gold is not None else None
     for aid, text in articles.items():
         out = model.token_outputs(text)
-        for s in decode_spans(model, text, out, mode=mode, threshold=threshold):
+        for s in decode_spans(model, text, out, min_confidence, threshold_for):
             pred.append(Label(aid, s.start, s.end, s.technique))
+            if scores is not None:
+                scores.append(s.score)
         if tc is not None and gold_by[aid]:
             tc += tc_labels(model, aid, text, out, gold_by[aid])
         if progress:
@@ -102,5 +131,6 @@ def predict(
 
 
 def evaluate(model: Model, articles: dict[str, str], gold: list[Label], **kw) -> Report:
-    pred, tc = predict(model, articles, gold, **kw)
-    return score(gold, pred, tc)
+    confidences: list[float] = []
+    pred, tc = predict(model, articles, gold, scores=confidences, **kw)
+    return score(gold, pred, tc, confidences)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import encoding, features
+from .detect import Settings
 from .errors import ModelError
 from .techniques import TECHNIQUE_IDS
 
@@ -34,6 +35,51 @@ REPETITION = TECHNIQUE_IDS.index("Repetition")
 # results are unchanged. Up to this many rounds of calls are in flight per text before their outputs
 # are copied out (memory stays bounded on long texts).
 WINDOWS_SIDE_BY_SIDE = 4
+
+
+# model.json of every model loaded in this process, by (name, version): outputs (reports, the corpus
+# site) look a model's per-technique reliability up here without holding the model itself
+_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def read_config(folder: Path = MODEL_DIR) -> dict[str, Any]:
+    """A model folder's model.json (remembered for ``reliability``)."""
+    try:
+        config = json.loads((Path(folder) / "model.json").read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: no model.json, not a propscan model folder") from None
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{folder / 'model.json'}: cannot be read ({e})") from None
+    if "name" in config and "version" in config:
+        _CONFIGS[(config["name"], config["version"])] = config
+    return config
+
+
+def reliability(name: str | None = None, version: str | None = None) -> dict[str, dict[str, Any]]:
+    """Per technique: how often the model's highlights are right and how much it finds, in words and
+    figures (PTC dev FLC, else held-out), plus its default cutoff. The shipped model when no name is
+    given; {} for a model this process has not loaded or one without the figures."""
+    from .techniques import reliability as words
+
+    if name is None or (name, version) not in _CONFIGS:
+        shipped = read_config(MODEL_DIR)
+        if name is not None and (name, version) != (shipped.get("name"), shipped.get("version")):
+            return {}
+        config = shipped
+    else:
+        config = _CONFIGS[(name, version)]
+    out = {}
+    for tech, figures in config.get("by_technique", {}).items():
+        f = figures.get("dev") or figures["heldout"]
+        out[tech] = {
+            "words": words(f["precision"]),
+            "precision": f["precision"],
+            "recall": f["recall"],
+            "f1": f["f1"],
+            "measured_on": "PTC dev" if "dev" in figures else "held-out PTC train",
+            "default_min_confidence": config.get("cutoffs", {}).get(tech),
+        }
+    return out
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -83,10 +129,7 @@ class Model:
         import onnxruntime as ort
 
         folder = Path(folder)
-        try:
-            self.config: dict[str, Any] = json.loads((folder / "model.json").read_text())
-        except FileNotFoundError:
-            raise ModelError(f"{folder}: no model.json, not a propscan model folder") from None
+        self.config: dict[str, Any] = read_config(folder)
         self.threads = threads or int(os.environ.get("PROPSCAN_THREADS", 0)) or min(os.cpu_count() or 1, 4)
         opts = ort.SessionOptions()
         # One thread per call and ``threads`` calls side by side (see WINDOWS_SIDE_BY_SIDE).
@@ -105,8 +148,18 @@ class Model:
         self.version: str = self.config["version"]
         self.thresholds: dict[str, float] = self.config["thresholds"]
         self.decoding: dict[str, Any] = self.config.get("decoding", {})
+        labels = self.config.get("labels")
+        if labels is not None and list(labels) != list(TECHNIQUE_IDS):
+            raise ModelError(f"{folder / 'model.json'}: its output labels are not this propscan's techniques in order")
+        self.settings = Settings.from_config(self.config)
         # its threads start on first use; a one-thread model calls inline and has none
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="propscan-window") if self.threads > 1 else None
+
+    def configure(self, tuned: dict[str, Any]) -> None:
+        """Use tuned decoding settings (tune.tune's result) instead of those model.json was loaded with."""
+        self.config = {**self.config, **tuned}
+        self.thresholds, self.decoding = tuned["thresholds"], tuned["decoding"]
+        self.settings = Settings.from_config(self.config)
 
     def map_calls(self, fn, items: list) -> list:
         """``fn`` over ``items``, ``self.threads`` at a time (onnxruntime releases the GIL while it runs).

@@ -34,6 +34,7 @@ from markupsafe import Markup, escape
 from .chart import technique_bar_chart
 from .document import Analysis
 from .errors import InputError
+from .model import reliability
 from .store import atomic_write_text
 from .techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
 
@@ -212,12 +213,18 @@ def article_html(a: Analysis, rid: str, bins: list[_Bin] = ()) -> Markup:
     """
     text = a.document.text
     spans = a.spans
-    lanes = assign_lanes([(s.start, s.end) for s in spans])
+    # one highlight per text range: a range flagged with several techniques is one <mark> whose
+    # data-i lists every span on it (the most confident first, whose technique styles the mark)
+    together: dict[tuple[int, int], list[int]] = defaultdict(list)
+    for i in sorted(range(len(spans)), key=lambda i: -spans[i].score):
+        together[(spans[i].start, spans[i].end)].append(i)
+    marks = [ids for ids in together.values()]
+    lanes = assign_lanes([(spans[ids[0]].start, spans[ids[0]].end) for ids in marks])
     starts: dict[int, list[int]] = defaultdict(list)
     ends: dict[int, list[int]] = defaultdict(list)
-    for i, s in enumerate(spans):
-        starts[s.start].append(i)
-        ends[s.end].append(i)
+    for m, ids in enumerate(marks):
+        starts[spans[ids[0]].start].append(m)
+        ends[spans[ids[0]].end].append(m)
     markers: dict[int, list[str]] = defaultdict(list)
     for b in bins:  # end anchors first, so at a shared offset bin k-1 closes before bin k opens
         markers[b.end].append(f'<span class="se" id="{rid}-e{b.k}"></span>')
@@ -225,8 +232,8 @@ def article_html(a: Analysis, rid: str, bins: list[_Bin] = ()) -> Markup:
         markers[b.start].append(f'<span class="sa" id="{rid}-s{b.k}" tabindex="-1"></span>')
     bounds = sorted({0, len(text), *starts, *ends, *markers})
     opening = [
-        f'<mark class="sp t{_T_INDEX[s.technique]} l{min(lanes[i], MAX_LANE)}" data-i="{i}"'
-        for i, s in enumerate(spans)
+        f'<mark class="sp t{_T_INDEX[spans[ids[0]].technique]} l{min(lanes[m], MAX_LANE)}" data-i="{" ".join(map(str, ids))}"'
+        for m, ids in enumerate(marks)
     ]
     head_attrs = f' data-h="" tabindex="0" aria-describedby="{TIP_ID}">'
     active: dict[int, int] = {}  # span index -> lane
@@ -247,7 +254,7 @@ def article_html(a: Analysis, rid: str, bins: list[_Bin] = ()) -> Markup:
         order = sorted(active, key=active.__getitem__) if len(active) > 1 else list(active)
         for i in order:
             out.append(opening[i])
-            out.append(head_attrs if spans[i].start == b else ">")
+            out.append(head_attrs if spans[marks[i][0]].start == b else ">")
         out.append(seg)
         out.append("</mark>" * len(order))
     return Markup("".join(out))
@@ -283,9 +290,11 @@ def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
     n_sent = sum(b.last - b.first + 1 for b in bins)
     hit_sent = sum(_sentence_hits([(s.start, s.end) for s in a.sentences], [(s.start, s.end) for s in a.spans]))
+    passages = a.passages
     lanes_needed = 0
-    if a.spans:
-        lanes_needed = min(MAX_LANE, max(assign_lanes([(s.start, s.end) for s in a.spans])))
+    if passages:
+        lanes_needed = min(MAX_LANE, max(assign_lanes([(p[0].start, p[0].end) for p in passages])))
+    rel = reliability(a.model.name, a.model.version)
     return {
         "rid": rid,
         "h": heading,
@@ -298,10 +307,13 @@ def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
         "score": a.score,
         "n_sentences": len(a.sentences),
         "n_sentences_hit": hit_sent,
+        "threshold_for": {BY_ID[t].name: v for t, v in a.threshold_for.items()},
         "n_spans": len(a.spans),
+        "n_passages": len(passages),
         "n_chars": len(doc.text),
         "legend": [
-            {"i": _T_INDEX[t], "name": BY_ID[t].name, "count": n, "id": t} for t, n in counts.items()
+            {"i": _T_INDEX[t], "name": BY_ID[t].name, "count": n, "id": t, "reliability": rel.get(t, {}).get("words")}
+            for t, n in counts.items()
         ],
         "top": [{"i": _T_INDEX[t], "name": BY_ID[t].name, "count": n} for t, n in ranked[:TOP_TECHNIQUES]],
         "chart": technique_bar_chart(counts, chart_id=f"{rid}-chart"),

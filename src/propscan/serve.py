@@ -61,7 +61,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .document import SCHEMA_VERSION, Analysis, Document
 from .errors import InputError, PropscanError
-from .techniques import TECHNIQUE_IDS, TECHNIQUES
+from .model import reliability
+from .techniques import TECHNIQUE_IDS, TECHNIQUES, parse_cutoffs, resolve
 
 log = logging.getLogger("uvicorn.error.propscan")  # printed by uvicorn's own log handlers
 
@@ -240,7 +241,8 @@ def _no_default(schema: dict[str, Any]) -> None:
 Threshold = Annotated[
     float,
     Field(ge=0, le=1, allow_inf_nan=False, json_schema_extra=_no_default,
-          description="One token-probability threshold for every technique instead of the tuned ones (0..1)."),
+          description="The minimum confidence (a calibrated probability, 0..1) for every technique instead of the "
+          "cutoffs tuned per technique: lower finds more spans, higher fewer."),
 ]
 
 
@@ -260,6 +262,11 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threshold: Threshold = None  # type: ignore[assignment]
+    threshold_for: dict[TechniqueId, Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]] = Field(  # type: ignore[valid-type]
+        None, json_schema_extra=_no_default,
+        description="Minimum confidences for single techniques, e.g. {\"Slogans\": 0.2}; they replace the default "
+        "(tuned, or threshold) for those techniques.",
+    )
     techniques: list[TechniqueId] = Field(  # type: ignore[valid-type]
         None, min_length=1, max_length=4 * len(TECHNIQUE_IDS), json_schema_extra=_no_default,
         description="Keep only spans of these techniques (ids as in GET /v1/techniques); the article score "
@@ -268,9 +275,22 @@ class Options(BaseModel):
     clean: bool = Field(True, description="Remove scraping debris (share footers, repeated teasers...) before analysis.")
 
 
+    @field_validator("threshold_for", mode="before")
+    @classmethod
+    def _technique_names(cls, value: Any) -> Any:
+        """Display names and aliases are accepted as keys, as on the command line."""
+        if not isinstance(value, dict):
+            return value
+        try:
+            return {resolve(str(k)): v for k, v in value.items()}
+        except ValueError as e:
+            raise ValueError(str(e)) from None
+
+
 def _options(body: Options) -> Options:
     """The options part of an (already validated) request."""
-    return Options.model_construct(threshold=body.threshold, techniques=body.techniques, clean=body.clean)
+    return Options.model_construct(threshold=body.threshold, threshold_for=body.threshold_for,
+                                   techniques=body.techniques, clean=body.clean)
 
 
 class DocumentIn(BaseModel):
@@ -355,16 +375,18 @@ class DocumentOut(_Strict):
 
 
 class AnalysisIn(_Strict):
-    """An analysis as returned by POST /v1/analyze (schema_version 1.0)."""
+    """An analysis as returned by POST /v1/analyze (schema_version 1.1; 1.0 is read too)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_: Literal["https://propscan.invalid/schema/analysis/1.0"] = Field(alias="schema")
-    schema_version: Literal["1.0"]
+    schema_: Literal["https://propscan.invalid/schema/analysis/1.0", "https://propscan.invalid/schema/analysis/1.1"] = Field(alias="schema")
+    schema_version: Literal["1.0", "1.1"]
     model: ModelIn
     document: DocumentOut
     score: Probability
     threshold: Probability | None
+    threshold_for: dict[TechniqueId, Probability] = Field(default_factory=dict)  # type: ignore[valid-type]
+    passages: Annotated[int, Field(ge=0)] | None = None
     counts: dict[TechniqueId, Annotated[int, Field(ge=1)]]  # type: ignore[valid-type]
     spans: list[SpanIn]
     sentences: list[SentenceIn]
@@ -539,7 +561,7 @@ def _analyse(state: _State, docs: list[Document], opts: Options, cancel: threadi
     for doc in docs:
         if cancel.is_set():
             raise _Cancelled
-        a = analyze(doc, model=model, threshold=opts.threshold, clean=opts.clean)
+        a = analyze(doc, model=model, threshold=opts.threshold, clean=opts.clean, threshold_for=opts.threshold_for)
         if keep is not None:
             a.spans = [s for s in a.spans if s.technique in keep]
             a.score = article_score(a.sentences, a.spans)
@@ -910,15 +932,17 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/v1/techniques", tags=["reference"], dependencies=secured, summary="The 14 techniques")
-    async def techniques() -> list[dict[str, str]]:
-        return [{"id": t.id, "name": t.name, "definition": t.definition, "example": t.example, "colour": t.colour}
-                for t in TECHNIQUES]
+    async def techniques() -> list[dict[str, Any]]:
+        m = state.model or await anyio.to_thread.run_sync(state.get_model)
+        rel = reliability(m.name, m.version)
+        return [{"id": t.id, "name": t.name, "definition": t.definition, "example": t.example, "colour": t.colour,
+                 "reliability": rel.get(t.id)} for t in TECHNIQUES]
 
     @app.get("/v1/model", tags=["reference"], dependencies=secured, summary="The model: name, version, dev figures")
     async def model_info() -> dict[str, Any]:
         m = state.model or await anyio.to_thread.run_sync(state.get_model)
         cfg = getattr(m, "config", {}) or {}
-        keys = ("base_encoder", "quantized", "trained_on", "decoding", "thresholds", "dev", "dev_by_technique")
+        keys = ("base_encoder", "quantized", "trained_on", "decoding", "cutoffs", "dev", "by_technique")
         return {"name": m.name, "version": m.version, "schema_version": SCHEMA_VERSION,
                 **{k: cfg[k] for k in keys if k in cfg}}
 
@@ -948,7 +972,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         if len(uploads) != 1:
             raise Problem(422, f"send exactly one file in the form field \"file\" (got {len(uploads)})",
                           title="Invalid request", kind="invalid-request")
-        known = {"id", "threshold", "clean", "techniques"}
+        known = {"id", "threshold", "threshold_for", "clean", "techniques"}
         unknown = sorted({n for n, _ in fields if n not in known} | {n for n, _, _ in files if n != "file"})
         if unknown:
             raise Problem(422, f"unknown form field(s): {', '.join(_short(n, 40) for n in unknown[:5])}",
@@ -957,6 +981,11 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         for name, value in fields:
             if name == "techniques":
                 raw.setdefault("techniques", []).extend(v.strip() for v in value.split(",") if v.strip())
+            elif name == "threshold_for":  # "Slogans=0.2,Doubt=0.3", as on the command line
+                try:
+                    raw.setdefault("threshold_for", {}).update(parse_cutoffs([v for v in value.split(",") if v.strip()]))
+                except ValueError as e:
+                    raise Problem(422, f"threshold_for: {e}", title="Invalid request", kind="invalid-request") from None
             else:
                 raw[name] = value
         doc_id = raw.pop("id", None)
@@ -1007,6 +1036,7 @@ def _upload_body() -> dict[str, Any]:
                                  "description": ".txt (any common encoding) or .html; other names are sniffed."},
                         "id": {"type": "string", "minLength": 1, "maxLength": MAX_ID},
                         "threshold": {"type": "number", "minimum": 0, "maximum": 1},
+                        "threshold_for": {"type": "string", "description": "TECHNIQUE=P pairs, comma-separated, e.g. Slogans=0.2"},
                         "clean": {"type": "boolean", "default": True},
                         "techniques": {"type": "array", "items": {"$ref": "#/components/schemas/AnalysisTechnique"}},
                     },

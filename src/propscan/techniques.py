@@ -188,6 +188,18 @@ for _t in TECHNIQUE_IDS:  # every id maps to itself, and the meme names are case
     ALIASES.setdefault(_t, _t)
 
 
+# Plain words for how often a technique's highlights are right (its FLC precision on PTC dev, which
+# gives partial credit for partial overlap), so a reader can tell a weak hint from a strong one. The
+# bands are our choice, not tuned: the best techniques score 0.2-0.3, the weakest below 0.1.
+RELIABILITY_BANDS = ((0.4, "usually right"), (0.2, "often right"), (0.1, "sometimes right"), (0.0, "rarely right"))
+
+
+def reliability(precision: float) -> str:
+    """``rarely right (precision 0.05)`` and so on."""
+    words = next(w for low, w in RELIABILITY_BANDS if precision >= low)
+    return f"{words} (precision {precision:.2f})"
+
+
 class UnknownTechnique(ValueError):
     pass
 
@@ -204,3 +216,46 @@ def normalise(name: str) -> str | None:
     if name.lower() in lowered:
         return lowered[name.lower()]
     raise UnknownTechnique(f"unknown technique {name!r}")
+
+
+def resolve(name: str) -> str:
+    """A technique id from its id, its display name or any alias (case-insensitive); ValueError naming
+    the valid ids otherwise."""
+    wanted = name.strip().lower()
+    for t in TECHNIQUES:
+        if wanted in (t.id.lower(), t.name.lower()):
+            return t.id
+    try:
+        found = normalise(name)
+    except UnknownTechnique:
+        found = None
+    if found is None:
+        raise ValueError(f"unknown technique {name.strip()!r}; valid names: {', '.join(TECHNIQUE_IDS)}")
+    return found
+
+
+def parse_cutoffs(items: list[str]) -> dict[str, float]:
+    """``["Slogans=0.2", ...]`` -> ``{"Slogans": 0.2}``: per-technique minimum confidences.
+
+    Raises ValueError with a one-line message for a missing ``=``, an unknown technique or a value
+    outside [0, 1].
+    """
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.rpartition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not TECHNIQUE=VALUE (for example Slogans=0.2)")
+        tech = resolve(name)
+        out[tech] = check_confidence(value, f"the value for {tech}")
+    return out
+
+
+def check_confidence(value: str | float, what: str = "the minimum confidence") -> float:
+    """A number in [0, 1], or ValueError saying what is wrong with it."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {value!r} is not a number") from None
+    if not 0.0 <= v <= 1.0:  # also rejects nan
+        raise ValueError(f"{what} {v:g} is outside 0..1")
+    return v

@@ -11,45 +11,52 @@ from rich.table import Table
 from rich.text import Text
 
 from .document import Analysis
+from .model import reliability
 from .techniques import BY_ID
 
 
 def highlighted(a: Analysis) -> Text:
     text = Text(a.document.text)
-    for s in sorted(a.spans, key=lambda s: (s.end - s.start), reverse=True):  # short spans drawn last, on top
-        text.stylize(f"underline on {BY_ID[s.technique].colour}", s.start, s.end)
+    # one style per passage (its most confident technique); short passages drawn last, on top
+    for p in sorted(a.passages, key=lambda p: (p[0].end - p[0].start), reverse=True):
+        text.stylize(f"underline on {BY_ID[p[0].technique].colour}", p[0].start, p[0].end)
     return text
 
 
 def plain(a: Analysis) -> str:
-    """Spans marked inline; overlapping spans are listed again below the text."""
-    text, out, pos, shown = a.document.text, [], 0, []
-    for s in sorted(a.spans, key=lambda s: (s.start, -s.end)):
+    """Passages marked inline, each with all its techniques; overlapping passages are listed below."""
+    text, out, pos, shown = a.document.text, [], 0, set()
+    passages = a.passages
+    for p in sorted(passages, key=lambda p: (p[0].start, -p[0].end)):
+        s = p[0]
         if s.start < pos:
             continue
-        out += [text[pos : s.start], "[[", text[s.start : s.end], "]]{", BY_ID[s.technique].name, "}"]
+        out += [text[pos : s.start], "[[", text[s.start : s.end], "]]{", " + ".join(BY_ID[x.technique].name for x in p), "}"]
         pos = s.end
-        shown.append(s)
+        shown.add(id(p))
     out.append(text[pos:])
-    shown_ids = {id(s) for s in shown}
-    rest = [s for s in a.spans if id(s) not in shown_ids]  # a set: linear even with many spans
+    rest = [p for p in passages if id(p) not in shown]
     if rest:
-        out.append("\n\nOverlapping spans:\n")
-        out += [f"  {s.start}-{s.end} {BY_ID[s.technique].name} ({s.score:.2f}): {text[s.start:s.end]!r}\n" for s in rest]
+        out.append("\n\nOverlapping passages:\n")
+        out += [f"  {p[0].start}-{p[0].end} {' + '.join(f'{BY_ID[x.technique].name} ({x.score:.2f})' for x in p)}: "
+                f"{text[p[0].start:p[0].end]!r}\n" for p in rest]
     return "".join(out)
 
 
 def summary_table(a: Analysis) -> Table:
     # the title as Text, not a str: rich would parse a document id such as "notes[/]" as markup
-    title = Text(f"{a.document.id}: article score {a.score:.2f}, {len(a.spans)} spans")
+    n = len(a.passages)
+    title = Text(f"{a.document.id}: article score {a.score:.2f}, {n} passage{'' if n == 1 else 's'} highlighted")
     table = Table(title=title, title_justify="left")
     table.add_column("technique")
-    table.add_column("spans", justify="right")
+    table.add_column("passages", justify="right")
     table.add_column("mean confidence", justify="right")
-    for tech, n in sorted(a.counts.items(), key=lambda kv: -kv[1]):
+    table.add_column("this model's highlights of it")
+    rel = reliability(a.model.name, a.model.version)
+    for tech, k in sorted(a.counts.items(), key=lambda kv: -kv[1]):
         scores = [s.score for s in a.spans if s.technique == tech]
         name = Text(BY_ID[tech].name, style=f"on {BY_ID[tech].colour}")
-        table.add_row(name, str(n), f"{sum(scores) / n:.2f}")
+        table.add_row(name, str(k), f"{sum(scores) / k:.2f}", rel.get(tech, {}).get("words", ""))
     return table
 
 

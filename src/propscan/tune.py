@@ -1,81 +1,54 @@
-"""Tune decoding on held-out data: the span head's repetition bonus, per-technique thresholds, the
-"any" threshold, and the decoder mode.
+"""Tune detection on held-out data: per technique, the detector and its cutoff; the calibration; the
+span head's repetition bonus.
 
-Runs the exported (ONNX) model once per held-out article and then searches thresholds on the cached
-token outputs. The objective is micro FLC F1 (SemEval-2020 formula) on the split of PTC train that
-training held out (train.split_ids); PTC dev is never used for tuning.
+Runs the exported (ONNX) model once per held-out article, then searches on the cached token outputs.
+The held-out articles are the split of PTC train that training held out (train.split_ids); PTC dev
+is never used for tuning.
 
-FLC scores each technique separately and micro-averages by summing numerators and denominators, so
-a technique's contribution depends only on its own spans: we tabulate (precision credit, recall
-credit, #pred, #gold) per technique and threshold once, then pick thresholds by coordinate ascent on
-the micro F1 — which can switch a technique's own channel off where it only adds false positives.
+Each technique is tuned for its own FLC F1 (SemEval-2020 formula), never for the micro average: the
+micro objective switched the eight weakest techniques off (their spans only add false positives to
+the total), which made a 14-technique tool report five. A technique's detector and cutoff are picked
+by its own F1; then one calibration maps every detector's evidence onto the probability that the span
+is right (calibrate.py), so a confidence means the same for every technique.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
 
-from . import metrics
-from .decode import ANY, candidate_runs, runs, spans_from_runs
+from . import calibrate, metrics
+from .detect import REPETITION, Context, Detector, Settings, candidates, detect
 from .evaluate import flc_rows, gold_span_counts, tc_labels
 from .model import Model, TokenOutputs
 from .ptc import Label
 from .techniques import TECHNIQUE_IDS
 
-# fine steps at the low end: rare techniques rarely get high token probabilities
-GRID = np.round(np.concatenate([[0.02, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 0.05)]), 2)
-OFF = 1.01  # a threshold no probability reaches: the technique's own channel is off
+# Evidence cutoffs searched, fine at the low end: rare techniques rarely get high probabilities.
+GRID = np.round(np.concatenate([[0.02, 0.03, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 0.05)]), 2)
 GAPS = (0, 1, 2, 3, 5)
+# The detectors each technique may use (detect.py); Repetition also tries the repeated-phrase one.
+CHANNELS = [Detector("channel", gap) for gap in GAPS]
+CLASSIFIERS = [Detector("classify", gap, th) for th in (0.2, 0.3, 0.4, 0.5) for gap in (1, 5)]
+REPEATERS = [Detector("repeat", 0, ngram=n) for n in (1, 2, 3)]
 # Repetition log-odds added for spans whose words occurred earlier (model.repetition_prior). The shipped
 # model's held-out TC micro-F1 by bonus (tune.py, 47 articles): 0 -> 0.618, 2 -> 0.620, 3 -> 0.622,
 # 4 -> 0.628, 6 -> 0.630, 8 -> 0.626 (the 2026-11-25 weights peaked at 4: 0.632).
 REPEAT_BONUSES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
+# What a technique's detector must do on the held-out articles to be picked for its own F1: be right
+# at least PRECISION_FLOOR of the time (FLC precision) and predict at most RATE_CAP spans per gold span.
+# Without them, own-F1 tuning on 47 articles picks floods of low-precision spans for the rare
+# techniques (dev micro FLC 0.178, mean per-technique F1 0.098); with them 0.213 / 0.102, all 14
+# techniques predicted (PTC dev, 2026-11-30 weights; floors 0.15 and caps 3 measured lower, see
+# docs/experiments.md). A technique that meets neither gets its most precise setting.
+PRECISION_FLOOR = 0.10
+RATE_CAP = 2.0
+FOLDS = 5
+SHRINKS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 Row = tuple[str, str, int, int]
-
-
-def _rows(aid: str, spans) -> list[Row]:
-    return [(aid, s.technique, s.start, s.end) for s in spans]
-
-
-def _parts(gold: list[Row], pred: list[Row], tech: str) -> tuple[float, float, int, int]:
-    prf = metrics.flc_score(gold, pred, [tech])[1][tech]
-    return prf.precision * prf.n_pred, prf.recall * prf.n_gold, prf.n_pred, prf.n_gold
-
-
-def _micro_f1(parts: list[tuple[float, float, int, int]]) -> float:
-    pn, rn, npred, ngold = (sum(x) for x in zip(*parts))
-    p = pn / npred if npred else 0.0
-    r = rn / ngold if ngold else 0.0
-    return 2 * p * r / (p + r) if p + r else 0.0
-
-
-def ascend(table: dict[str, dict[float, tuple]], passes: int = 3) -> dict[str, float]:
-    """Coordinate ascent over per-technique thresholds maximising micro F1."""
-    choice = {t: max(opts, key=lambda th: _micro_f1([opts[th]])) for t, opts in table.items()}
-    for _ in range(passes):
-        for t, opts in table.items():
-            others = [table[u][choice[u]] for u in table if u != t]
-            choice[t] = max(opts, key=lambda th: _micro_f1(others + [opts[th]]))
-    return choice
-
-
-def technique_table(
-    articles: dict[str, str], outs: dict[str, TokenOutputs], gold: list[Row], base: dict[str, list[Row]]
-) -> dict[str, dict[float, tuple]]:
-    """Per technique and threshold: FLC parts of (base spans of that technique + its own runs)."""
-    table: dict[str, dict[float, tuple]] = {}
-    for t, tech in enumerate(TECHNIQUE_IDS):
-        g = [r for r in gold if r[1] == tech]
-        table[tech] = {OFF: _parts(g, base.get(tech, []), tech)}
-        for th in GRID:
-            pred = list(base.get(tech, []))
-            for aid, out in outs.items():
-                pred += _rows(aid, spans_from_runs(None, articles[aid], out, runs(out.probs[:, t] >= th, t)))
-            table[tech][float(th)] = _parts(g, pred, tech)
-    return table
 
 
 def tune_repeat_bonus(
@@ -91,62 +64,136 @@ def tune_repeat_bonus(
     return best, by_bonus
 
 
+def _uncalibrated(detectors: dict[str, Detector], cutoffs: dict[str, float], heading_doubt: bool = False) -> Settings:
+    return Settings(detectors, calibrate.Calibration(None), cutoffs, heading_doubt)
+
+
+def contexts(model: Model, articles: dict[str, str], outs: dict[str, TokenOutputs]) -> dict[str, Context]:
+    """One detection context per article, so span-head results are computed once across the search."""
+    return {aid: Context(model, articles[aid], out) for aid, out in outs.items()}
+
+
+def technique_f1(
+    ctxs: dict[str, Context], gold: list[Row], t: int, det: Detector, heading_doubt: bool = False,
+) -> dict[float, metrics.PRF]:
+    """Technique ``t``'s held-out FLC scores with detector ``det``, per evidence cutoff in GRID."""
+    tech = TECHNIQUE_IDS[t]
+    g = [r for r in gold if r[1] == tech]
+    by_cut = {}
+    for cut in GRID:
+        dets = {u: det if u == tech else Detector() for u in TECHNIQUE_IDS}
+        cuts = {u: float(cut) if u == tech else 2.0 for u in TECHNIQUE_IDS}
+        settings = _uncalibrated(dets, cuts, heading_doubt)
+        pred = []
+        for aid, ctx in ctxs.items():
+            pred += [(aid, s.technique, s.start, s.end) for s in _detect_in(ctx, settings)]
+        by_cut[float(cut)] = metrics.flc_score(g, pred, [tech])[1][tech]
+        if not pred:
+            break  # higher cutoffs find nothing either
+    return by_cut
+
+
+def _detect_in(ctx: Context, settings: Settings):
+    return detect(ctx.model, settings, ctx.text, ctx.out, settings.cutoffs, ctx=ctx, with_alternatives=False)
+
+
+def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print):
+    """Per technique, the detector and evidence cutoff with the best held-out FLC F1 of its own."""
+    detectors, cutoffs, scores = {}, {}, {}
+    for t, tech in enumerate(TECHNIQUE_IDS):
+        options = CHANNELS + CLASSIFIERS + (REPEATERS if t == REPETITION else [])
+        best = fallback = None
+        for det in options:
+            for cut, prf in technique_f1(ctxs, gold, t, det).items():
+                if prf.n_pred == 0:
+                    continue
+                # the most precise setting, should none meet the floor and the cap
+                low = (round(prf.precision, 6), round(prf.recall, 6), cut)
+                if fallback is None or low > fallback[0]:
+                    fallback = (low, det, cut, prf)
+                if prf.precision < PRECISION_FLOOR or prf.n_pred > RATE_CAP * prf.n_gold:
+                    continue
+                # ties: more recall credit, then the higher cutoff (fewer spans)
+                key = (round(prf.f1, 6), round(prf.recall, 6), cut)
+                if best is None or key > best[0]:
+                    best = (key, det, cut, prf)
+        best = best or fallback or ((), Detector(), float(GRID[0]), metrics.PRF(0, 0, 0, 0, 0))
+        _, detectors[tech], cutoffs[tech], scores[tech] = best
+        log(f"  {tech:<40} {detectors[tech].to_json()} evidence >= {cutoffs[tech]:.2f}: held-out FLC F1 {scores[tech].f1:.3f}")
+    return detectors, cutoffs, scores
+
+
+def fit_calibration(model: Model, articles, outs, gold: list[Row], detectors, cutoffs, heading_doubt: bool, log=print):
+    """Fit the per-technique Platt maps on the spans the tuned detectors find, the shrinkage chosen by
+    cross-validated log-loss over folds of the held-out articles."""
+    settings = _uncalibrated(detectors, cutoffs, heading_doubt)
+    rows = []  # (article, technique, evidence, correct)
+    gold_by = defaultdict(list)
+    for a, t, s, e in gold:
+        gold_by[(a, t)].append((s, e))
+    for aid, out in outs.items():
+        for sp in detect(model, settings, articles[aid], out, cutoffs, with_alternatives=False):
+            ok = any(s < sp.end and e > sp.start for s, e in gold_by[(aid, sp.technique)])
+            rows.append((aid, sp.technique, sp.score, ok))
+    aids = sorted(outs)
+    ev = np.array([r[2] for r in rows])
+    y = np.array([r[3] for r in rows], dtype=float)
+    tech = np.array([r[1] for r in rows])
+    fold = np.array([aids.index(r[0]) % FOLDS for r in rows])
+    losses = {}
+    for shrink in SHRINKS:
+        loss = 0.0
+        for f in range(FOLDS):
+            tr, te = fold != f, fold == f
+            cal = calibrate.fit(ev[tr], y[tr], tech[tr], list(TECHNIQUE_IDS), shrink)
+            loss += calibrate.log_loss(cal, ev[te], y[te], tech[te]) * te.sum()
+        losses[shrink] = loss / max(len(rows), 1)
+    shrink = min(losses, key=losses.get)
+    log("  calibration shrinkage (held-out log-loss, 5 folds): " + ", ".join(f"{s:g} -> {v:.4f}" for s, v in losses.items()) + f" -> {shrink:g}")
+    cal = calibrate.fit(ev, y, tech, list(TECHNIQUE_IDS), shrink)
+    return cal, {"shrink": shrink, "cv_log_loss": {str(k): round(v, 4) for k, v in losses.items()}, "n_spans": len(rows)}
+
+
+def by_technique(gold: list[Row], pred: list[Row]) -> dict[str, dict]:
+    """Per technique FLC precision, recall, F1 and gold count, rounded for model.json."""
+    per = metrics.flc_score(gold, pred, TECHNIQUE_IDS)[1]
+    return {t: {"precision": round(p.precision, 4), "recall": round(p.recall, 4), "f1": round(p.f1, 4), "n_gold": p.n_gold,
+                "n_pred": p.n_pred} for t, p in per.items()}
+
+
 def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print) -> dict:
     outs: dict[str, TokenOutputs] = {aid: model.token_outputs(text) for aid, text in articles.items()}
     gold_rows: list[Row] = flc_rows(gold)
-    # 0. the span head's repetition bonus (TC on the held-out gold spans); the any+classify decoder uses it
+    # 0. the span head's repetition bonus (TC on the held-out gold spans); the classify detectors use it
     bonus, tc_by_bonus = tune_repeat_bonus(model, articles, outs, gold)
     model.decoding = {**model.decoding, "repeat_bonus": bonus}
     log("  repetition bonus (held-out TC F1): " + ", ".join(f"{b:g} -> {f:.3f}" for b, f in tc_by_bonus.items())
         + f" -> {bonus:g}")
-
-    def any_classify(th_any: float) -> list[Row]:
-        vec = np.full(len(TECHNIQUE_IDS) + 1, OFF, dtype=np.float32)
-        vec[ANY] = th_any
-        pred: list[Row] = []
-        for aid, out in outs.items():
-            pred += _rows(aid, spans_from_runs(model, articles[aid], out, candidate_runs(out.probs, vec, "any+classify")))
-        return pred
-
-    # 1. the "any" channel + span classifier
-    by_any = {float(th): any_classify(float(th)) for th in GRID}
-    th_any = max(by_any, key=lambda th: metrics.flc_score(gold_rows, by_any[th])[0].f1)
-    base_rows = by_any[th_any]
-    scores = {"any+classify": metrics.flc_score(gold_rows, base_rows)[0].f1}
-    # 2. technique channels alone, and added to the any+classify spans
-    choices = {}
-    for mode, base in (("technique", {}), ("union", _by_technique(base_rows))):
-        table = technique_table(articles, outs, gold_rows, base)
-        choices[mode] = ascend(table)
-        scores[mode] = _micro_f1([table[t][choices[mode][t]] for t in table])
-    mode = max(scores, key=scores.get)
-    per_tech = choices.get(mode, {t: OFF for t in TECHNIQUE_IDS})
-    thresholds = {t: float(per_tech[t]) for t in TECHNIQUE_IDS} | {"any": th_any}
-    # 3. how many low-probability tokens may sit inside one span, for the chosen thresholds
-    vec = np.array([thresholds[t] for t in TECHNIQUE_IDS] + [th_any], dtype=np.float32)
-    by_gap = {}
-    for gap in GAPS:
-        pred: list[Row] = []
-        for aid, out in outs.items():
-            pred += _rows(aid, spans_from_runs(model, articles[aid], out, candidate_runs(out.probs, vec, mode, gap)))
-        by_gap[gap] = metrics.flc_score(gold_rows, pred)[0].f1
-    max_gap = max(by_gap, key=by_gap.get)
-    log("  max gap: " + ", ".join(f"{g} -> {f:.3f}" for g, f in by_gap.items()))
-    for t in TECHNIQUE_IDS:
-        log(f"  {t:<40} threshold {'off' if per_tech[t] >= OFF else f'{per_tech[t]:.2f}'}")
-    log(f"  any threshold {th_any:.2f}; held-out FLC F1 by mode: "
-        + ", ".join(f"{m} {f:.3f}" for m, f in scores.items()) + f" -> {mode}")
-    scores[f"{mode}, max_gap {max_gap}"] = by_gap[max_gap]
+    # 1. per technique: detector and evidence cutoff, for its own F1 (Doubt in headings left out)
+    ctxs = contexts(model, articles, outs)
+    detectors, evidence, scores = tune_detectors(ctxs, gold_rows, log)
+    # 2. Doubt inside headings: kept or not, by Doubt's own held-out F1
+    doubt = TECHNIQUE_IDS.index("Doubt")
+    with_heads = technique_f1(ctxs, gold_rows, doubt, detectors["Doubt"], heading_doubt=True)
+    doubt_in_headings = with_heads.get(evidence["Doubt"], scores["Doubt"]).f1
+    heading_doubt = doubt_in_headings > scores["Doubt"].f1
+    log(f"  Doubt held-out F1 without headings {scores['Doubt'].f1:.3f}, with {doubt_in_headings:.3f}")
+    # 3. calibration on the spans found at those cutoffs; the cutoffs move onto the calibrated scale
+    cal, cal_info = fit_calibration(model, articles, outs, gold_rows, detectors, evidence, heading_doubt, log)
+    # rounded down, so the spans at the tuned evidence cutoff still pass their calibrated cutoff
+    cutoffs = {t: math.floor(float(cal(t, evidence[t])) * 1e4) / 1e4 for t in TECHNIQUE_IDS}
+    settings = Settings(detectors, cal, cutoffs, heading_doubt)
+    pred = [(aid, s.technique, s.start, s.end) for aid, out in outs.items() for s in detect(model, settings, articles[aid], out, cutoffs)]
+    micro = metrics.flc_score(gold_rows, pred)[0]
+    log(f"  held-out FLC F1 {micro.f1:.3f} (P {micro.precision:.3f}, R {micro.recall:.3f})")
     return {
-        "thresholds": thresholds,
-        "decoding": {"mode": mode, "max_gap": max_gap, "repeat_bonus": bonus},
-        "heldout_flc_f1": scores,
+        "thresholds": {t: float(evidence[t]) for t in TECHNIQUE_IDS},
+        "detectors": {t: d.to_json() for t, d in detectors.items()},
+        "calibration": cal.to_json(),
+        "calibration_fit": cal_info,
+        "cutoffs": cutoffs,
+        "decoding": {"repeat_bonus": bonus, "heading_doubt": heading_doubt},
+        "heldout_flc_f1": {"micro": micro.f1},
+        "heldout_by_technique": by_technique(gold_rows, pred),
         "heldout_tc_f1": tc_by_bonus[bonus],
     }
-
-
-def _by_technique(rows: list[Row]) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = defaultdict(list)
-    for r in rows:
-        out[r[1]].append(r)
-    return out

@@ -13,6 +13,11 @@
     return e;
   }
 
+  // a mark carries every span on its text range: data-i="3 7"
+  function idsOf(mark) {
+    return mark.getAttribute("data-i").split(" ").map(Number);
+  }
+
   function fillTip(report, ids) {
     tip.textContent = "";
     ids.forEach(function (i) {
@@ -92,9 +97,11 @@
     var frags = [], heads = [], low = [], byTech = {};
     var list = art.querySelectorAll("mark.sp");
     for (var n = 0; n < list.length; n++) {
-      var f = list[n], i = +f.getAttribute("data-i");
-      (frags[i] || (frags[i] = [])).push(f);
-      if (f.hasAttribute("data-h")) heads[i] = f;
+      idsOf(list[n]).forEach(function (i) {
+        var f = list[n];
+        (frags[i] || (frags[i] = [])).push(f);
+        if (f.hasAttribute("data-h")) heads[i] = f;
+      });
     }
     spans.forEach(function (s, i) {
       (byTech[s[0]] || (byTech[s[0]] = [])).push(i);
@@ -109,7 +116,7 @@
     this.visible = visible;
 
     function syncHead(i) {
-      if (heads[i]) heads[i].tabIndex = visible(i) ? 0 : -1;
+      if (heads[i]) heads[i].tabIndex = idsOf(heads[i]).some(visible) ? 0 : -1;
     }
 
     var buttons = root.querySelectorAll(".lg");
@@ -123,7 +130,7 @@
         nEl.textContent = k === ids.length ? String(ids.length) : k + "/" + ids.length;
         if (!off[t]) shown += k;
       });
-      if (status) status.textContent = shown + " of " + spans.length + " spans shown";
+      if (status) status.textContent = shown + " of " + spans.length + " technique labels shown";
     }
 
     Array.prototype.forEach.call(buttons, function (b) {
@@ -149,7 +156,8 @@
         var lo = spans[i][1] < min;
         if (lo !== low[i]) {
           low[i] = lo;
-          (frags[i] || []).forEach(function (f) { f.classList.toggle("lo", lo); });
+          // a shared mark fades only when every span on it is below the minimum
+          (frags[i] || []).forEach(function (f) { f.classList.toggle("lo", idsOf(f).every(function (j) { return low[j]; })); });
           syncHead(i);
         }
       }
@@ -170,8 +178,9 @@
       var ids = [];
       for (var x = m; x && x !== art; x = x.parentElement) {
         if (x.matches("mark.sp")) {
-          var i = +x.getAttribute("data-i");
-          if (visible(i) && ids.indexOf(i) < 0) ids.push(i);
+          idsOf(x).forEach(function (i) {
+            if (visible(i) && ids.indexOf(i) < 0) ids.push(i);
+          });
         }
       }
       if (ids.length) showTip(self, ids, m);
@@ -184,8 +193,8 @@
     art.addEventListener("focusin", function (e) {
       var m = e.target;
       if (m.matches && m.matches("mark.sp[data-h]")) {
-        var i = +m.getAttribute("data-i");
-        if (visible(i)) showTip(self, [i], m);
+        var shown = idsOf(m).filter(visible);
+        if (shown.length) showTip(self, shown, m);
       }
     });
     art.addEventListener("focusout", function () {

@@ -1,0 +1,32 @@
+"""Tune the detection of an existing model folder again on the held-out PTC train articles (same weights),
+score PTC dev, and rewrite its model.json and MODEL_CARD.md.
+
+    python scripts/retune_model.py [--model DIR] [--ptc ../shared/data/ptc]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from propscan.build import retune_model_folder
+from propscan.model import MODEL_DIR
+from propscan.ptc import read_articles, read_labels
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, default=MODEL_DIR)
+    ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
+    args = ap.parse_args()
+    train = read_articles(args.ptc / "train/train-articles")
+    labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
+    dev_articles = read_articles(args.ptc / "dev/dev-articles")
+    dev = (dev_articles, read_labels(args.ptc / "dev/dev-task-flc-tc.labels", dev_articles))
+    retune_model_folder(args.model, train, labels, dev)
+
+
+if __name__ == "__main__":
+    main()

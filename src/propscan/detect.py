@@ -1,0 +1,340 @@
+"""Detection: token probabilities -> clean, calibrated technique spans.
+
+Each technique has its own detector, chosen on held-out articles for that technique's own FLC F1
+(tune.tune_detectors), so no technique is switched off because it lowers an aggregate:
+
+- ``channel``: runs of tokens whose probability for the technique passes a threshold;
+- ``classify``: runs of the "any technique" channel that the span head names as this technique;
+- ``repeat`` (Repetition): the later occurrences of a phrase the article already used, where the
+  model's "any technique" probability supports them. PTC defines Repetition by the article itself.
+
+Every candidate carries an evidence value in [0, 1] (mean token probability, span-head probability,
+or mean "any" probability). The calibration maps it onto the probability that annotators marked an
+overlapping span of the same technique; a span is kept when that probability reaches the
+technique's cutoff (tuned, or the user's ``--min-confidence`` / ``--threshold-for``).
+Spans are then cleaned: whole words, no leading or trailing function words, never only function
+words, punctuation or digits.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import encoding
+from .calibrate import Calibration
+from .document import Span
+from .features import occurs_earlier
+from .techniques import TECHNIQUE_IDS
+
+ANY = len(TECHNIQUE_IDS)
+TRIM = " \n\t.,:;"
+DOUBT = TECHNIQUE_IDS.index("Doubt")
+REPETITION = TECHNIQUE_IDS.index("Repetition")
+# Function words a span may not begin or end with, and may not consist of (the junk spans "of",
+# "our", "who" users saw). English only: the model reads English only.
+STOP_WORDS = frozenset(
+    """a an the of to in on at by for with from into onto upon over under about after before between
+    through during without within and or but nor so yet if than then as because while although though
+    whether is are was were be been being am do does did done have has had having i me my mine myself
+    you your yours yourself he him his himself she her hers herself it its itself we us our ours
+    ourselves they them their theirs themselves this that these those there here who whom whose which
+    what when where why how not no can could will would shall should may might must just also too very
+    all any some such only own same other each both either neither more most much many s t d ll ve re
+    m don doesn didn isn wasn aren weren won wouldn couldn shouldn""".split()
+)
+WORD = re.compile(r"\w[\w'’-]*")
+# Alternatives shown for a span: the techniques whose calibrated probability for the same words
+# reaches this, at most three. Below it, an alternative says nothing a reader can use.
+ALTERNATIVE_MIN = 0.05
+# A line of at most this many words with no sentence-final full stop is a heading ("Where did the
+# story start?"), not a sentence; Doubt is not reported inside one (tune.py measures the effect).
+HEADING_WORDS = 12
+
+
+@dataclass
+class Detector:
+    source: str = "channel"  # channel | classify | repeat
+    max_gap: int = 1
+    any_threshold: float = 0.4  # classify: the "any" runs it names
+    ngram: int = 2  # repeat: longest phrase, in words
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Detector:
+        return cls(**d)
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"source": self.source, "max_gap": self.max_gap}
+        if self.source == "classify":
+            d["any_threshold"] = self.any_threshold
+        if self.source == "repeat":
+            d["ngram"] = self.ngram
+        return d
+
+
+@dataclass
+class Candidate:
+    technique: int
+    a: int  # token range [a, b)
+    b: int
+    evidence: float
+
+
+@dataclass
+class Context:
+    """One text's model outputs and what detectors share: span-head results, any-runs, phrases."""
+
+    model: Any
+    text: str
+    out: Any  # model.TokenOutputs
+    lower: str = ""
+    _head: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _any_runs: dict[tuple[float, int], list[tuple[int, int]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lower = self.text.lower()
+
+    def head(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
+        """Span-head probabilities for token ranges, computed once per range."""
+        todo = [r for r in dict.fromkeys(ranges) if r not in self._head]
+        if todo and self.model is not None:
+            for r, p in zip(todo, self.model.classify_spans(self.text, self.out, todo)):
+                self._head[r] = p
+        return [self._head.get(r, np.zeros(len(TECHNIQUE_IDS))) for r in ranges]
+
+    def any_runs(self, threshold: float, gap: int) -> list[tuple[int, int]]:
+        key = (threshold, gap)
+        if key not in self._any_runs:
+            self._any_runs[key] = [snap(self.out.enc, a, b) for a, b in runs(self.out.probs[:, ANY] >= threshold, gap)]
+        return self._any_runs[key]
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+
+def runs(mask: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """Maximal runs [a, b) of True, joining runs separated by at most ``max_gap`` False entries."""
+    idx = np.flatnonzero(mask)
+    if len(idx) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) - 1 > max_gap)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]] + 1
+    return [(int(a), int(b)) for a, b in zip(starts, ends)]
+
+
+def snap(enc: encoding.Encoded, a: int, b: int) -> tuple[int, int]:
+    """Grow a token range to whole words: never cut a word in the middle."""
+    while a > 0 and not enc.word_start[a]:
+        a -= 1
+    while b < len(enc) and not enc.word_start[b]:
+        b += 1
+    return a, b
+
+
+# ------------------------------------------------------------------------------------ cleaning
+
+
+def _words(text: str, enc: encoding.Encoded, a: int, b: int) -> list[tuple[int, int, str]]:
+    """The words of token range [a, b): (first token, end token, lower-cased text)."""
+    out, i = [], a
+    while i < b:
+        j = i + 1
+        while j < b and not enc.word_start[j]:
+            j += 1
+        out.append((i, j, text[int(enc.offsets[i, 0]) : int(enc.offsets[j - 1, 1])].lower()))
+        i = j
+    return out
+
+
+def _content(word: str) -> bool:
+    w = word.strip("'’\"“”-")
+    return any(c.isalpha() for c in w) and w not in STOP_WORDS
+
+
+def trim(text: str, enc: encoding.Encoded, a: int, b: int) -> tuple[int, int] | None:
+    """Drop leading and trailing function words and punctuation; None when no content word is left."""
+    words = _words(text, enc, a, b)
+    keep = [k for k, (_, _, w) in enumerate(words) if _content(w)]
+    if not keep:
+        return None
+    return words[keep[0]][0], words[keep[-1]][1]
+
+
+def char_span(text: str, enc: encoding.Encoded, a: int, b: int) -> tuple[int, int] | None:
+    s, e = int(enc.offsets[a, 0]), int(enc.offsets[b - 1, 1])
+    while s < e and text[s] in TRIM:
+        s += 1
+    while e > s and text[e - 1] in TRIM:
+        e -= 1
+    return (s, e) if e > s else None
+
+
+def in_heading(text: str, start: int, end: int) -> bool:
+    """Whether [start, end) lies in a short line that is not a sentence (a title or section heading)."""
+    ls = text.rfind("\n", 0, start) + 1
+    le = text.find("\n", end)
+    line = text[ls : le if le >= 0 else len(text)].strip()
+    one_sentence = not re.search(r"[.!?…][\"'”’)\]]?\s", line)
+    return bool(line) and one_sentence and len(line.split()) <= HEADING_WORDS and not line.endswith((".", "…", '."', ".”"))
+
+
+# ---------------------------------------------------------------------------------- candidates
+
+
+def candidates(ctx: Context, t: int, det: Detector, floor: float) -> list[Candidate]:
+    """Technique ``t``'s candidates with evidence >= ``floor``, before cleaning."""
+    probs = ctx.out.probs
+    if det.source == "channel":
+        found = []
+        for a, b in runs(probs[:, t] >= floor, det.max_gap):
+            a, b = snap(ctx.out.enc, a, b)
+            found.append(Candidate(t, a, b, float(probs[a:b, t].max())))
+        return found
+    if det.source == "classify":
+        rng = ctx.any_runs(det.any_threshold, det.max_gap)
+        return [Candidate(t, a, b, float(p[t])) for (a, b), p in zip(rng, ctx.head(rng)) if p[t] >= floor]
+    if det.source == "repeat":
+        return [c for c in repeats(ctx, t, det.ngram) if c.evidence >= floor]
+    raise ValueError(f"unknown detector source {det.source!r}")
+
+
+def repeats(ctx: Context, t: int, ngram: int) -> list[Candidate]:
+    """Later occurrences of phrases of 1..``ngram`` words (at least one content word) already used
+    earlier in the text, with the mean "any technique" probability of their tokens as evidence."""
+    words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(ctx.lower)]
+    enc, p_any = ctx.out.enc, ctx.out.probs[:, ANY]
+    seen: set[tuple[str, ...]] = set()
+    found = []
+    for n in range(1, ngram + 1):
+        for i in range(len(words) - n + 1):
+            phrase = tuple(w[2] for w in words[i : i + n])
+            if not any(_content(w) and len(w) > 2 for w in phrase) or not (_content(phrase[0]) and _content(phrase[-1])):
+                continue
+            if phrase not in seen:
+                seen.add(phrase)
+                continue
+            a, b = encoding.token_range(enc, words[i][0], words[i + n - 1][1])
+            if a >= 0:
+                found.append(Candidate(t, a, b, float(p_any[a:b].mean())))
+    return found
+
+
+def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.ndarray) -> float:
+    """Technique ``k``'s evidence for the token range [a, b), as its own detector measures it."""
+    if det.source == "classify":
+        return float(head[k])
+    if det.source == "repeat":
+        s, e = int(ctx.out.enc.offsets[a, 0]), int(ctx.out.enc.offsets[b - 1, 1])
+        return float(ctx.out.probs[a:b, ANY].mean()) if occurs_earlier(ctx.lower, s, e) else 0.0
+    return float(ctx.out.probs[a:b, k].max())
+
+
+# -------------------------------------------------------------------------------------- detect
+
+
+@dataclass
+class Settings:
+    """What a model's detection runs with (model.json: detectors, calibration, cutoffs)."""
+
+    detectors: dict[str, Detector]
+    calibration: Calibration
+    cutoffs: dict[str, float]  # calibrated-probability cutoffs, per technique
+    heading_doubt: bool = False  # report Doubt inside headings
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Settings:
+        dets = config.get("detectors")
+        if dets:
+            return cls(
+                {t: Detector.from_json(dets[t]) for t in TECHNIQUE_IDS},
+                Calibration(config.get("calibration")),
+                {t: float(config["cutoffs"][t]) for t in TECHNIQUE_IDS},
+                bool(config.get("decoding", {}).get("heading_doubt", False)),
+            )
+        # a model tuned before per-technique detectors: its token thresholds, uncalibrated
+        gap = int(config.get("decoding", {}).get("max_gap", 1))
+        th = config.get("thresholds", {})
+        return cls({t: Detector("channel", gap) for t in TECHNIQUE_IDS}, Calibration(None),
+                   {t: min(float(th.get(t, 0.5)), 1.0) for t in TECHNIQUE_IDS})
+
+
+def resolve_cutoffs(settings: Settings, min_confidence: float | None, per_technique: dict[str, float] | None) -> dict[str, float]:
+    """The tuned cutoffs, replaced by ``min_confidence`` for all, then by ``per_technique`` overrides."""
+    cut = dict(settings.cutoffs) if min_confidence is None else {t: float(min_confidence) for t in TECHNIQUE_IDS}
+    cut.update(per_technique or {})
+    return cut
+
+
+def detect(
+    model: Any, settings: Settings, text: str, out: Any, cutoffs: dict[str, float],
+    ctx: Context | None = None, with_alternatives: bool = True,
+) -> list[Span]:
+    """Clean, calibrated spans of every technique whose cutoff they reach.
+
+    ``ctx`` reuses one text's span-head results across calls (tuning); ``with_alternatives=False``
+    skips the other techniques' probabilities, which only the reader needs.
+    """
+    if len(out.enc) == 0:
+        return []
+    ctx = ctx or Context(model, text, out)
+    found: dict[tuple[int, int, int], Candidate] = {}
+    for t, tech in enumerate(TECHNIQUE_IDS):
+        det, cut = settings.detectors[tech], cutoffs[tech]
+        if cut > 1.0:
+            continue
+        floor = settings.calibration.inverse(tech, cut)
+        for c in candidates(ctx, t, det, floor):
+            kept = _clean(ctx, settings, c)
+            if kept is None:
+                continue
+            key = (kept.a, kept.b, t)
+            if key not in found or found[key].evidence < kept.evidence:
+                found[key] = kept
+    items = list(found.values())
+    heads = ctx.head([(c.a, c.b) for c in items]) if with_alternatives else [None] * len(items)
+    spans: dict[tuple[int, int, str], Span] = {}
+    for c, head in zip(items, heads):
+        tech = TECHNIQUE_IDS[c.technique]
+        score = float(settings.calibration(tech, c.evidence))
+        if score < cutoffs[tech]:
+            continue
+        cs = char_span(text, out.enc, c.a, c.b)
+        if cs is None:
+            continue
+        alts = alternatives(ctx, settings, c.a, c.b, head) if with_alternatives else {}
+        alts[tech] = score
+        top = dict(sorted(alts.items(), key=lambda kv: -kv[1])[:3])
+        top[tech] = score
+        span = Span(cs[0], cs[1], tech, score, {k: round(v, 4) for k, v in top.items()})
+        key = (cs[0], cs[1], tech)
+        if key not in spans or spans[key].score < score:
+            spans[key] = span
+    return sorted(spans.values(), key=lambda s: (s.start, s.end, s.technique))
+
+
+def _clean(ctx: Context, settings: Settings, c: Candidate) -> Candidate | None:
+    r = trim(ctx.text, ctx.out.enc, c.a, c.b)
+    if r is None:
+        return None
+    a, b = r
+    if c.technique == DOUBT and not settings.heading_doubt:
+        s, e = int(ctx.out.enc.offsets[a, 0]), int(ctx.out.enc.offsets[b - 1, 1])
+        if in_heading(ctx.text, s, e):
+            return None
+    det = settings.detectors[TECHNIQUE_IDS[c.technique]]
+    ev = float(ctx.out.probs[a:b, c.technique].max()) if det.source == "channel" else c.evidence
+    return Candidate(c.technique, a, b, ev)
+
+
+def alternatives(ctx: Context, settings: Settings, a: int, b: int, head: np.ndarray) -> dict[str, float]:
+    """Every technique's calibrated probability for the same words, where it reaches ALTERNATIVE_MIN."""
+    out = {}
+    for k, tech in enumerate(TECHNIQUE_IDS):
+        p = float(settings.calibration(tech, evidence_for(ctx, k, settings.detectors[tech], a, b, head)))
+        if p >= ALTERNATIVE_MIN:
+            out[tech] = p
+    return out

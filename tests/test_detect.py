@@ -1,0 +1,168 @@
+"""Per-technique detection: cleaning, headings, repeated phrases, calibration maps, cutoffs; and the
+shipped model's settings (no technique switched off, labels in order)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from propscan import calibrate, encoding
+from propscan.detect import STOP_WORDS, Context, Detector, Settings, in_heading, repeats, resolve_cutoffs, trim
+from propscan.model import MODEL_DIR
+from propscan.techniques import TECHNIQUE_IDS, check_confidence, parse_cutoffs, reliability, resolve
+
+
+# ----------------------------------------------------------------------------------------------- cleaning
+
+
+def _trimmed(model, text: str, phrase: str) -> str | None:
+    enc = encoding.encode(model.tokenizer, text)
+    a, b = encoding.token_range(enc, text.index(phrase), text.index(phrase) + len(phrase))
+    got = trim(text, enc, a, b)
+    return None if got is None else text[int(enc.offsets[got[0], 0]) : int(enc.offsets[got[1] - 1, 1])]
+
+
+def test_trim_drops_edge_function_words(model) -> None:
+    text = "They called him a gambler of the worst kind, and our mayor agreed."
+    assert _trimmed(model, text, "a gambler of the") == "gambler"
+    assert _trimmed(model, text, "of the worst kind") == "worst kind"
+    assert _trimmed(model, text, "and our mayor") == "mayor"
+
+
+@pytest.mark.parametrize("junk", ["of", "our", "who", "of the", "2019", "12, 14", "...", "and so on and"])
+def test_trim_rejects_spans_without_a_content_word(model, junk: str) -> None:
+    text = f"Before {junk} after."
+    assert _trimmed(model, text, junk) is None or _trimmed(model, text, junk) == "on"  # "on" is a stop word too
+    assert _trimmed(model, text, junk) is None
+
+
+def test_stop_words_are_lower_case_words() -> None:
+    assert all(w == w.lower() and w.isalpha() for w in STOP_WORDS)
+
+
+def test_in_heading() -> None:
+    text = "Where did the story start?\nThe mayor, who never explains himself, said it started in May. Why?\n"
+    assert in_heading(text, 0, 5)  # a short line, a question, no full stop: a heading
+    s = text.index("Why")
+    assert not in_heading(text, s, s + 3)  # inside a sentence of a paragraph
+    assert not in_heading("A short line ends here.", 0, 5)
+
+
+def test_repeats_mark_later_occurrences_only(model) -> None:
+    text = "Illegal aliens are coming. The illegal aliens will stay, said the illegal aliens group."
+    out = model.token_outputs(text)
+    ctx = Context(model, text, out)
+    found = {(text[int(out.enc.offsets[c.a, 0]) : int(out.enc.offsets[c.b - 1, 1])].lower(), int(out.enc.offsets[c.a, 0]))
+             for c in repeats(ctx, TECHNIQUE_IDS.index("Repetition"), 2)}
+    first = text.lower().index("illegal aliens")
+    assert ("illegal aliens", first) not in found  # the first mention is not a repetition
+    assert sum(1 for phrase, _ in found if phrase == "illegal aliens") == 2
+    assert all(phrase.split()[0] not in STOP_WORDS for phrase, _ in found)  # "the" never starts one
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+
+def test_fit_recovers_a_known_map_and_inverts() -> None:
+    rng = np.random.default_rng(0)
+    techs = list(TECHNIQUE_IDS)
+    n = 20000
+    ev = rng.uniform(0.01, 0.99, n)
+    tech = rng.choice(techs[:3], n)
+    true = {techs[0]: (1.5, -0.5), techs[1]: (0.8, -1.5), techs[2]: (1.0, 0.5)}
+    p = np.array([calibrate.sigmoid(true[t][0] * calibrate.logit(e) + true[t][1]) for t, e in zip(tech, ev)])
+    y = rng.random(n) < p
+    cal = calibrate.fit(ev, y, tech, techs, shrink=0.1)
+    for t, (a, b) in true.items():
+        assert cal.coef[t][0] == pytest.approx(a, abs=0.15) and cal.coef[t][1] == pytest.approx(b, abs=0.15)
+        for q in (0.1, 0.3, 0.7):
+            assert float(cal(t, cal.inverse(t, q))) == pytest.approx(q, abs=1e-6)
+    ece, table = calibrate.reliability(np.array([float(cal(t, e)) for t, e in zip(tech, ev)]), y)
+    assert ece < 0.02 and sum(row[2] for row in table) == n
+
+
+def test_reliability_of_an_overconfident_score() -> None:
+    ece, table = calibrate.reliability(np.full(100, 0.9), np.r_[np.ones(50), np.zeros(50)])
+    assert ece == pytest.approx(0.4) and table == [(0.9, 1.0, 100, pytest.approx(0.9), 0.5)]
+
+
+def test_an_uncalibrated_model_keeps_its_evidence() -> None:
+    cal = calibrate.Calibration(None)
+    assert float(cal("Doubt", 0.3)) == 0.3 and cal.inverse("Doubt", 0.3) == 0.3
+
+
+# ---------------------------------------------------------------------------------------------- cutoffs
+
+
+def test_resolve_cutoffs_order() -> None:
+    s = Settings({t: Detector() for t in TECHNIQUE_IDS}, calibrate.Calibration(None), {t: 0.3 for t in TECHNIQUE_IDS})
+    assert resolve_cutoffs(s, None, None)["Doubt"] == 0.3
+    assert set(resolve_cutoffs(s, 0.5, None).values()) == {0.5}
+    both = resolve_cutoffs(s, 0.5, {"Slogans": 0.1})
+    assert both["Slogans"] == 0.1 and both["Doubt"] == 0.5
+
+
+def test_parse_cutoffs_accepts_ids_names_and_aliases() -> None:
+    assert parse_cutoffs(["Slogans=0.2", "name calling / labelling=0", "Straw_Men=1"]) == {
+        "Slogans": 0.2, "Name_Calling,Labeling": 0.0, "Whataboutism,Straw_Men,Red_Herring": 1.0}
+    assert resolve("Loaded language") == "Loaded_Language"
+
+
+@pytest.mark.parametrize("bad, words", [
+    (["Slogan=0.2"], "unknown technique 'Slogan'; valid names: Loaded_Language"),
+    (["Slogans=1.5"], "outside 0..1"),
+    (["Slogans=-0.1"], "outside 0..1"),
+    (["Slogans=nan"], "outside 0..1"),
+    (["Slogans=high"], "not a number"),
+    (["Slogans"], "not TECHNIQUE=VALUE"),
+    (["=0.2"], "not TECHNIQUE=VALUE"),
+])
+def test_parse_cutoffs_rejects(bad, words) -> None:
+    with pytest.raises(ValueError, match=None) as e:
+        parse_cutoffs(bad)
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_check_confidence() -> None:
+    assert check_confidence("0.25") == 0.25
+    with pytest.raises(ValueError, match="outside 0..1"):
+        check_confidence(2)
+
+
+def test_reliability_words() -> None:
+    assert reliability(0.05) == "rarely right (precision 0.05)"
+    assert reliability(0.23).startswith("often right") and reliability(0.6).startswith("usually right")
+
+
+# -------------------------------------------------------------------------------------- shipped models
+
+
+@pytest.mark.parametrize("folder", sorted(p for p in MODEL_DIR.parent.iterdir() if (p / "model.json").exists()))
+def test_shipped_models_switch_no_technique_off(folder) -> None:
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["labels"] == list(TECHNIQUE_IDS)
+    for t in TECHNIQUE_IDS:
+        assert 0 <= meta["thresholds"][t] <= 1, t  # a threshold above 1 is a technique switched off
+        assert 0 <= meta["cutoffs"][t] < 1, t
+        assert meta["detectors"][t]["source"] in ("channel", "classify", "repeat")
+        assert meta["calibration"][t][0] > 0  # increasing: a cutoff on it is a cutoff on the evidence
+        for split in ("heldout", "dev"):
+            assert set(meta["by_technique"][t][split]) >= {"precision", "recall", "f1"}
+    assert 0 <= meta["dev"]["ece"] <= 1
+
+
+def test_a_model_with_other_labels_is_refused(tmp_path) -> None:
+    import shutil
+
+    from propscan.errors import ModelError
+    from propscan.model import Model
+
+    for f in MODEL_DIR.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["labels"] = list(reversed(meta["labels"]))
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="labels"):
+        Model(tmp_path)
