@@ -24,7 +24,8 @@ from browser_util import OUTPUT, Recording, launch
 from propscan.chart import technique_bar_chart
 from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
 from propscan.errors import InputError
-from propscan.report import _sentence_hits, assign_lanes, render_html, safe_file_name, write_site
+from propscan.document import sentence_hits as _sentence_hits
+from propscan.report import assign_lanes, render_html, safe_file_name, write_site
 from propscan.techniques import BY_ID, TECHNIQUE_IDS
 
 XSS_SCRIPT = "<script>alert(1)</script>"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,7 +60,10 @@ def analyze(
     format: Optional[str] = typer.Option(
         None, "--format", "-f", help="text | json | jsonl | semeval | csv | markdown | html. Default: text on a terminal, json otherwise."
     ),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here (atomically) instead of stdout."),
+    output_arg: Optional[str] = typer.Option(
+        None, "--output", "-o", metavar="PATH",
+        help="Write here (atomically) instead of stdout. With --format html, a folder (an existing one, or a path ending in /) gets a site: an index and one report per document.",
+    ),
     threshold: Optional[str] = typer.Option(
         None, "--min-confidence", "--threshold", metavar="P",
         help="Report spans whose confidence (a calibrated probability, 0..1) is at least P, for every technique, instead of the cutoffs tuned per technique: lower finds more (recall), higher fewer (precision).",
@@ -79,10 +85,15 @@ def analyze(
     from .model import load
 
     min_conf, per_technique = _cutoff_options(threshold, threshold_for)
+    output = Path(output_arg) if output_arg else None
+    # a trailing slash means a folder, which only the html site can be
+    as_folder = bool(output_arg) and (output_arg.endswith(("/", os.sep)) or (output is not None and output.is_dir()))
     out_console = Console()
     fmt = format or ("text" if out_console.is_terminal and output is None else "json")
     if fmt not in formats.FORMATS:
         fail(f"unknown format {fmt!r}; choose one of {', '.join(formats.FORMATS)}")
+    if as_folder and fmt != "html":
+        fail(f"--output {output_arg}: a folder; --format {fmt} writes one file, give a file name (only html writes a folder)")
     try:
         model = load(str(model_dir) if model_dir else None)
     except PropscanError as e:
@@ -114,7 +125,7 @@ def analyze(
         for a in analyses:
             terminal.render(a, out_console)
     elif analyses:
-        _write(fmt, analyses, output)
+        _write(fmt, analyses, output, as_folder)
     if many or errors:
         err.print(f"{done + len(errors)} read, {done} analysed, {len(errors)} skipped")
     if errors:
@@ -163,14 +174,14 @@ def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int) 
     return done
 
 
-def _write(fmt: str, analyses: list, output: Optional[Path]) -> None:
+def _write(fmt: str, analyses: list, output: Optional[Path], as_folder: bool = False) -> None:
     from . import formats
     from .store import atomic_write_text
 
-    if fmt == "html" and output is not None and len(analyses) > 1 and (output.is_dir() or not output.suffix):
+    if fmt == "html" and output is not None and (as_folder or (len(analyses) > 1 and not output.suffix)):
         from .report import write_site
 
-        err.print(f"wrote {write_site(analyses, output)} and {len(analyses)} reports")
+        err.print(f"wrote {write_site(analyses, output)} and {len(analyses)} report{'' if len(analyses) == 1 else 's'}")
         return
     if fmt == "html":
         from .report import render_html
@@ -464,10 +475,44 @@ app.add_typer(corpus_app, name="corpus")
 
 
 def main() -> None:
+    # SIGTERM unwinds like Ctrl-C: output temp files are removed and finished work is kept
+    signal.signal(signal.SIGTERM, _terminated)
+    code: int | str | None = 0
     try:
-        app(prog_name="propscan")
+        app(prog_name="propscan")  # ends with SystemExit (click's standalone mode)
+    except SystemExit as e:
+        code = e.code
     except PropscanError as e:
-        fail(str(e))
+        say("error:", str(e), "bold red")
+        code = 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG):
+            raise
+        code = _stdout_failed(e)
+    try:
+        sys.stdout.flush()
+    except OSError as e:  # a full disk seen only at the last flush
+        code = _stdout_failed(e)
+    sys.exit(code)
+
+
+def _stdout_failed(e: OSError) -> int:
+    _quiet_stdout()
+    say("error:", f"cannot write standard output: {e.strerror or e}", "bold red")
+    return 1
+
+
+def _terminated(signum, frame) -> None:  # noqa: ARG001
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's own last flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

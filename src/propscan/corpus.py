@@ -27,6 +27,7 @@ import json
 import os
 import re
 import sqlite3
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -719,7 +720,13 @@ def run(
             emit("analysed", row.doc_id)
     finally:
         summary.seconds = time.perf_counter() - t0
-        writer.flush()  # finished documents only: never a partial one
+        failing = sys.exc_info()[0] is not None
+        try:
+            writer.flush()  # finished documents only: never a partial one
+        except sqlite3.Error:
+            if not failing:
+                raise
+            # the error already on its way (say a full disk) is the one to report, not a second copy of it
         if not isinstance(db, sqlite3.Connection):
             conn.close()
     return summary
@@ -1287,6 +1294,9 @@ def run_command(
             raise typer.Exit(130) from None
         except PropscanError as e:
             cli.fail(str(e))
+        except sqlite3.Error as e:  # a full disk, a locked or damaged file: the last commit stands
+            cli.fail(f"{db}: {e}; every document committed before this is kept: free the problem and run the "
+                     "same command again to continue", 1)
     conn.close()
     cli.err.print(summary.line(), highlight=False)
     if summary.failed and not (summary.analysed or summary.copied or summary.already):

@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from .detect import ANY, TRIM, detect, resolve_cutoffs
-from .document import SentenceScore, Span
+from .document import SentenceScore, Span, sentence_hits
 from .model import Model, TokenOutputs
 
 __all__ = ["ANY", "TRIM", "decode_spans", "sentence_bounds", "sentence_scores", "article_score"]
@@ -56,5 +56,5 @@ def article_score(sentences: list[SentenceScore], spans: list[Span]) -> float:
     """Share of sentences that contain at least one detected span (0 = none, 1 = every sentence)."""
     if not sentences:
         return 0.0
-    hit = sum(any(sp.start < s.end and sp.end > s.start for sp in spans) for s in sentences)
+    hit = sum(sentence_hits([(s.start, s.end) for s in sentences], [(sp.start, sp.end) for sp in spans]))
     return hit / len(sentences)

@@ -6,6 +6,7 @@ Every offset is a code-point offset into ``Document.text`` (the text the user ga
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -120,3 +121,20 @@ class Analysis:
         ]
         sents = [SentenceScore(s["start"], s["end"], s["score"]) for s in d["sentences"]]
         return cls(doc, spans, sents, d["score"], ModelInfo(**d["model"]), d.get("threshold"), d.get("threshold_for", {}))
+
+
+def sentence_hits(sentences: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
+    """For each sentence, does any span overlap it? O((n + m) log m), not O(n * m)."""
+    if not spans:
+        return [False] * len(sentences)
+    by_start = sorted(spans)
+    starts = [s for s, _ in by_start]
+    max_end, m = [], -1
+    for _, e in by_start:
+        m = max(m, e)
+        max_end.append(m)
+    hits = []
+    for s, e in sentences:
+        k = bisect.bisect_left(starts, e)  # spans starting before the sentence ends
+        hits.append(k > 0 and max_end[k - 1] > s)
+    return hits

@@ -18,3 +18,10 @@ class InputError(PropscanError):
 
 class ModelError(PropscanError):
     pass
+
+
+class OutputError(PropscanError):
+    """The output cannot be written: a folder, a read-only place, a full disk."""
+
+    def __init__(self, target: str | Path, problem: str):
+        super().__init__(f"cannot write {target}: {problem}")

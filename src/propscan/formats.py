@@ -60,11 +60,15 @@ def to_csv(analyses: Iterable[Analysis], header: bool = True) -> str:
 _MD_NEWLINE = re.compile(r"\r\n|\r|\n")  # CommonMark line endings; any of them would end the table row
 
 
+# Markdown syntax characters in document text: a backslash before each makes it literal (CommonMark
+# lets any ASCII punctuation be escaped), so article text never becomes a link, an image, raw HTML,
+# an entity, emphasis or a table cell break: ``[x](javascript:...)`` and ``![](http://...)`` stay text.
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#!|&~])")
+
+
 def _md_cell(text: str) -> str:
-    """Document text as one line of literal Markdown: it stays in its table cell and cannot start
-    raw HTML (``<`` is backslash-escaped, so ``<script>`` in an article is shown, never run)."""
-    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "\\<")
-    return _MD_NEWLINE.sub(" ", text)
+    """Document text as one line of literal Markdown that stays in its table cell."""
+    return _MD_NEWLINE.sub(" ", _MD_SPECIAL.sub(r"\\\1", text))
 
 
 def to_markdown(analyses: Iterable[Analysis]) -> str:
@@ -74,7 +78,7 @@ def to_markdown(analyses: Iterable[Analysis]) -> str:
         out.append(f"## {_md_cell(str(title))}\n")
         out.append(
             f"Article score {a.score:.2f} (share of sentences with a detected technique); "
-            f"{len(a.spans)} spans; model {a.model.name} {a.model.version}.\n"
+            f"{len(a.passages)} highlighted passages; model {a.model.name} {a.model.version}.\n"
         )
         if a.counts:
             out.append("| technique | spans |\n|---|---:|")

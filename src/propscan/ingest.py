@@ -627,7 +627,8 @@ def _iter_csv(fh: BinaryIO, source: str, stem: str, opts: _Options) -> Iterator[
         cols = ", ".join(repr(h) for h in header[:12]) + (", …" if len(header) > 12 else "")
         yield InputError(source, f"no {opts.text_field!r} column (columns: {cols}); choose one with --text-field")
         return
-    reader = csv.reader(line_iter, delimiter=delimiter)
+    # strict: a quote left open is an error, never a record that silently swallows the rows after it
+    reader = csv.reader(line_iter, delimiter=delimiter, strict=True)
     prev = lines_read
     records = 0
     while True:
@@ -640,10 +641,18 @@ def _iter_csv(fh: BinaryIO, source: str, stem: str, opts: _Options) -> Iterator[
             return
         except csv.Error as e:
             problem = str(e)
+            if problem.startswith("unexpected end of data"):  # a quote opened and never closed
+                yield InputError(source, f"line {prev + 1}: a quoted field opened in this record is never closed; "
+                                 f"lines {prev + 1}-{lines_read} were not read as records")
+                return
             if problem.startswith("field larger than field limit"):  # csv.field_size_limit() >= limit
                 problem = _size_problem(limit, limit, what="a field ", note="(6 × --max-bytes + 64 kB)", more=True)
-            yield InputError(source, f"line {prev + 1}: {problem}; the rest of the file is skipped")
-            return
+                yield InputError(source, f"line {prev + 1}: {problem}; the rest of the file is skipped")
+                return
+            # a malformed record (say text after a closing quote): reported, and reading goes on after it
+            yield InputError(source, f"line {prev + 1}: malformed CSV record ({problem})")
+            prev = lines_read
+            continue
         lineno, prev = prev + 1, lines_read
         if not row or not any(c.strip() for c in row):
             continue

@@ -16,7 +16,6 @@ crossing spans stay readable. The first fragment of each span (``data-h``) is it
 from __future__ import annotations
 
 import base64
-import bisect
 import hashlib
 import heapq
 import json
@@ -32,7 +31,7 @@ from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
 from .chart import technique_bar_chart
-from .document import Analysis
+from .document import Analysis, sentence_hits
 from .errors import InputError
 from .model import reliability
 from .store import atomic_write_text
@@ -159,23 +158,6 @@ def assign_lanes(spans: list[tuple[int, int]]) -> list[int]:
     return lanes
 
 
-def _sentence_hits(sentences: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:
-    """For each sentence, does any span overlap it? O((n + m) log m), not O(n * m)."""
-    if not spans:
-        return [False] * len(sentences)
-    by_start = sorted(spans)
-    starts = [s for s, _ in by_start]
-    max_end, m = [], -1
-    for _, e in by_start:
-        m = max(m, e)
-        max_end.append(m)
-    hits = []
-    for s, e in sentences:
-        k = bisect.bisect_left(starts, e)  # spans starting before the sentence ends
-        hits.append(k > 0 and max_end[k - 1] > s)
-    return hits
-
-
 def _bins(a: Analysis, n_cells: int = STRIP_CELLS) -> list[_Bin]:
     n = len(a.document.text)
     sents = sorted(
@@ -184,7 +166,7 @@ def _bins(a: Analysis, n_cells: int = STRIP_CELLS) -> list[_Bin]:
     sents = [s for s in sents if s[1] > s[0]]
     if not sents:
         return []
-    hits = _sentence_hits([(s, e) for s, e, _ in sents], [(s.start, s.end) for s in a.spans])
+    hits = sentence_hits([(s, e) for s, e, _ in sents], [(s.start, s.end) for s in a.spans])
     size = -(-len(sents) // n_cells)  # ceil
     bins = []
     for k, first in enumerate(range(0, len(sents), size)):
@@ -289,7 +271,7 @@ def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
     counts = a.counts
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
     n_sent = sum(b.last - b.first + 1 for b in bins)
-    hit_sent = sum(_sentence_hits([(s.start, s.end) for s in a.sentences], [(s.start, s.end) for s in a.spans]))
+    hit_sent = sum(sentence_hits([(s.start, s.end) for s in a.sentences], [(s.start, s.end) for s in a.spans]))
     passages = a.passages
     lanes_needed = 0
     if passages:

@@ -43,6 +43,7 @@ import os
 import re
 import threading
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -135,6 +136,13 @@ def check_settings(s: Settings) -> list[str]:
     for ok, message in limits:
         if not ok:
             raise SettingsError(message)
+    if s.model_dir is not None:  # a model folder that cannot load is a one-line error now, not a failed startup
+        from .model import read_config
+
+        try:
+            read_config(Path(s.model_dir))
+        except PropscanError as e:
+            raise SettingsError(f"--model {e}") from None
     warnings = []
     if not is_loopback(s.host):
         if not s.api_key and not s.insecure_public:
