@@ -32,6 +32,7 @@ How a request is handled:
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import inspect
 import io
@@ -52,6 +53,7 @@ from importlib import resources
 from typing import Annotated, Any, Callable, Literal
 
 import anyio
+import h11
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -59,6 +61,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .document import SCHEMA_VERSION, Analysis, Document
 from .errors import InputError, PropscanError
@@ -99,6 +102,8 @@ class Settings:
     queue: int = 16  # jobs that may wait for a model slot, per process
     slots: int = 1  # jobs that run at once, per process
     model_dir: str | None = None
+    header_timeout: float = 10.0  # seconds a connection has to send a request's line and headers
+    max_connections: int = 512  # open connections per process before requests get 503
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -130,6 +135,8 @@ def check_settings(s: Settings) -> list[str]:
         (s.max_docs >= 1, f"--max-docs must be at least 1, not {s.max_docs}"),
         (s.timeout > 0 and math.isfinite(s.timeout), f"--timeout must be a positive number of seconds, not {s.timeout}"),
         (s.queue >= 0, f"--queue must be 0 or more, not {s.queue}"),
+        (s.header_timeout > 0 and math.isfinite(s.header_timeout), f"--header-timeout must be a positive number of seconds, not {s.header_timeout}"),
+        (s.max_connections >= 1, f"--max-connections must be at least 1, not {s.max_connections}"),
         (s.slots >= 1, f"model slots must be at least 1, not {s.slots}"),
         (s.api_key is None or s.api_key.strip() != "", "--api-key / PROPSCAN_API_KEY is empty"),
     ]
@@ -708,6 +715,7 @@ class _Guard:
             return
         limit = self.settings.max_body
         started = False
+        too_large = False  # the body was cut off unread: close the connection after the answer
         cs = anyio.CancelScope(deadline=anyio.current_time() + self.settings.timeout)
 
         async def send_guarded(message: dict) -> None:
@@ -716,6 +724,8 @@ class _Guard:
                 started = True
                 cs.deadline = math.inf  # the answer is on its way: let it finish
                 headers = MutableHeaders(scope=message)
+                if too_large:  # the body was not read to its end: this connection cannot carry another request
+                    headers["Connection"] = "close"
                 for k, v in (
                     ("X-Content-Type-Options", "nosniff"),
                     ("Referrer-Policy", "no-referrer"),
@@ -730,29 +740,54 @@ class _Guard:
         async def reply(resp: Response) -> None:
             await resp(scope, receive, send_guarded)
 
-        declared = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None and "transfer-encoding" in headers:
+            # RFC 9112 6.1: a request with both may be smuggling a second one in its body; reject and close
+            await reply(_closing(problem_response(
+                400, "the request has both Content-Length and Transfer-Encoding; send one", kind="bad-request")))
+            return
         if declared is not None:
             if not declared.strip().isdigit():
                 await reply(problem_response(400, f"Content-Length {_short(declared, 40)!r} is not a number of bytes", kind="bad-request"))
                 return
             if int(declared) > limit:
-                await reply(_too_large(int(declared), limit))
+                await _drain(receive, int(declared))
+                await reply(_closing(_too_large(int(declared), limit)))
                 return
 
         received = 0
 
         async def receive_counted() -> dict:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    if message.get("more_body", False):
+                        await _drain(receive, DRAIN_MAX)  # so that the client reads the 413, see DRAIN_MAX
+                    too_large = True
                     raise _too_large_problem(received, limit, more=True)
             return message
 
+        most = _max_keys(scope, self.settings)
         try:
             with cs:
-                await self.app(scope, receive_counted, send_guarded)
+                if most is None:
+                    await self.app(scope, receive_counted, send_guarded)
+                else:
+                    body = await _read_body(receive_counted)
+                    keys = _count_keys(body)
+                    docs = _count_documents(body) if scope["path"] == "/v1/analyze/batch" else 0
+                    if keys > most and docs > self.settings.max_docs:
+                        await reply(_too_many_documents(docs, self.settings.max_docs))
+                        return
+                    if keys > most:
+                        await reply(problem_response(
+                            422, f"the body has {keys:,} object keys; {scope['path']} takes at most {most:,} "
+                            "(unknown fields are refused)", kind="invalid-request"))
+                        return
+                    await self.app(scope, _replay(body, receive), send_guarded)
         except Problem as e:  # raised while reading the body somewhere without a handler in between
             if started:
                 raise
@@ -765,6 +800,91 @@ class _Guard:
                 title="Request timed out",
                 kind="timeout",
             ))
+
+
+def _count_keys(body: bytes) -> int:
+    """Object keys in a JSON body (a closing quote then a colon, less the escaped quotes inside strings
+    such a count would take for one), counted by bytes.count before anything parses the body: a body
+    stuffed with unknown keys is refused without parsing and validating each. 150,000 keys cost 120 ms
+    of json.loads and 575 ms of validation errors, all on the event loop, stalling /healthz for every
+    client; counting them costs about a millisecond. A key written with a space before its colon is
+    not counted, and then meets the usual validation."""
+    return body.count(b'":') - body.count(b'\\":')
+
+
+def _count_documents(body: bytes) -> int:
+    return body.count(b'"text":') + body.count(b'"html":')
+
+
+def _too_many_documents(n: int | str, limit: int) -> JSONResponse:
+    return problem_response(
+        413, f"the batch holds {n} documents; the limit is {limit} per request (--max-docs): split it into several requests",
+        title="Too many documents", kind="too-many-documents")
+
+
+def _max_keys(scope: dict, settings: Settings) -> int | None:
+    """The most object keys a JSON request to this endpoint can legitimately hold; None: not counted."""
+    if scope.get("method") != "POST":
+        return None
+    path = scope.get("path", "")
+    if path == "/v1/analyze":
+        return 64
+    if path == "/v1/analyze/batch":
+        return 64 + 8 * settings.max_docs
+    if path == "/v1/report":  # spans and sentences of 6 and 3 keys, metadata free-form
+        return 10_000 + 10 * MAX_REPORT_SPANS
+    return None
+
+
+async def _read_body(receive: Callable) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Callable) -> Callable:
+    """A receive() that hands the app the body already read, then waits on the real one (disconnects)."""
+    sent = False
+
+    async def replay() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+# An oversized body is read and thrown away, up to this many bytes, before the 413 is sent: a client
+# that sends the whole body before reading (Python's urllib, curl without Expect) would otherwise see
+# its connection reset instead of the answer. Beyond it the connection is closed unread.
+DRAIN_MAX = 16 * 1024 * 1024
+
+
+async def _drain(receive: Callable, most: int) -> None:
+    """Read and discard the rest of a request body, at most ``most`` bytes (bounded in time by the
+    request timeout around it, and in memory by one chunk at a time)."""
+    seen = 0
+    while seen < min(most, DRAIN_MAX):
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+def _closing(resp: Response) -> Response:
+    """The response, with the connection closed after it (uvicorn honours Connection: close)."""
+    resp.headers["Connection"] = "close"
+    return resp
 
 
 def _too_large_problem(size: int, limit: int, more: bool = False) -> Problem:
@@ -854,6 +974,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        _log_resource_errors_once(asyncio.get_running_loop())
         if state.model is None:
             t0 = time.perf_counter()
             m = await anyio.to_thread.run_sync(state.get_model)
@@ -865,7 +986,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         version=_version(),
         description=(
             "Find propaganda-technique spans in news articles. Every analysis follows the JSON Schema "
-            "`analysis.schema.json` (schema_version 1.0). Errors are RFC 9457 problem details. Nothing "
+            "`analysis.schema.json` (schema_version 1.1). Errors are RFC 9457 problem details. Nothing "
             "sent is stored."
         ),
         docs_url=None,  # the Swagger/ReDoc pages load their assets from a CDN: none served
@@ -907,13 +1028,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
                                         title="Invalid JSON", kind="invalid-json")
             if e.get("type") == "too_long" and tuple(e.get("loc", ())) == ("body", "documents"):
                 n = (e.get("ctx") or {}).get("actual_length", "more")
-                return problem_response(
-                    413,
-                    f"the batch holds {n} documents; the limit is {settings.max_docs} per request (--max-docs): "
-                    "split it into several requests",
-                    title="Too many documents",
-                    kind="too-many-documents",
-                )
+                return _too_many_documents(n, settings.max_docs)
         rows = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in errors]
         detail = "; ".join(f"{r['loc']}: {r['msg']}" for r in rows[:5]) + (f"; and {len(rows) - 5} more" if len(rows) > 5 else "")
         return problem_response(422, detail or "the request is not valid", title="Invalid request",
@@ -1017,6 +1132,9 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
               summary="Render an analysis as the HTML report or as CSV rows (no model run)",
               response_class=Response)
     async def report(body: AnalysisIn, format: Literal["html", "csv"] = Query("html", description="html or csv")) -> Response:
+        if len(body.spans) > MAX_REPORT_SPANS:
+            raise Problem(413, f"the analysis has {len(body.spans):,} spans; a report takes at most {MAX_REPORT_SPANS:,}",
+                          title="Too many spans", kind="too-many-spans")
         text = await gate.run(_render, body.model_dump(by_alias=True), format)
         if format == "csv":
             return Response(text, media_type="text/csv; charset=utf-8")
@@ -1163,11 +1281,89 @@ def _app_from_env() -> FastAPI:
     return create_app(settings=Settings.from_env(value) if value else Settings())
 
 
+# A client must finish sending a request's line and headers --header-timeout seconds (default 10) after
+# connecting or after its previous response; otherwise the connection is closed. uvicorn has no such
+# timeout of its own (its keep-alive timer ends when the first byte arrives), so a slow-header
+# ("slowloris") client could hold a connection, and a file descriptor, for ever. The value reaches
+# the protocol, in every worker process, through this environment variable.
+HEADER_TIMEOUT_ENV = "PROPSCAN_HEADER_TIMEOUT"
+# Spans one /v1/report request may carry (413 beyond): far above any article's (the seed opinion piece
+# has 32), low enough that rendering stays well under a second.
+MAX_REPORT_SPANS = 20_000
+# --max-connections (default 512) open connections per worker before new requests get 503 (uvicorn's
+# limit_concurrency): a flood of idle or slow connections is shed instead of stalling the server
+# (benchmarks/serve_load.py --scenario slow-headers: 300 connections, /healthz p95 5 ms; the header
+# timeout frees them in 10 s).
+
+
+class HeaderTimeoutH11(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for each request's headers (--header-timeout). Module-level:
+    with --workers, uvicorn pickles the protocol class into each worker process."""
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(float(os.environ.get(HEADER_TIMEOUT_ENV, "10")), self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.debug("propscan: closed a connection that sent no complete request headers in time")
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        super().connection_made(transport)
+        self._arm()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is not h11.IDLE:  # the request's headers are in
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()  # the next request's headers have the same deadline
+
+    def connection_lost(self, exc) -> None:  # type: ignore[no-untyped-def]
+        self._disarm()
+        super().connection_lost(exc)
+
+
+def _log_resource_errors_once(loop: asyncio.AbstractEventLoop, every: float = 60.0) -> None:
+    """Out of file descriptors, asyncio logs a traceback at every failed accept; log it once a minute."""
+    default = loop.get_exception_handler()
+    last = [-math.inf]
+
+    def handler(lp: asyncio.AbstractEventLoop, context: dict) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            now = time.monotonic()
+            if now - last[0] >= every:
+                last[0] = now
+                log.error("propscan: out of resources accepting connections (%s); new connections wait "
+                          "(logged at most once a minute)", exc.strerror)
+            return
+        if default is not None:
+            default(lp, context)
+        else:
+            lp.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 def run(settings: Settings) -> None:
     """Serve with uvicorn (blocks until stopped). Raises SettingsError for refused settings."""
     import uvicorn
 
     check_settings(settings)
+    os.environ[HEADER_TIMEOUT_ENV] = repr(settings.header_timeout)
     if settings.workers > 1 and not os.environ.get("PROPSCAN_THREADS"):
         # N processes each running onnxruntime: split the cores instead of oversubscribing them
         os.environ["PROPSCAN_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
@@ -1177,6 +1373,8 @@ def run(settings: Settings) -> None:
         server_header=False,
         timeout_graceful_shutdown=max(1, int(math.ceil(settings.timeout))),
         log_level="info",
+        http=HeaderTimeoutH11,
+        limit_concurrency=settings.max_connections,
     )
     if settings.workers == 1:
         _quiet_libraries()
