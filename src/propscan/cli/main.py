@@ -1,4 +1,5 @@
-"""The command line: ``propscan analyze | evaluate | train | techniques | clean | serve``."""
+"""The command line: ``propscan analyze | evaluate | train | techniques | clean | serve`` (and ``corpus``,
+from cli/corpus.py). Each command parses its options and calls library functions; nothing imports this."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
-from .errors import InputError, PropscanError
-from .store import atomic_writer
+from ..errors import InputError, PropscanError
+from ..store import atomic_writer
+from .common import err, fail, progress_bar, say
 
 app = typer.Typer(
     add_completion=False,
@@ -25,35 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Find propaganda and persuasion techniques in news articles, span by span.",
 )
-# soft_wrap: an error stays on one line however long the path, even when stderr is not a terminal
-err = Console(stderr=True, soft_wrap=True)
-
-
-def say(label: str, message: str, style: str = "red") -> None:
-    """One line on stderr; the message (paths, label rows) is printed literally, never as markup."""
-    err.print(Text.assemble((label, style), " ", message), highlight=False)
-
-
-def fail(message: str, code: int = 2) -> None:
-    say("error:", message, "bold red")
-    raise typer.Exit(code)
-
-
-def progress_bar(enabled: bool) -> Progress:
-    """The progress bar of every multi-document command (on stderr, only on a terminal)."""
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not enabled,
-        transient=True,
-    )
-
-
 @app.command()
 def analyze(
     paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or - for stdin."),
@@ -79,10 +50,10 @@ def analyze(
     model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
 ) -> None:
     """Analyse articles and print or write the spans found."""
-    from . import formats, terminal
-    from .analyze import analyze as run
-    from .ingest import iter_documents
-    from .model import load
+    from .. import formats, terminal
+    from ..analyze import analyze as run
+    from ..ingest import iter_documents
+    from ..model import load
 
     min_conf, per_technique = _cutoff_options(threshold, threshold_for)
     output = Path(output_arg) if output_arg else None
@@ -134,7 +105,7 @@ def analyze(
 
 def _cutoff_options(min_confidence: str | None, threshold_for: list[str] | None) -> tuple[float | None, dict[str, float]]:
     """--min-confidence and --threshold-for, checked: a one-line error and exit 2 when wrong."""
-    from .techniques import check_confidence, parse_cutoffs
+    from ..techniques import check_confidence, parse_cutoffs
 
     try:
         value = None if min_confidence is None else check_confidence(min_confidence, "--min-confidence:")
@@ -151,7 +122,7 @@ class _NothingWritten(Exception):
 def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int) -> int:
     """Analyse each document, hand each result to ``keep`` in input order, record errors and go on;
     returns the count. Up to ``ahead`` documents are analysed at once (analyze.in_order)."""
-    from .analyze import in_order
+    from ..analyze import in_order
 
     done = 0
     t0 = time.perf_counter()
@@ -175,20 +146,20 @@ def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int) 
 
 
 def _write(fmt: str, analyses: list, output: Optional[Path], as_folder: bool = False) -> None:
-    from . import formats
-    from .store import atomic_write_text
+    from .. import formats
+    from ..store import atomic_write_text
 
     if fmt == "html" and output is not None and (as_folder or (len(analyses) > 1 and not output.suffix)):
-        from .report import write_site
+        from ..report import write_site
 
         err.print(f"wrote {write_site(analyses, output)} and {len(analyses)} report{'' if len(analyses) == 1 else 's'}")
         return
     if fmt == "html":
-        from .report import render_html
+        from ..report import render_html
 
         text = render_html(analyses)
     elif fmt == "text":
-        from .terminal import plain
+        from ..terminal import plain
 
         text = "\n\n".join(plain(a) for a in analyses) + "\n"
     else:
@@ -213,9 +184,9 @@ def evaluate(
     """Score predictions (or the model) with the SemEval-2020 Task 11 formulas: SI, TC, FLC, per technique."""
     import json
 
-    from .evaluate import predict, score
-    from .model import load
-    from .ptc import read_articles, read_labels
+    from ..evaluate import predict, score
+    from ..model import load
+    from ..ptc import read_articles, read_labels
 
     min_conf, per_technique = _cutoff_options(threshold, threshold_for)
     try:
@@ -246,7 +217,7 @@ def evaluate(
 
 
 def _print_report(report) -> None:
-    from .techniques import BY_ID
+    from ..techniques import BY_ID
 
     con = Console()
     summary = Table(title="SemEval-2020 Task 11 figures", title_justify="left")
@@ -299,7 +270,7 @@ def train(
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
 ) -> None:
     """Train, export to ONNX, tune thresholds on held-out data: reproduces the shipped model."""
-    from .ptc import read_articles, read_labels
+    from ..ptc import read_articles, read_labels
 
     cfg = _train_config(recipe)
     if epochs is not None:
@@ -332,9 +303,9 @@ def train(
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        from .build import build_model_folder
-        from .model import Model
-        from .train import base_encoder_dir, train_device
+        from ..build import build_model_folder
+        from ..model import Model
+        from ..train import base_encoder_dir, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
@@ -351,7 +322,7 @@ def _train_config(recipe: Optional[Path]):
     import json
     from dataclasses import fields
 
-    from .train import TrainConfig
+    from ..train import TrainConfig
 
     if recipe is None:
         return TrainConfig()
@@ -379,8 +350,8 @@ def clean(
     """Show what cleaning would remove before analysis (repeated teasers, share/comment footers, search debris), and why."""
     import json
 
-    from .clean import clean as clean_text
-    from .ingest import iter_documents
+    from ..clean import clean as clean_text
+    from ..ingest import iter_documents
 
     con = Console()
     failed = False
@@ -413,8 +384,8 @@ def techniques(json_out: bool = typer.Option(False, "--json", help="Print as JSO
     import json
     from dataclasses import asdict
 
-    from .model import reliability
-    from .techniques import TECHNIQUES
+    from ..model import reliability
+    from ..techniques import TECHNIQUES
 
     rel = reliability()
     if json_out:
@@ -452,7 +423,7 @@ def serve(
     model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
 ) -> None:
     """Serve the web page and the REST API (FastAPI on uvicorn); localhost only by default."""
-    from . import serve as server
+    from .. import serve as server
 
     try:
         size = server.parse_size(max_body)

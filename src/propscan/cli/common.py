@@ -1,0 +1,36 @@
+"""What every command shares: one-line messages on stderr, the usage-error exit, the progress bar."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+# soft_wrap: an error stays on one line however long the path, even when stderr is not a terminal
+err = Console(stderr=True, soft_wrap=True)
+
+
+def say(label: str, message: str, style: str = "red") -> None:
+    """One line on stderr; the message (paths, label rows) is printed literally, never as markup."""
+    err.print(Text.assemble((label, style), " ", message), highlight=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    say("error:", message, "bold red")
+    raise typer.Exit(code)
+
+
+def progress_bar(enabled: bool) -> Progress:
+    """The progress bar of every multi-document command (on stderr, only on a terminal)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not enabled,
+        transient=True,
+    )
