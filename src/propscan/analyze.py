@@ -10,6 +10,8 @@ from typing import Any
 from .clean import Cleaned, clean as clean_text
 from .decode import article_score, decode_spans, sentence_scores
 from .document import Analysis, Document, ModelInfo, SentenceScore, Span
+from .errors import PropscanError
+from .language import identify
 from .model import Model, load
 
 # Texts longer than this many characters are analysed block by block, so memory stays bounded by one
@@ -26,6 +28,7 @@ def analyze(
     threshold: float | None = None,
     clean: bool = True,
     threshold_for: dict[str, float] | None = None,
+    skip_non_english: bool = False,
 ) -> Analysis:
     """Analyse one document.
 
@@ -35,6 +38,9 @@ def analyze(
     model = model or load()
     cleaned = clean_text(doc.text) if clean else Cleaned(doc.text, doc.text, [])
     text = cleaned.text
+    language = identify(text)
+    if skip_non_english and language.not_english:
+        raise PropscanError(f"not analysed (--skip-non-english): {language.warning()}")
     spans: list[Span] = []
     sentences: list[SentenceScore] = []
     for start, end in blocks(text, BLOCK_CHARS):
@@ -47,8 +53,10 @@ def analyze(
     if cleaned.text is not cleaned.original:
         spans = [_remap_span(cleaned, s) for s in spans]
         sentences = [SentenceScore(*cleaned.to_original(s.start, s.end), s.score) for s in sentences]
+    warnings = [w] if (w := language.warning()) else []
     return Analysis(doc, spans, sentences, score, ModelInfo(model.name, model.version), threshold=threshold,
-                    threshold_for=dict(threshold_for or {}))
+                    threshold_for=dict(threshold_for or {}), language=language.code,
+                    language_confidence=language.confidence, warnings=warnings)
 
 
 def blocks(text: str, size: int = BLOCK_CHARS) -> list[tuple[int, int]]:

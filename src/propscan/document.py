@@ -16,7 +16,7 @@ from .techniques import TECHNIQUE_IDS
 
 SCHEMA_VERSION = "1.1"
 SCHEMA_ID = "https://propscan.invalid/schema/analysis/1.1"
-# 1.1 added ``threshold_for`` and ``passages``; a 1.0 file reads as before (no overrides)
+# 1.1 added ``threshold_for``, ``passages``, ``language`` and ``warnings``; a 1.0 file reads as before
 READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 
 
@@ -62,6 +62,9 @@ class Analysis:
     model: ModelInfo
     threshold: float | None = None  # the minimum confidence for every technique; None: the tuned cutoffs
     threshold_for: dict[str, float] = field(default_factory=dict)  # per-technique overrides of it
+    language: str = "und"  # ISO 639-1 code of the text's language; "und": undetermined
+    language_confidence: float = 0.0  # share of the text in that language, 0..1
+    warnings: list[str] = field(default_factory=list)  # what the reader should know (say, not English)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -92,6 +95,8 @@ class Analysis:
             "threshold_for": dict(self.threshold_for),
             "counts": self.counts,
             "passages": len(self.passages),
+            "language": {"code": self.language, "confidence": round(self.language_confidence, 2)},
+            "warnings": list(self.warnings),
             "spans": [
                 {
                     "start": s.start,
@@ -120,7 +125,9 @@ class Analysis:
             Span(s["start"], s["end"], s["technique"], s["score"], s.get("alternatives", {})) for s in d["spans"]
         ]
         sents = [SentenceScore(s["start"], s["end"], s["score"]) for s in d["sentences"]]
-        return cls(doc, spans, sents, d["score"], ModelInfo(**d["model"]), d.get("threshold"), d.get("threshold_for", {}))
+        lang = d.get("language") or {}
+        return cls(doc, spans, sents, d["score"], ModelInfo(**d["model"]), d.get("threshold"), d.get("threshold_for", {}),
+                   lang.get("code", "und"), lang.get("confidence", 0.0), list(d.get("warnings", [])))
 
 
 def sentence_hits(sentences: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:

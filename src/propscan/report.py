@@ -299,6 +299,7 @@ def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
         "n_sentences": len(a.sentences),
         "n_sentences_hit": hit_sent,
         "threshold_for": {BY_ID[t].name: v for t, v in a.threshold_for.items()},
+        "warnings": list(a.warnings),
         "n_spans": len(a.spans),
         "n_passages": len(passages),
         "n_chars": len(doc.text),

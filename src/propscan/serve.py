@@ -402,6 +402,8 @@ class AnalysisIn(_Strict):
     threshold: Probability | None
     threshold_for: dict[TechniqueId, Probability] = Field(default_factory=dict)  # type: ignore[valid-type]
     passages: Annotated[int, Field(ge=0)] | None = None
+    language: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
     counts: dict[TechniqueId, Annotated[int, Field(ge=1)]]  # type: ignore[valid-type]
     spans: list[SpanIn]
     sentences: list[SentenceIn]

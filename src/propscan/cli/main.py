@@ -48,6 +48,9 @@ def analyze(
     max_bytes: int = typer.Option(1_000_000, help="Skip (with an error) documents larger than this many bytes of text."),
     no_clean: bool = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris."),
     model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+    skip_non_english: bool = typer.Option(
+        False, "--skip-non-english", help="Skip (with a one-line error) texts identified as another language; by default they are analysed with a warning."
+    ),
 ) -> None:
     """Analyse articles and print or write the spans found."""
     from .. import formats, terminal
@@ -72,7 +75,8 @@ def analyze(
     docs = iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes)
     many = len(paths) > 1 or any(p != "-" and Path(p).is_dir() for p in paths) or input_format in ("jsonl", "csv")
     streaming = fmt in formats.STREAMING
-    analyse = lambda doc: run(doc, model=model, threshold=min_conf, clean=not no_clean, threshold_for=per_technique)  # noqa: E731
+    analyse = lambda doc: run(doc, model=model, threshold=min_conf, clean=not no_clean, threshold_for=per_technique,  # noqa: E731
+                              skip_non_english=skip_non_english)
     analyses: list = []
     errors: list = []
     try:
@@ -139,6 +143,8 @@ def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int) 
                 errors.append(e)
                 say("skipped", f"{item.id}: {e}")
                 continue
+            for warning in a.warnings:  # on stderr whatever the format, so a piped JSON run still says it
+                say("warning:", f"{a.document.id}: {warning}", "yellow")
             keep(a, done == 0)
             done += 1
             bar.update(task, advance=1, rate=f"{done / (time.perf_counter() - t0):.1f} docs/s")

@@ -1,0 +1,70 @@
+"""Language identification: every analysis records its text's language, and a text in another
+language is analysed with a warning in every output (or skipped with --skip-non-english)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from propscan.analyze import analyze
+from propscan.document import Document
+from propscan.language import MIN_CHARS, identify
+
+# our own writing, one paragraph each
+TEXTS = {
+    "ru": "Правительство снова обмануло народ, и предатели у власти уничтожают нашу великую страну. "
+          "Эти так называемые эксперты лгут вам каждый день, а Запад всегда будет ненавидеть нашу нацию.",
+    "de": "Die Regierung hat das Volk wieder belogen, und die Verräter an der Macht zerstören unser großes Land. "
+          "Diese sogenannten Experten lügen Sie jeden Tag an, und niemand in Berlin will es hören.",
+    "fr": "Le gouvernement a encore menti au peuple, et les traîtres au pouvoir détruisent notre grand pays. "
+          "Ces soi-disant experts vous mentent tous les jours, et personne à Paris ne veut l'entendre.",
+    "en": "The council has lied to the people again, and the traitors in office are wrecking our great town. "
+          "These so-called experts lie to you every day, and nobody at city hall wants to hear it.",
+}
+
+
+@pytest.mark.parametrize("code", sorted(TEXTS))
+def test_identify(code):
+    lang = identify(TEXTS[code])
+    assert lang.code == code and lang.reliable and lang.confidence > 0.9
+    assert lang.not_english == (code != "en")
+
+
+@pytest.mark.parametrize("text", ["", "These traitors lie.", "Предатели повсюду", "x" * (MIN_CHARS - 1), "\x00\x01 " * 60])
+def test_short_or_odd_texts_are_undetermined_not_guessed(text):
+    lang = identify(text)
+    assert not lang.not_english and lang.warning() is None
+
+
+def test_a_german_text_is_analysed_with_a_warning(model):
+    a = analyze(Document("de", TEXTS["de"]), model=model)
+    assert a.language == "de" and a.language_confidence > 0.9
+    assert len(a.warnings) == 1 and "German" in a.warnings[0] and "English only" in a.warnings[0]
+    d = a.to_dict()
+    assert d["language"] == {"code": "de", "confidence": round(a.language_confidence, 2)} and d["warnings"] == a.warnings
+    en = analyze(Document("en", TEXTS["en"]), model=model)
+    assert en.language == "en" and en.warnings == []
+
+
+def test_every_output_carries_the_warning(tmp_path, model):
+    from propscan.report import render_html
+
+    (tmp_path / "de.txt").write_text(TEXTS["de"], encoding="utf-8")
+    (tmp_path / "en.txt").write_text(TEXTS["en"], encoding="utf-8")
+    res = run_cli("analyze", tmp_path / "de.txt", tmp_path / "en.txt", "-f", "jsonl")
+    assert res.rc == 0
+    rows = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [r["language"]["code"] for r in rows] == ["de", "en"] and rows[0]["warnings"] and not rows[1]["warnings"]
+    assert "warning: de: the text looks like German" in res.stderr and "en:" not in res.stderr
+    html = render_html([analyze(Document("de", TEXTS["de"]), model=model)])
+    assert 'class="warn"' in html and "looks like German" in html
+
+
+def test_skip_non_english(tmp_path):
+    (tmp_path / "de.txt").write_text(TEXTS["de"], encoding="utf-8")
+    (tmp_path / "en.txt").write_text(TEXTS["en"], encoding="utf-8")
+    res = run_cli("analyze", tmp_path, "-f", "jsonl", "--skip-non-english")
+    assert res.rc == 1 and "skipped de: not analysed (--skip-non-english)" in res.stderr
+    assert [json.loads(line)["document"]["id"] for line in res.stdout.splitlines()] == ["en"]
