@@ -70,3 +70,20 @@ def test_stopping_early_leaves_no_thread_running() -> None:
     gen.close()
     assert len(seen) <= 6  # only the look-ahead was started, the rest cancelled
     assert not [t for t in threading.enumerate() if t.name.startswith("propscan-doc")]
+
+
+def test_what_cleaning_removed_is_listed(model) -> None:
+    """The JSON says which debris was left out of the analysis, with ranges into the user's text."""
+    from propscan.analyze import analyze
+    from propscan.document import Document
+
+    body = "The shameful traitors on the council voted again, and the so-called experts cheered them on."
+    text = f"{body}\n\nShare it:\nFacebook | Twitter | Email\n"
+    a = analyze(Document("d", text), model=model)
+    kinds = {r["kind"] for r in a.to_dict()["removed"]}
+    assert kinds and "whitespace" not in kinds
+    for r in a.removed:
+        assert text[r["start"]:r["end"]].strip() and r["reason"]
+        assert not any(s.start < r["end"] and s.end > r["start"] for s in a.spans)  # never analysed
+    raw = analyze(Document("d", text), model=model, clean=False)
+    assert raw.removed == []

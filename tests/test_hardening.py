@@ -187,3 +187,50 @@ def test_a_long_text_is_analysed_block_by_block(model, monkeypatch):
     # every paragraph is loaded in both; spans may differ where a run crossed a block's edge
     assert parts.score == whole.score == 1.0
     assert {s.technique for s in parts.spans} >= {"Loaded_Language", "Name_Calling,Labeling"}
+
+
+def test_serve_with_a_missing_model_is_one_line():
+    res = run_cli("serve", "--model", "/nonexistent-propscan-model", timeout=60)
+    assert res.rc == 2 and res.stderr.strip() == "error: --model /nonexistent-propscan-model: no model.json, not a propscan model folder"
+
+
+def test_corpus_run_on_a_full_disk_is_one_line_and_keeps_the_database(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        folder = tmp_path / "in"
+        folder.mkdir()
+        for i in range(60):
+            (folder / f"a{i}.txt").write_text((ARTICLE + f" Number {i}. ") * 20, encoding="utf-8")
+        res = run_cli("corpus", "run", folder, "--db", small / "c.sqlite", timeout=300)
+        assert res.rc == 1 and "database or disk is full" in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert len([line for line in res.stderr.splitlines() if line.startswith("error:")]) == 1
+        import sqlite3
+
+        conn = sqlite3.connect(small / "c.sqlite")
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        conn.close()
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_out_of_file_descriptors_is_logged_once(caplog):
+    import asyncio
+    import errno
+    import logging
+
+    from propscan.serve import _log_resource_errors_once
+
+    loop = asyncio.new_event_loop()
+    try:
+        _log_resource_errors_once(loop)
+        with caplog.at_level(logging.ERROR, logger="uvicorn.error.propscan"):
+            for _ in range(50):
+                loop.call_exception_handler({"message": "socket.accept() out of system resource",
+                                             "exception": OSError(errno.EMFILE, "Too many open files")})
+        assert sum("out of resources" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        loop.close()

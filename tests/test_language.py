@@ -68,3 +68,25 @@ def test_skip_non_english(tmp_path):
     res = run_cli("analyze", tmp_path, "-f", "jsonl", "--skip-non-english")
     assert res.rc == 1 and "skipped de: not analysed (--skip-non-english)" in res.stderr
     assert [json.loads(line)["document"]["id"] for line in res.stdout.splitlines()] == ["en"]
+
+
+def test_corpus_stores_the_language_and_groups_by_it(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for code in ("de", "fr", "en"):
+        (folder / f"{code}.txt").write_text(TEXTS[code], encoding="utf-8")
+    db = tmp_path / "c.sqlite"
+    assert run_cli("corpus", "run", folder, "--db", db).rc == 0
+    res = run_cli("corpus", "stats", "--db", db, "--by", "language", "--json")
+    assert res.rc == 0, res.stderr
+    groups = {g["group"]: g["documents"] for g in json.loads(res.stdout)["groups"]}
+    assert groups == {"de": 1, "en": 1, "fr": 1}
+    import sqlite3
+
+    from propscan import corpus
+
+    conn = sqlite3.connect(db)
+    (aid,) = conn.execute("SELECT a.id FROM analyses a JOIN documents d ON d.id = a.document_id WHERE d.doc_id = 'de'").fetchone()
+    a = corpus.load_analysis(conn, aid)
+    assert a.language == "de" and a.warnings and "German" in a.warnings[0]
+    conn.close()

@@ -54,9 +54,12 @@ def analyze(
         spans = [_remap_span(cleaned, s) for s in spans]
         sentences = [SentenceScore(*cleaned.to_original(s.start, s.end), s.score) for s in sentences]
     warnings = [w] if (w := language.warning()) else []
+    # debris the reader should know was not analysed (collapsed blank lines are not worth listing)
+    removed = [{"kind": r.kind, "start": r.start, "end": r.end, "reason": r.reason}
+               for r in cleaned.removed if r.kind != "whitespace"]
     return Analysis(doc, spans, sentences, score, ModelInfo(model.name, model.version), threshold=threshold,
                     threshold_for=dict(threshold_for or {}), language=language.code,
-                    language_confidence=language.confidence, warnings=warnings)
+                    language_confidence=language.confidence, warnings=warnings, removed=removed)
 
 
 def blocks(text: str, size: int = BLOCK_CHARS) -> list[tuple[int, int]]:

@@ -168,6 +168,22 @@ FROM analyses a
 JOIN documents d ON d.id = a.document_id;
 """,
     ),
+    (
+        "the language of an analysed text, and its warnings and removed debris",
+        """
+ALTER TABLE analyses ADD COLUMN language TEXT NOT NULL DEFAULT 'und';
+ALTER TABLE analyses ADD COLUMN language_confidence REAL NOT NULL DEFAULT 0;
+ALTER TABLE analyses ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+DROP VIEW analysis_view;
+CREATE VIEW analysis_view AS
+SELECT a.id AS analysis_id, d.doc_id, d.sha256, d.outlet, d.date, d.title, d.source, d.n_words,
+       a.model_name, a.model_version, a.threshold, a.clean, a.score,
+       a.n_spans, a.n_sentences, a.n_sentences_hit, a.language, a.language_confidence, a.engine, a.created,
+       d.id AS document_id
+FROM analyses a
+JOIN documents d ON d.id = a.document_id;
+""",
+    ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -289,6 +305,9 @@ class Result:
     sentences: list[tuple[int, int, float]]
     created: str = field(default_factory=_now)
     engine: str = "local"
+    language: str = "und"
+    language_confidence: float = 0.0
+    details: str = "{}"  # JSON: {"warnings": [...], "removed": [...]}
 
 
 def content_hash(text: str) -> str:
@@ -367,7 +386,9 @@ def result_from_analysis(a: Analysis, clean: bool, engine: str = "local") -> Res
         for s in a.spans
     ]
     sentences = [(int(s.start), int(s.end), float(s.score)) for s in a.sentences]
-    return Result(key, float(a.score), spans, sentences, engine=engine)
+    details = json.dumps({"warnings": a.warnings, "removed": a.removed}, ensure_ascii=False)
+    return Result(key, float(a.score), spans, sentences, engine=engine, language=a.language,
+                  language_confidence=float(a.language_confidence), details=details)
 
 
 def sentence_hits(sentences: list[tuple[int, int, float]], spans: list[tuple[str, int, int, float, str]]) -> list[int]:
@@ -432,8 +453,8 @@ def _insert(conn: sqlite3.Connection, row: DocRow, result: Result | int) -> bool
         doc_pk = _document_pk(conn, row)
         if isinstance(result, int):
             src = conn.execute(
-                "SELECT model_name, model_version, threshold, clean, score, n_spans, n_sentences, n_sentences_hit, engine"
-                " FROM analyses WHERE id = ?",
+                "SELECT model_name, model_version, threshold, clean, score, n_spans, n_sentences, n_sentences_hit, engine,"
+                " language, language_confidence, details FROM analyses WHERE id = ?",
                 (result,),
             ).fetchone()
             key = SetKey(src[0], src[1], src[2], bool(src[3]))
@@ -445,7 +466,8 @@ def _insert(conn: sqlite3.Connection, row: DocRow, result: Result | int) -> bool
         if isinstance(result, int):
             cur = conn.execute(
                 "INSERT INTO analyses (document_id, model_name, model_version, threshold, clean, score, n_spans,"
-                " n_sentences, n_sentences_hit, engine, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " n_sentences, n_sentences_hit, engine, language, language_confidence, details, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_pk, *src, _now()),
             )
             new = cur.lastrowid
@@ -463,9 +485,11 @@ def _insert(conn: sqlite3.Connection, row: DocRow, result: Result | int) -> bool
             hits = sentence_hits(result.sentences, result.spans)
             cur = conn.execute(
                 "INSERT INTO analyses (document_id, model_name, model_version, threshold, clean, score, n_spans,"
-                " n_sentences, n_sentences_hit, engine, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " n_sentences, n_sentences_hit, engine, language, language_confidence, details, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc_pk, *_key_params(key), result.score, len(result.spans), len(result.sentences),
-                 sum(1 for h in hits if h > 0), result.engine, result.created),
+                 sum(1 for h in hits if h > 0), result.engine, result.language, result.language_confidence,
+                 result.details, result.created),
             )
             aid = cur.lastrowid
             conn.executemany(
@@ -786,13 +810,15 @@ def choose_set(conn: sqlite3.Connection, model_version: str | None = None, thres
 def load_analysis(conn: sqlite3.Connection, analysis_id: int) -> Analysis:
     """Rebuild the Analysis (document, spans, sentences) stored under ``analysis_id``."""
     row = conn.execute(
-        "SELECT d.doc_id, d.text, d.metadata, a.model_name, a.model_version, a.threshold, a.score"
+        "SELECT d.doc_id, d.text, d.metadata, a.model_name, a.model_version, a.threshold, a.score,"
+        " a.language, a.language_confidence, a.details"
         " FROM analyses a JOIN documents d ON d.id = a.document_id WHERE a.id = ?",
         (analysis_id,),
     ).fetchone()
     if row is None:
         raise CorpusError(f"no analysis {analysis_id}")
-    doc_id, text, meta, name, version, threshold, score = row
+    doc_id, text, meta, name, version, threshold, score, language, confidence, details = row
+    details = json.loads(details or "{}")
     spans = [
         Span(s, e, t, sc, json.loads(alts))
         for t, s, e, sc, alts in conn.execute(
@@ -803,7 +829,9 @@ def load_analysis(conn: sqlite3.Connection, analysis_id: int) -> Analysis:
         SentenceScore(s, e, sc)
         for s, e, sc in conn.execute('SELECT start, "end", score FROM sentences WHERE analysis_id = ? ORDER BY id', (analysis_id,))
     ]
-    return Analysis(Document(doc_id, text, json.loads(meta)), spans, sentences, score, ModelInfo(name, version), threshold)
+    return Analysis(Document(doc_id, text, json.loads(meta)), spans, sentences, score, ModelInfo(name, version), threshold,
+                    language=language, language_confidence=confidence, warnings=details.get("warnings", []),
+                    removed=details.get("removed", []))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -873,20 +901,23 @@ def technique_id(name: str) -> str:
     return found
 
 
-def base_groups(conn: sqlite3.Connection, key: SetKey, technique: str | None = None) -> list[tuple[str | None, str | None, Group]]:
-    """Sums per (outlet, date) for one analysis set: the building block of every grouping."""
+def base_groups(conn: sqlite3.Connection, key: SetKey, technique: str | None = None,
+                by_language: bool = False) -> list[tuple[str | None, str | None, Group]]:
+    """Sums per (outlet, date) for one analysis set: the building block of every grouping.
+    ``by_language``: per (language, no date) instead, the language in the outlet's place."""
     params = _key_params(key)
+    outlet_col, date_col = ("a.language", "NULL") if by_language else ("d.outlet", "d.date")
     out: dict[tuple, Group] = {}
     for outlet, date, docs, words, sents, hit, spans in conn.execute(
-        "SELECT d.outlet, d.date, COUNT(*), SUM(d.n_words), SUM(a.n_sentences), SUM(a.n_sentences_hit), SUM(a.n_spans)"
-        f" FROM analyses a JOIN documents d ON d.id = a.document_id WHERE {_KEY_WHERE} GROUP BY d.outlet, d.date",
+        f"SELECT {outlet_col}, {date_col}, COUNT(*), SUM(d.n_words), SUM(a.n_sentences), SUM(a.n_sentences_hit), SUM(a.n_spans)"
+        f" FROM analyses a JOIN documents d ON d.id = a.document_id WHERE {_KEY_WHERE} GROUP BY 1, 2",
         params,
     ):
         out[(outlet, date)] = Group("", docs, words or 0, sents or 0, hit or 0, 0 if technique else (spans or 0))
     tech_filter = " AND s.technique = ?" if technique else ""
     for outlet, date, tech, n in conn.execute(
-        "SELECT d.outlet, d.date, s.technique, COUNT(*) FROM spans s JOIN analyses a ON a.id = s.analysis_id"
-        f" JOIN documents d ON d.id = a.document_id WHERE {_KEY_WHERE}{tech_filter} GROUP BY d.outlet, d.date, s.technique",
+        f"SELECT {outlet_col}, {date_col}, s.technique, COUNT(*) FROM spans s JOIN analyses a ON a.id = s.analysis_id"
+        f" JOIN documents d ON d.id = a.document_id WHERE {_KEY_WHERE}{tech_filter} GROUP BY 1, 2, 3",
         params + ((technique,) if technique else ()),
     ):
         g = out[(outlet, date)]
@@ -897,11 +928,11 @@ def base_groups(conn: sqlite3.Connection, key: SetKey, technique: str | None = N
         for g in out.values():
             g.sentences_hit = 0
         for outlet, date, n in conn.execute(
-            "SELECT d.outlet, d.date, COUNT(*) FROM sentences se JOIN analyses a ON a.id = se.analysis_id"
+            f"SELECT {outlet_col}, {date_col}, COUNT(*) FROM sentences se JOIN analyses a ON a.id = se.analysis_id"
             f" JOIN documents d ON d.id = a.document_id WHERE {_KEY_WHERE} AND EXISTS ("
             '  SELECT 1 FROM spans sp WHERE sp.analysis_id = se.analysis_id AND sp.technique = ?'
             '  AND sp.start < se."end" AND sp."end" > se.start)'
-            " GROUP BY d.outlet, d.date",
+            " GROUP BY 1, 2",
             params + (technique,),
         ):
             out[(outlet, date)].sentences_hit = n
@@ -975,12 +1006,15 @@ def compute_stats(
     model_version: str | None = None,
     threshold: str | None = None,
 ) -> Stats | None:
-    if by not in GROUPINGS + ("all",):
-        raise CorpusError(f"--by: {by!r}; choose one of {', '.join(GROUPINGS)}")
+    if by not in GROUPINGS + ("language", "all"):
+        raise CorpusError(f"--by: {by!r}; choose one of {', '.join(GROUPINGS + ('language',))}")
     tech = technique_id(technique) if technique else None
     key, note = choose_set(conn, model_version, threshold)
     if key is None:
         return None
+    if by == "language":  # the language's code in the outlet's place
+        base = base_groups(conn, key, tech, by_language=True)
+        return Stats(key, by, tech, grouped(base, "outlet"), total(base), {}, note)
     base = base_groups(conn, key, tech)
     per: dict[tuple[str, str], Group] = {}
     if by in ("day", "week", "month"):
@@ -1086,6 +1120,7 @@ def shard_schema():
         ("model_name", pa.string()), ("model_version", pa.string()), ("threshold", pa.float64()), ("clean", pa.bool_()),
         ("score", pa.float64()), ("created", pa.string()), ("engine", pa.string()), ("error", pa.string()),
         ("spans", pa.list_(span)), ("sentences", pa.list_(sentence)),
+        ("language", pa.string()), ("language_confidence", pa.float64()), ("details", pa.string()),
     ])
 
 
@@ -1106,12 +1141,14 @@ def shard_row(doc: dict[str, Any], result: Result | None, key: SetKey, error: st
     out = {f: doc[f] for f in DOC_FIELDS}
     out.update(key.as_dict())
     if result is None:
-        out.update(score=None, created=_now(), engine="ray", error=error or "analysis failed", spans=[], sentences=[])
+        out.update(score=None, created=_now(), engine="ray", error=error or "analysis failed", spans=[], sentences=[],
+                   language=None, language_confidence=None, details=None)
     else:
         out.update(
             score=result.score, created=result.created, engine=result.engine, error=None,
             spans=[{"technique": t, "start": s, "end": e, "score": sc, "alternatives": alts} for t, s, e, sc, alts in result.spans],
             sentences=[{"start": s, "end": e, "score": sc} for s, e, sc in result.sentences],
+            language=result.language, language_confidence=result.language_confidence, details=result.details,
         )
     return out
 
@@ -1126,6 +1163,9 @@ def from_shard_row(r: dict[str, Any]) -> tuple[DocRow, Result | None, SetKey]:
         [(s["technique"], s["start"], s["end"], s["score"], s["alternatives"]) for s in r["spans"]],
         [(s["start"], s["end"], s["score"]) for s in r["sentences"]],
         created=r["created"], engine=r["engine"] or "ray",
+        # shards written before the language columns hold none of them
+        language=r.get("language") or "und", language_confidence=r.get("language_confidence") or 0.0,
+        details=r.get("details") or "{}",
     )
     return row, result, key
 

@@ -16,7 +16,7 @@ from .techniques import TECHNIQUE_IDS
 
 SCHEMA_VERSION = "1.1"
 SCHEMA_ID = "https://propscan.invalid/schema/analysis/1.1"
-# 1.1 added ``threshold_for``, ``passages``, ``language`` and ``warnings``; a 1.0 file reads as before
+# 1.1 added ``threshold_for``, ``passages``, ``language``, ``warnings`` and ``removed``; a 1.0 file reads as before
 READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
 
 
@@ -65,6 +65,8 @@ class Analysis:
     language: str = "und"  # ISO 639-1 code of the text's language; "und": undetermined
     language_confidence: float = 0.0  # share of the text in that language, 0..1
     warnings: list[str] = field(default_factory=list)  # what the reader should know (say, not English)
+    # what cleaning removed before analysis: {"kind", "start", "end", "reason"}, ranges in document.text
+    removed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -97,6 +99,7 @@ class Analysis:
             "passages": len(self.passages),
             "language": {"code": self.language, "confidence": round(self.language_confidence, 2)},
             "warnings": list(self.warnings),
+            "removed": [dict(r) for r in self.removed],
             "spans": [
                 {
                     "start": s.start,
@@ -127,7 +130,8 @@ class Analysis:
         sents = [SentenceScore(s["start"], s["end"], s["score"]) for s in d["sentences"]]
         lang = d.get("language") or {}
         return cls(doc, spans, sents, d["score"], ModelInfo(**d["model"]), d.get("threshold"), d.get("threshold_for", {}),
-                   lang.get("code", "und"), lang.get("confidence", 0.0), list(d.get("warnings", [])))
+                   lang.get("code", "und"), lang.get("confidence", 0.0), list(d.get("warnings", [])),
+                   [dict(r) for r in d.get("removed", [])])
 
 
 def sentence_hits(sentences: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[bool]:

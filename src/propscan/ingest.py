@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .document import Document
+from . import fetch
 from .errors import InputError
 from .ptc import article_id_for
 
@@ -188,6 +189,9 @@ def _one_line(message: str, limit: int = 200) -> str:
 
 
 def _iter_path(path: str, opts: _Options, stdin: BinaryIO | None) -> Iterator[Document | InputError]:
+    if fetch.is_url(path):
+        yield from _guard(_read_url(path, opts), path)
+        return
     if path == STDIN:
         stream = stdin if stdin is not None else sys.stdin.buffer
         yield from _guard(_read_stream(stream, STDIN_NAME, "stdin", opts), STDIN_NAME)
@@ -207,6 +211,22 @@ def _iter_path(path: str, opts: _Options, stdin: BinaryIO | None) -> Iterator[Do
         yield from _iter_folder(Path(path), opts)
     else:
         yield from _guard(_read_file(Path(path), st, _format_for(Path(path), opts), opts), path)
+
+
+def _read_url(url: str, opts: _Options) -> Iterator[Document | InputError]:
+    """A web page, fetched and read like an .html file (or a .txt one, for text/plain); offsets point into
+    the extracted text. The URL, where it ended after redirects and when it was fetched go into metadata."""
+    try:
+        page = fetch.fetch(url, max_bytes=min(fetch.MAX_BYTES, _html_limit(opts)))
+        doc = _document_from_bytes(page.data, "html" if page.is_html else "text", url, url, opts)
+    except InputError as e:
+        yield e
+        return
+    doc.metadata["url"] = page.url
+    if page.final_url != fetch.check_url(page.url):
+        doc.metadata["final_url"] = page.final_url
+    doc.metadata["fetched"] = page.fetched
+    yield doc
 
 
 def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError]:

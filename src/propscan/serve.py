@@ -404,6 +404,7 @@ class AnalysisIn(_Strict):
     passages: Annotated[int, Field(ge=0)] | None = None
     language: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    removed: list[dict[str, Any]] = Field(default_factory=list)
     counts: dict[TechniqueId, Annotated[int, Field(ge=1)]]  # type: ignore[valid-type]
     spans: list[SpanIn]
     sentences: list[SentenceIn]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -34,3 +37,14 @@ def progress_bar(enabled: bool) -> Progress:
         disable=not enabled,
         transient=True,
     )
+
+
+def url_list(path: Optional[Path]) -> list[str]:
+    """The URLs of a --urls file: one a line; blank lines and # comments skipped."""
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        fail(f"--urls {path}: {getattr(e, 'strerror', None) or e}")
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]

@@ -33,7 +33,8 @@ def _progress():
 
 @corpus_app.command("run")
 def run_command(
-    paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or - for stdin."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Files, folders (recursive), http(s) URLs, or - for stdin."),
+    urls: Optional[Path] = typer.Option(None, "--urls", metavar="FILE", help="Also analyse the web pages listed in FILE, one URL a line."),
     db: Optional[Path] = typer.Option(None, "--db", help="The corpus database (SQLite), created if absent. Required for --engine local."),
     threshold: Optional[float] = typer.Option(
         None, "--min-confidence", "--threshold", min=0.0, max=1.0,
@@ -53,6 +54,9 @@ def run_command(
     num_cpus: Optional[int] = typer.Option(None, min=1, help="ray: CPUs of the local Ray started when no cluster address is given (default: all)."),
 ) -> None:
     """Analyse every document into the corpus database; re-running skips what is done."""
+    paths = list(paths or []) + cli.url_list(urls)
+    if not paths:
+        cli.fail("nothing to analyse: give files, folders, URLs, - for stdin, or --urls FILE")
     if engine not in ("local", "ray"):
         cli.fail(f"--engine: {engine!r}; choose local or ray")
     if input_format not in ("auto", "text", "html", "jsonl", "csv"):
@@ -138,7 +142,7 @@ def _event_printer(cli):
 @corpus_app.command("stats")
 def stats_command(
     db: Path = typer.Option(..., "--db", help="The corpus database."),
-    by: str = typer.Option("outlet", "--by", help="outlet | day | week | month"),
+    by: str = typer.Option("outlet", "--by", help="outlet | day | week | month | language"),
     technique: Optional[str] = typer.Option(None, "--technique", help="Only this technique (id or name)."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Also draw a chart: .png or .svg (matplotlib) or .html (self-contained)."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),

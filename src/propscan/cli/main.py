@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..errors import InputError, PropscanError
 from ..store import atomic_writer
-from .common import err, fail, progress_bar, say
+from .common import err, fail, progress_bar, say, url_list
 
 app = typer.Typer(
     add_completion=False,
@@ -27,10 +27,11 @@ app = typer.Typer(
 )
 @app.command()
 def analyze(
-    paths: list[str] = typer.Argument(..., help="Files, folders (recursive) or - for stdin."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Files, folders (recursive), http(s) URLs, or - for stdin."),
     format: Optional[str] = typer.Option(
         None, "--format", "-f", help="text | json | jsonl | semeval | csv | markdown | html. Default: text on a terminal, json otherwise."
     ),
+    urls: Optional[Path] = typer.Option(None, "--urls", metavar="FILE", help="Also analyse the web pages listed in FILE, one URL a line (# starts a comment)."),
     output_arg: Optional[str] = typer.Option(
         None, "--output", "-o", metavar="PATH",
         help="Write here (atomically) instead of stdout. With --format html, a folder (an existing one, or a path ending in /) gets a site: an index and one report per document.",
@@ -59,6 +60,9 @@ def analyze(
     from ..model import load
 
     min_conf, per_technique = _cutoff_options(threshold, threshold_for)
+    paths = list(paths or []) + url_list(urls)
+    if not paths:
+        fail("nothing to analyse: give files, folders, URLs, - for stdin, or --urls FILE")
     output = Path(output_arg) if output_arg else None
     # a trailing slash means a folder, which only the html site can be
     as_folder = bool(output_arg) and (output_arg.endswith(("/", os.sep)) or (output is not None and output.is_dir()))
