@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from propscan import encoding
-from propscan.decode import ANY, TRIM, article_score, decode_spans, sentence_bounds, sentence_scores
+from propscan.decode import TRIM, article_score, decode_spans, sentence_bounds, sentence_scores
 from propscan.detect import char_span, runs, snap
 from propscan.document import SentenceScore, Span
 from propscan.encoding import Encoded

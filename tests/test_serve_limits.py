@@ -5,7 +5,6 @@ bodies stuffed with keys, nested spans in /v1/report."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from .document import Analysis, Document, ModelInfo, SentenceScore, Span
 from .errors import InputError, PropscanError
 from .formats import csv_cell
-from .techniques import BY_ID, TECHNIQUE_IDS, UnknownTechnique, normalise
+from .techniques import BY_ID, TECHNIQUE_IDS, resolve
 
 DEFAULT_BATCH = 32  # documents per commit
 COMMIT_SECONDS = 2.0  # ... or at least this often, so a slow corpus still saves its progress
@@ -887,18 +887,10 @@ class Group:
 
 def technique_id(name: str) -> str:
     """A technique id from an id, a name or an alias (``Loaded_Language``, ``loaded language``, ...)."""
-    if name in BY_ID:
-        return name
-    for t in BY_ID.values():
-        if t.name.lower() == name.strip().lower():
-            return t.id
     try:
-        found = normalise(name)
-    except UnknownTechnique:
-        found = None
-    if found is None:
-        raise CorpusError(f"--technique: unknown technique {name!r}; see propscan techniques")
-    return found
+        return resolve(name)
+    except ValueError:
+        raise CorpusError(f"--technique: unknown technique {name!r}; see propscan techniques") from None
 
 
 def base_groups(conn: sqlite3.Connection, key: SetKey, technique: str | None = None,

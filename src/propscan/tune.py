@@ -20,7 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from . import calibrate, metrics
-from .detect import REPETITION, Context, Detector, Settings, candidates, detect
+from .detect import REPETITION, Context, Detector, Settings, detect
 from .evaluate import flc_rows, gold_span_counts, tc_labels
 from .model import Model, TokenOutputs
 from .ptc import Label

@@ -13,7 +13,6 @@ import typer
 
 from ..corpus import (
     DEFAULT_BATCH, RunSummary, Stats, choose_set, compute_stats, connect, count_documents, export, import_shards, run,
-    total,
 )
 from ..errors import PropscanError
 from ..techniques import BY_ID
