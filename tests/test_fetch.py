@@ -104,3 +104,48 @@ def test_private_addresses_are_refused_when_asked(site):
     with pytest.raises(InputError, match="not a public address"):
         fetch.fetch(f"{site}/a", allow_private=False)
     assert fetch.fetch(f"{site}/a").data.startswith(b"<html>")
+
+
+# -------------------------------------------------------------------------------------------- the server
+
+
+def _client(model, **settings):
+    from fastapi.testclient import TestClient
+
+    from propscan.serve import Settings, create_app
+
+    return TestClient(create_app(model=model, settings=Settings(**settings)))
+
+
+def test_the_server_fetches_only_with_allow_fetch(model, site):
+    with _client(model) as c:
+        r = c.post("/v1/analyze", json={"url": f"{site}/a"})
+        assert r.status_code == 403 and "--allow-fetch" in r.json()["detail"]
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert 'id="ps-url"' not in c.get("/").text  # no link field on the page either
+
+
+def test_the_server_refuses_loopback_and_private_addresses(model, site):
+    with _client(model, allow_fetch=True) as c:
+        r = c.post("/v1/analyze", json={"url": f"{site}/a"})
+        assert r.status_code == 403 and "not a public address" in r.json()["detail"]
+        for url in ("http://10.0.0.1/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x"):
+            r = c.post("/v1/analyze", json={"url": url})
+            assert r.status_code == 403 and r.json()["type"].endswith("fetch-refused"), (url, r.text)
+        r = c.post("/v1/analyze", json={"url": "file:///etc/passwd"})
+        assert r.status_code == 422 and "only http and https" in r.json()["detail"]
+        assert 'id="ps-url"' in c.get("/").text
+
+
+def test_the_server_fetches_a_page_when_allowed(model, site, monkeypatch):
+    from propscan.serve import FETCH_PRIVATE_ENV
+
+    monkeypatch.setenv(FETCH_PRIVATE_ENV, "1")  # the test's pages are on loopback
+    with _client(model, allow_fetch=True) as c:
+        r = c.post("/v1/analyze", json={"url": f"{site}/r"})
+        assert r.status_code == 200, r.text
+        a = r.json()
+        assert a["document"]["metadata"]["url"] == f"{site}/r" and a["document"]["metadata"]["final_url"] == f"{site}/a"
+        assert a["spans"]
+        r = c.post("/v1/analyze", json={"url": f"{site}/pdf"})
+        assert r.status_code == 422 and "content type application/pdf" in r.json()["detail"]

@@ -595,10 +595,11 @@ class RunSummary:
         return self.analysed / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
+        # a rate only when something was analysed: a re-run that found everything done is no "0.0 docs/s"
+        rate = f" ({self.rate:.1f} docs/s)" if self.analysed else ""
         return (
             f"{self.read} read, {self.analysed} analysed, {self.copied} copied (same text), "
-            f"{self.already} already in the database, {self.failed} failed in {self.seconds:.1f}s "
-            f"({self.rate:.1f} docs/s)"
+            f"{self.already} already in the database, {self.failed} failed in {self.seconds:.1f}s{rate}"
         )
 
 

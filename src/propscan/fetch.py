@@ -62,7 +62,13 @@ def check_url(url: str) -> str:
         ascii_host = host.encode("idna").decode("ascii")
     except UnicodeError:
         raise InputError(url, f"the host {host!r} is not a valid domain name") from None
-    netloc = ascii_host if parts.port is None else f"{ascii_host}:{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError(url, "the port in the URL is not a number from 0 to 65535") from None
+    if ":" in ascii_host:  # an IPv6 address keeps its brackets
+        ascii_host = f"[{ascii_host}]"
+    netloc = ascii_host if port is None else f"{ascii_host}:{port}"
     return urlunsplit((parts.scheme.lower(), netloc, parts.path or "/", parts.query, ""))
 
 

@@ -19,10 +19,11 @@ How a request is handled:
   whole request (reading, queueing, work) must finish within ``timeout`` seconds (``504``).
 - **Errors** are RFC 9457 ``application/problem+json`` objects ``{type, title, status, detail}``, FastAPI's
   own validation errors and 404/405 included.
-- **Nothing is stored and nothing is fetched.** Requests are analysed in memory and forgotten (uploads are
-  parsed in memory: no temporary files); the page keeps its history in the browser's localStorage.
-  HTML arrives in the request and goes through ingest's trafilatura code path; no endpoint takes a URL
-  or a server path.
+- **Nothing is stored, and nothing is fetched unless asked.** Requests are analysed in memory and
+  forgotten (uploads are parsed in memory: no temporary files); the page keeps its history in the
+  browser's localStorage. HTML arrives in the request and goes through ingest's trafilatura code path;
+  no endpoint takes a server path. A ``url`` document is fetched only with ``--allow-fetch``, and never
+  from a non-public address (fetch.py, checked after DNS and at every redirect).
 - **API key** (``--api-key`` / ``PROPSCAN_API_KEY``): ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``
   on every ``/v1`` endpoint, compared with ``hmac.compare_digest``. ``/``, ``/healthz`` and
   ``/openapi.json`` stay open (they hold no user data). Without a key the server binds loopback only,
@@ -102,6 +103,7 @@ class Settings:
     queue: int = 16  # jobs that may wait for a model slot, per process
     slots: int = 1  # jobs that run at once, per process
     model_dir: str | None = None
+    allow_fetch: bool = False  # fetch {"url": ...} documents (public addresses only)
     header_timeout: float = 10.0  # seconds a connection has to send a request's line and headers
     max_connections: int = 512  # open connections per process before requests get 503
 
@@ -309,18 +311,21 @@ def _options(body: Options) -> Options:
 
 
 class DocumentIn(BaseModel):
-    """One document: exactly one of ``text`` (plain text, analysed as given) or ``html`` (a page; its main
-    text is extracted as ``propscan analyze`` does for .html files)."""
+    """One document: exactly one of ``text`` (plain text, analysed as given), ``html`` (a page; its main
+    text is extracted as ``propscan analyze`` does for .html files) or ``url`` (a public web page, fetched
+    by the server only when it runs with --allow-fetch)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["html"]}]},
+        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["html"]}, {"required": ["url"]}]},
     )
 
     id: str = Field(None, min_length=1, max_length=MAX_ID, json_schema_extra=_no_default,
                     description="Your id for the document, returned in document.id.")
     text: str = Field(None, json_schema_extra=_no_default, description="Plain text; offsets refer to it.")
     html: str = Field(None, json_schema_extra=_no_default, description="An HTML page; offsets refer to the extracted text.")
+    url: str = Field(None, min_length=1, max_length=2048, json_schema_extra=_no_default,
+                     description="An http(s) link to a public page, fetched and read like html (needs --allow-fetch).")
 
     @field_validator("text")
     @classmethod
@@ -334,15 +339,15 @@ class DocumentIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_input(self) -> DocumentIn:
-        if (self.text is None) == (self.html is None):
-            raise ValueError("give exactly one of text or html")
+        if sum(x is not None for x in (self.text, self.html, self.url)) != 1:
+            raise ValueError("give exactly one of text, html or url")
         return self
 
 
 class AnalyzeRequest(DocumentIn, Options):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["html"]}]},
+        json_schema_extra={"oneOf": [{"required": ["text"]}, {"required": ["html"]}, {"required": ["url"]}]},
     )
 
 
@@ -562,11 +567,35 @@ def _read_document(data: bytes, fmt: str, doc_id: str, max_bytes: int, meta: dic
     return Document(doc_id, doc.text, {**metadata, **meta})
 
 
-def _document(item: DocumentIn, default_id: str, max_bytes: int, where: str = "") -> Document:
+def _document(item: DocumentIn, default_id: str, settings: Settings, where: str = "") -> Document:
     doc_id = item.id or default_id
+    if item.url is not None:
+        return _fetched_document(item.url, doc_id, settings, where)
     if item.html is not None:
-        return _read_document(item.html.encode("utf-8"), "html", doc_id, max_bytes, {}, where)
+        return _read_document(item.html.encode("utf-8"), "html", doc_id, settings.max_body, {}, where)
     return Document(doc_id, item.text or "", {"format": "text"})
+
+
+def _fetched_document(url: str, doc_id: str, settings: Settings, where: str) -> Document:
+    """A public page fetched for the client: only with --allow-fetch, never a loopback, private,
+    link-local, multicast or reserved address (checked after DNS and at every redirect)."""
+    from . import fetch
+
+    if not settings.allow_fetch:
+        raise Problem(403, f"{where}this server does not fetch links; send the page's html instead, or start the "
+                      "server with --allow-fetch", title="Fetching is off", kind="fetch-disabled")
+    try:
+        # the switch exists for the tests, whose pages are served on loopback
+        page = fetch.fetch(url, allow_private=os.environ.get(FETCH_PRIVATE_ENV) == "1",
+                           max_bytes=min(fetch.MAX_BYTES, 10 * settings.max_body))
+    except InputError as e:
+        refused = "not a public address" in e.problem
+        raise Problem(403 if refused else 422, f"{where}{e}", title="Address refused" if refused else "Fetch failed",
+                      kind="fetch-refused" if refused else "fetch-failed") from None
+    meta = {"url": page.url, "fetched": page.fetched}
+    if page.final_url != fetch.check_url(page.url):
+        meta["final_url"] = page.final_url
+    return _read_document(page.data, "html" if page.is_html else "text", doc_id, settings.max_body, meta, where)
 
 
 def _analyse(state: _State, docs: list[Document], opts: Options, cancel: threading.Event) -> list[dict[str, Any]]:
@@ -592,7 +621,7 @@ def _dumps(value: Any) -> bytes:
 
 
 def _analyse_one(state: _State, item: DocumentIn, opts: Options, cancel: threading.Event) -> bytes:
-    doc = _document(item, "document", state.settings.max_body)
+    doc = _document(item, "document", state.settings)
     return _dumps(_analyse(state, [doc], opts, cancel)[0])
 
 
@@ -600,7 +629,7 @@ def _analyse_batch(state: _State, items: list[DocumentIn], opts: Options, cancel
     docs = []  # read every document first: a bad one fails the batch before any model work
     for k, item in enumerate(items):
         where = f"documents[{k}]" + (f" (id {item.id!r})" if item.id else "") + ": "
-        docs.append(_document(item, f"document-{k + 1}", state.settings.max_body, where))
+        docs.append(_document(item, f"document-{k + 1}", state.settings, where))
     return _dumps({"analyses": _analyse(state, docs, opts, cancel)})
 
 
@@ -963,7 +992,7 @@ def _version() -> str:
         return "0"
 
 
-_ERRORS_POST_JSON = (400, 413, 415, 422, 503, 504)
+_ERRORS_POST_JSON = (400, 403, 413, 415, 422, 503, 504)
 _ERRORS_POST_UPLOAD = (400, 413, 415, 422, 503, 504)
 
 
@@ -1248,6 +1277,7 @@ def _render_page(state: _State) -> tuple[bytes, str]:
         "maxBody": s.max_body,
         "maxBodyText": _human(s.max_body),
         "model": {"name": m.name, "version": m.version},
+        "allowFetch": s.allow_fetch,
     }
     html = env.get_template("web_page.html").render(
         css=assets["css"],
@@ -1256,6 +1286,7 @@ def _render_page(state: _State) -> tuple[bytes, str]:
         config=script_json(config),
         model=config["model"],
         auth=bool(s.api_key),
+        allow_fetch=s.allow_fetch,
         max_body=_human(s.max_body),
     )
     # srcdoc frames inherit this policy: the report shown in the frame needs its own script hash too
@@ -1290,6 +1321,8 @@ def _app_from_env() -> FastAPI:
 # ("slowloris") client could hold a connection, and a file descriptor, for ever. The value reaches
 # the protocol, in every worker process, through this environment variable.
 HEADER_TIMEOUT_ENV = "PROPSCAN_HEADER_TIMEOUT"
+# Test-only: with --allow-fetch, also fetch loopback and private addresses (the tests' pages are local).
+FETCH_PRIVATE_ENV = "PROPSCAN_TEST_FETCH_PRIVATE"
 # Spans one /v1/report request may carry (413 beyond): far above any article's (the seed opinion piece
 # has 32), low enough that rendering stays well under a second.
 MAX_REPORT_SPANS = 20_000

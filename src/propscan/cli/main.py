@@ -428,6 +428,7 @@ def serve(
     max_docs: int = typer.Option(32, min=1, help="Most documents in one batch request."),
     timeout: float = typer.Option(30.0, min=0.001, help="Seconds a request may take (reading, waiting, analysing) before a 504."),
     queue: int = typer.Option(16, min=0, help="Requests that may wait for the model, per worker; more get 503 + Retry-After."),
+    allow_fetch: bool = typer.Option(False, "--allow-fetch", help="Let clients send a link ({\"url\": ...}); the server fetches public addresses only."),
     header_timeout: float = typer.Option(10.0, help="Seconds a connection has to send a request's line and headers, else it is closed."),
     max_connections: int = typer.Option(512, min=1, help="Open connections per worker; beyond, requests get 503."),
     model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
@@ -443,6 +444,7 @@ def serve(
         host=host, port=port, workers=workers, api_key=api_key or None, insecure_public=insecure_public,
         max_body=size, max_docs=max_docs, timeout=timeout, queue=queue,
         model_dir=str(model_dir) if model_dir else None, header_timeout=header_timeout, max_connections=max_connections,
+        allow_fetch=allow_fetch,
     )
     try:
         for warning in server.check_settings(settings):
