@@ -215,3 +215,22 @@ def test_problems_are_shown(browser, server):
     expect(p.page.locator("#ps-go")).to_be_enabled()
     assert p.page.is_hidden("#ps-result") and p.history() == []
     p.close(expect_errors=True)  # the browser logs the 422 response as a console error
+
+
+@pytest.mark.parametrize("width", [1400, 400])
+def test_the_report_frame_grows_to_its_content_and_is_titled(web, seed_text, width):
+    """No fixed-height frame with a scrollbar of its own: the frame is as tall as the report, at a
+    desktop and a phone width, and the pasted article is named by its first line."""
+    p = web
+    p.page.set_viewport_size({"width": width, "height": 900})
+    p.analyse(seed_text)
+    p.frame.locator("mark.sp[data-h]").first.wait_for()
+    first_line = seed_text.strip().splitlines()[0].strip()[:80]
+    expect(p.page.locator("#ps-view")).to_have_css("height", re.compile(r"^\d{4,}"), timeout=10_000)  # grown past 85vh
+    inner = p.page.frame_locator("#ps-view").locator("html").evaluate("e => e.scrollHeight")
+    outer = p.page.locator("#ps-view").evaluate("e => e.getBoundingClientRect().height")
+    assert outer >= inner, (outer, inner)
+    assert p.page.inner_text("#ps-result-title") and p.history()[0]["analysis"]["document"]["id"] == first_line
+    assert "highlighted passage" in p.page.inner_text("#ps-summary")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    p.page.screenshot(path=str(OUTPUT / f"web-{width}.png"), full_page=True)

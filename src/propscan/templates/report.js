@@ -250,4 +250,21 @@
   Array.prototype.forEach.call(document.querySelectorAll("section.report"), function (root) {
     new Report(root);
   });
+
+  // Shown in propscan's web page (a sandboxed frame, no same-origin access): tell the page how tall
+  // the report is, so the frame grows to it instead of scrolling inside a fixed height.
+  if (window.parent !== window) {
+    var told = 0;
+    var tell = function () {
+      var h = document.documentElement.scrollHeight;
+      if (h !== told) {
+        told = h;
+        window.parent.postMessage({propscanReportHeight: h}, "*");
+      }
+    };
+    window.addEventListener("load", tell);
+    window.addEventListener("resize", tell);
+    if (window.ResizeObserver) new ResizeObserver(tell).observe(document.body);
+    tell();
+  }
 })();
