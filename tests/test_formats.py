@@ -191,3 +191,13 @@ def test_one_passage_per_text_range_with_all_its_techniques():
     buf = io.StringIO()
     terminal.render(a, Console(file=buf, width=120, force_terminal=False))
     assert "4 passages highlighted" in buf.getvalue()
+
+
+def test_text_output_to_a_file_keeps_the_summary_table(tmp_path):
+    from conftest import run_cli
+
+    (tmp_path / "a.txt").write_text("These traitors and vile criminals are destroying our great nation!", encoding="utf-8")
+    res = run_cli("analyze", tmp_path / "a.txt", "-f", "text", "-o", tmp_path / "out.txt")
+    assert res.rc == 0, res.stderr
+    out = (tmp_path / "out.txt").read_text(encoding="utf-8")
+    assert "[[" in out and "passage" in out and "mean confidence" in out  # the marked text and the table

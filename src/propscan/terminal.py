@@ -60,6 +60,15 @@ def summary_table(a: Analysis) -> Table:
     return table
 
 
+def as_text(a: Analysis, width: int = 100) -> str:
+    """What the terminal shows when piped (marked text, then the summary table), as a string: for -o FILE."""
+    import io
+
+    buf = io.StringIO()
+    render(a, Console(file=buf, width=width, force_terminal=False, no_color=True))
+    return buf.getvalue()
+
+
 def render(a: Analysis, console: Console) -> None:
     if console.is_terminal:
         console.print(Group(highlighted(a), Text(""), summary_table(a)))

@@ -169,9 +169,9 @@ def _write(fmt: str, analyses: list, output: Optional[Path], as_folder: bool = F
 
         text = render_html(analyses)
     elif fmt == "text":
-        from ..terminal import plain
+        from ..terminal import as_text
 
-        text = "\n\n".join(plain(a) for a in analyses) + "\n"
+        text = "\n".join(as_text(a) for a in analyses)
     else:
         text = getattr(formats, f"to_{fmt}")(analyses)
     if output is None:
