@@ -19,7 +19,7 @@ from pathlib import Path
 from propscan.evaluate import predict, score
 from propscan.model import MODEL_DIR, Model
 from propscan.ptc import Label, read_articles, read_labels
-from propscan.train import TrainConfig, held_out
+from propscan.training.train import TrainConfig, held_out
 
 HERE = Path(__file__).resolve().parent
 

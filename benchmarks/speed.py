@@ -72,7 +72,7 @@ def torch_throughput(batches, checkpoint: Path | None, threads: int) -> float | 
         import torch
     except ImportError:
         return None
-    from propscan.train import TrainConfig, build_model, load_checkpoint
+    from propscan.training.train import TrainConfig, build_model, load_checkpoint
 
     torch.set_num_threads(threads)
     model = load_checkpoint(checkpoint)[0] if checkpoint else build_model(TrainConfig()).eval()

@@ -20,7 +20,7 @@ PTC_WINDOWS = 2090  # PTC train minus held-out, windows of 254 + 2 (the train lo
 def step_seconds(encoder: str, threads: int, steps: int) -> list[float]:
     import torch
 
-    from propscan.train import TrainConfig, build_model
+    from propscan.training.train import TrainConfig, build_model
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

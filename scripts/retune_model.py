@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from propscan.build import retune_model_folder
+from propscan.training.build import retune_model_folder
 from propscan.model import MODEL_DIR
 from propscan.ptc import read_articles, read_labels
 

@@ -89,9 +89,9 @@ def test_the_exported_network_computes_what_the_checkpoint_does(built, tmp_path)
     import torch
 
     from propscan import encoding
-    from propscan.export import export_onnx
+    from propscan.training.export import export_onnx
     from propscan.model import Model
-    from propscan.train import load_checkpoint
+    from propscan.training.train import load_checkpoint
 
     out, _ = built
     ckpt = out / "checkpoint"

@@ -13,7 +13,8 @@ LAYERS = {
     0: {"techniques", "errors", "document", "metrics", "calibrate", "store"},  # the data model and helpers
     1: {"ptc", "fetch", "ingest", "clean", "language", "encoding", "features", "detect", "model", "decode", "analyze"},  # the pipeline
     2: {"formats", "terminal", "chart", "report", "evaluate"},  # outputs and evaluation
-    3: {"corpus", "corpus_ray", "corpus_site", "serve", "train", "export", "tune", "build"},  # applications, training
+    3: {"corpus", "corpus_ray", "corpus_site", "serve",  # applications
+        "training", "training.train", "training.export", "training.tune", "training.build"},  # the [train] extra
     4: {"cli", "cli.common", "cli.corpus", "cli.main", "__main__"},  # the command line
 }
 LAYER = {m: k for k, mods in LAYERS.items() for m in mods}

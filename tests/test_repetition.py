@@ -17,7 +17,7 @@ from propscan import encoding, features
 from propscan.model import REPETITION, repetition_prior
 from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
-from propscan.tune import REPEAT_BONUSES, tune_repeat_bonus
+from propscan.training.tune import REPEAT_BONUSES, tune_repeat_bonus
 
 TEXT = (
     "Illegal aliens crossed the river again. Officials said the numbers were rising. "

@@ -12,7 +12,7 @@ from conftest import require_train_extra
 from propscan import encoding
 from propscan.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS
-from propscan.train import (
+from propscan.training.train import (
     ANY, N_OUT, TrainConfig, WeakExample, _length_buckets, _weak_loss, article_examples, extra_examples, weak_examples,
 )
 
@@ -128,7 +128,7 @@ def test_length_buckets_cover_every_text_once_in_at_most_n_batches():
 
 
 def test_model_card_names_extra_and_weak_training_texts_apart():
-    from propscan.build import _training_data
+    from propscan.training.build import _training_data
 
     cfg = TrainConfig(extra=["d/semeval2021t6/train/spans.json"],
                       members=[{"weak": ["d/semeval2024t4/train/memes.json"]}, {"order_seed": 14}])
@@ -165,7 +165,7 @@ def test_special_ids_come_from_the_tokenizer():
 def test_collate_builds_windows_with_the_encoders_specials():
     require_train_extra()
     import torch
-    from propscan.train import Example, _collate
+    from propscan.training.train import Example, _collate
 
     short, long = (Example(np.array(x), np.zeros((len(x), N_OUT), np.float32), []) for x in ([5], [5, 6, 5]))
     ids, mask, tmask, *_ = _collate([short, long], (0, 2, 1))
@@ -194,7 +194,7 @@ def _split_zip(tmp_path: Path, n_parts: int) -> list[Path]:
 
 
 def test_join_split_zip_unpacks_the_member_in_one_move(tmp_path):
-    from propscan.train import join_split_zip
+    from propscan.training.train import join_split_zip
 
     dest = tmp_path / "cache" / "all-mpnet-base-v2"
     assert join_split_zip(_split_zip(tmp_path, 3), dest, "all-mpnet-base-v2") == dest
@@ -204,7 +204,7 @@ def test_join_split_zip_unpacks_the_member_in_one_move(tmp_path):
 
 
 def test_join_split_zip_refuses_a_missing_part(tmp_path):
-    from propscan.train import join_split_zip
+    from propscan.training.train import join_split_zip
 
     parts = _split_zip(tmp_path, 3)
     with pytest.raises(ValueError, match="2 parts of all-mpnet-base-v2 do not join into a zip"):
@@ -213,7 +213,7 @@ def test_join_split_zip_refuses_a_missing_part(tmp_path):
 
 
 def test_mpnet_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
-    from propscan import train
+    from propscan.training import train
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(train, "MPNET_PARTS", ["propscan-test-no-such-dist-001"])
@@ -226,7 +226,7 @@ def test_mpnet_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
 def test_train_device():
     require_train_extra()
     import torch
-    from propscan.train import train_device
+    from propscan.training.train import train_device
 
     assert train_device("cpu") == torch.device("cpu")
     assert train_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -236,8 +236,8 @@ def test_train_device():
 
 
 def test_encoder_names_the_model_and_its_card(tmp_path):
-    from propscan.build import write_model_card
-    from propscan.train import encoder_info
+    from propscan.training.build import write_model_card
+    from propscan.training.train import encoder_info
 
     assert encoder_info("minilm") == encoder_info("all-MiniLM-L6-v2") and encoder_info("minilm")[0] == "propscan-minilm"
     assert encoder_info("mpnet")[0] == "propscan-mpnet" and "110M parameters" in encoder_info("mpnet")[1]
@@ -256,7 +256,7 @@ def test_encoder_names_the_model_and_its_card(tmp_path):
 
 def test_teacher_targets_with_the_same_tokenizer_are_the_teachers_probabilities():
     from propscan.model import load
-    from propscan.train import teacher_targets
+    from propscan.training.train import teacher_targets
 
     teacher = load()
     text = "The corrupt, shameful mayor lied again. Crooked politicians never stop."
@@ -270,7 +270,7 @@ def test_teacher_targets_average_over_a_coarser_tokenizer():
     """A teacher tokenising into whole words: each student word piece gets its word's probabilities."""
     from types import SimpleNamespace
 
-    from propscan.train import teacher_targets
+    from propscan.training.train import teacher_targets
 
     text = "unbelievably shameful"
     student = encoding.encode(TOK, text)
@@ -308,7 +308,7 @@ def test_article_examples_mix_gold_and_teacher():
 def test_average_runs_means_float_weights_and_keeps_the_rest(tmp_path):
     require_train_extra()
     import torch
-    from propscan.train import TrainConfig, average_runs, save_checkpoint
+    from propscan.training.train import TrainConfig, average_runs, save_checkpoint
 
     runs = []
     for k, (w, steps) in enumerate([([1.0, 2.0], 7), ([3.0, 6.0], 9)]):
@@ -332,7 +332,7 @@ def test_a_distilled_models_card_restores_its_teacher_from_git(tmp_path):
     with the shipped model as the teacher, the commands give the shipped files byte for byte."""
     import subprocess
 
-    from propscan.build import _teachers, write_model_card
+    from propscan.training.build import _teachers, write_model_card
 
     repo = MODEL_DIR.parents[3]
     git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], capture_output=True, text=True)  # noqa: E731
@@ -359,7 +359,7 @@ def test_a_distilled_models_card_trains_a_teacher_that_never_shipped(tmp_path):
     the settings kept in its model.json, and the recipe it writes reads back as those settings."""
     import shlex
 
-    from propscan.build import _teachers, write_model_card
+    from propscan.training.build import _teachers, write_model_card
 
     folder = tmp_path / "mpnet-teacher"
     folder.mkdir()

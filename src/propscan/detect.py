@@ -1,7 +1,7 @@
 """Detection: token probabilities -> clean, calibrated technique spans.
 
 Each technique has its own detector, chosen on held-out articles for that technique's own FLC F1
-(tune.tune_detectors), so no technique is switched off because it lowers an aggregate:
+(training.tune.tune_detectors), so no technique is switched off because it lowers an aggregate:
 
 - ``channel``: runs of tokens whose probability for the technique passes a threshold;
 - ``classify``: runs of the "any technique" channel that the span head names as this technique;
@@ -51,7 +51,7 @@ WORD = re.compile(r"\w[\w'’-]*")
 # reaches this, at most three. Below it, an alternative says nothing a reader can use.
 ALTERNATIVE_MIN = 0.05
 # A line of at most this many words with no sentence-final full stop is a heading ("Where did the
-# story start?"), not a sentence; Doubt is not reported inside one (tune.py measures the effect).
+# story start?"), not a sentence; Doubt is not reported inside one (training/tune.py measures the effect).
 HEADING_WORDS = 12
 
 

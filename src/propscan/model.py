@@ -229,7 +229,7 @@ def repetition_prior(probs: np.ndarray, earlier: np.ndarray, bonus: float) -> np
     The span head sees a span's repeat count but, trained on spans its encoder had already fitted,
     learnt to lean on the encoder states instead: its first choice is Repetition for only half of the
     later mentions PTC labels so (2026-11-25 weights: held-out 24 of 47, dev 40 of 112). The bonus is
-    tuned on held-out TC (tune.py).
+    tuned on held-out TC (training/tune.py).
     """
     if not bonus or not earlier.any():
         return probs

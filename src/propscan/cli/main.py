@@ -313,9 +313,9 @@ def train(
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        from ..build import build_model_folder
+        from ..training.build import build_model_folder
         from ..model import Model
-        from ..train import base_encoder_dir, train_device
+        from ..training.train import base_encoder_dir, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
@@ -332,7 +332,7 @@ def _train_config(recipe: Optional[Path]):
     import json
     from dataclasses import fields
 
-    from ..train import TrainConfig
+    from ..training.train import TrainConfig
 
     if recipe is None:
         return TrainConfig()

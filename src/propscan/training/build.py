@@ -13,8 +13,8 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from ..ptc import Label
 from .export import export_onnx, write_model_json
-from .ptc import Label
 from .train import TrainConfig, encoder_info, held_out, train_soup
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
@@ -32,7 +32,7 @@ def finish_model_folder(
     log=print,
 ) -> dict:
     """Export a checkpoint, tune detection on the held-out articles, score dev, write model.json + card."""
-    from .model import Model
+    from ..model import Model
 
     export_onnx(checkpoint, out, quantize=quantize)
     version = version or dt.date.today().isoformat()
@@ -63,8 +63,8 @@ def finish_model_folder(
 
 def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) -> dict:
     """Tune detection on the held-out articles, score PTC dev with it, and put both into ``meta``."""
-    from .evaluate import evaluate
-    from .techniques import TECHNIQUE_IDS
+    from ..evaluate import evaluate
+    from ..techniques import TECHNIQUE_IDS
     from .tune import tune
 
     log(f"tuning detection on {len(val_articles)} held-out train articles")
@@ -95,7 +95,7 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     The version changes (its outputs do); the fp32 dev figures are dropped: they were measured with the
     earlier decoding.
     """
-    from .model import Model
+    from ..model import Model
 
     meta = json.loads((folder / "model.json").read_text())
     meta["version"] = version or dt.date.today().isoformat()
@@ -215,7 +215,7 @@ def write_model_card(out: Path, meta: dict) -> str:
 
 def technique_table(meta: dict) -> list[str]:
     """Card lines: each technique's held-out and dev FLC precision, recall and F1, and what that means."""
-    from .techniques import BY_ID, reliability
+    from ..techniques import BY_ID, reliability
 
     rows = meta.get("by_technique", {})
     if not rows:
@@ -286,8 +286,8 @@ def _install_target(cfg: dict) -> str:
 
 
 def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
-    from .evaluate import evaluate
-    from .model import Model
+    from ..evaluate import evaluate
+    from ..model import Model
 
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(checkpoint, Path(tmp), quantize=False)

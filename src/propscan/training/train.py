@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import encoding, features
-from .ptc import Label
-from .techniques import TECHNIQUE_IDS
+from .. import encoding, features
+from ..ptc import Label
+from ..techniques import TECHNIQUE_IDS
 
 N_TECH = len(TECHNIQUE_IDS)
 ANY = N_TECH  # index of the "any technique" channel
@@ -450,7 +450,7 @@ def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
 def _load_teacher(cfg: TrainConfig, log):
     if not cfg.teacher:
         return None
-    from .model import Model
+    from ..model import Model
 
     teacher = Model(Path(cfg.teacher), threads=cfg.threads)
     log(f"distilling from {teacher.name} {teacher.version} (teacher weight {cfg.teacher_weight})")
@@ -459,7 +459,7 @@ def _load_teacher(cfg: TrainConfig, log):
 
 def extra_examples(tok, path: Path, cfg: TrainConfig, teacher=None) -> list[Example]:
     """Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON: [{text, labels:[{start,end,technique}]}])."""
-    from .techniques import normalise
+    from ..techniques import normalise
 
     items = json.loads(path.read_text(encoding="utf-8"))
     out: list[Example] = []
@@ -484,7 +484,7 @@ class WeakExample:
 def weak_examples(tok, path: Path, cfg: TrainConfig) -> list[WeakExample]:
     """Texts labelled with technique names only (SemEval-2024 Task 4 subtask-2a JSON); names outside our
     14 are dropped, so a text with only those counts as having none of ours."""
-    from .techniques import normalise
+    from ..techniques import normalise
 
     out = []
     for item in json.loads(path.read_text(encoding="utf-8")):
@@ -545,7 +545,7 @@ def load_checkpoint(folder: Path):
 def main() -> None:  # python -m propscan.train ARTICLES LABELS OUT [epochs]
     import sys
 
-    from .ptc import read_articles, read_labels
+    from ..ptc import read_articles, read_labels
 
     articles = read_articles(Path(sys.argv[1]))
     labels = read_labels(Path(sys.argv[2]), articles)
