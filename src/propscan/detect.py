@@ -8,8 +8,8 @@ Each technique has its own detector, chosen on held-out articles for that techni
 - ``repeat`` (Repetition): the later occurrences of a phrase the article already used, where the
   model's "any technique" probability supports them. PTC defines Repetition by the article itself.
 
-Every candidate carries an evidence value in [0, 1] (mean token probability, span-head probability,
-or mean "any" probability). The calibration maps it onto the probability that annotators marked an
+Every candidate carries an evidence value in [0, 1] (the highest token probability of its run,
+the span head's probability, or the mean "any" probability of the repeated phrase). The calibration maps it onto the probability that annotators marked an
 overlapping span of the same technique; a span is kept when that probability reaches the
 technique's cutoff (tuned, or the user's ``--min-confidence`` / ``--threshold-for``).
 Spans are then cleaned: whole words, no leading or trailing function words, never only function

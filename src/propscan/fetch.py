@@ -28,6 +28,10 @@ USER_AGENT = "propscan (propaganda-technique analysis; fetches the one page it w
 PAGE_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
 
 
+class RefusedAddress(InputError):
+    """The host is a loopback, private, link-local, multicast or reserved address (not fetched)."""
+
+
 @dataclass
 class Page:
     url: str  # the URL asked for
@@ -35,10 +39,21 @@ class Page:
     data: bytes
     content_type: str
     fetched: str  # UTC, ISO 8601
+    redirected: bool = False
 
     @property
-    def is_html(self) -> bool:
-        return not self.content_type.startswith("text/plain")
+    def format(self) -> str:
+        """How ingest reads the page: "html", or "text" for text/plain."""
+        return "text" if self.content_type.startswith("text/plain") else "html"
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """What a document read from this page records: its URL, where redirects led, when it was fetched."""
+        meta = {"url": self.url}
+        if self.redirected:
+            meta["final_url"] = self.final_url
+        meta["fetched"] = self.fetched
+        return meta
 
 
 def is_url(text: str) -> bool:
@@ -81,7 +96,7 @@ def check_address(url: str, host: str, port: int | None) -> None:
     for info in infos:
         addr = ipaddress.ip_address(info[4][0].split("%")[0])
         if not addr.is_global or addr.is_multicast:
-            raise InputError(url, f"{host} is {addr}, not a public address: not fetched")
+            raise RefusedAddress(url, f"{host} is {addr}, not a public address: not fetched")
 
 
 def fetch(url: str, allow_private: bool = True, max_bytes: int = MAX_BYTES) -> Page:
@@ -107,7 +122,7 @@ def fetch(url: str, allow_private: bool = True, max_bytes: int = MAX_BYTES) -> P
             resp.release_conn()
             current = check_url(_join(current, resp.headers["location"]))
             continue
-        return _page(url, current, resp, max_bytes)
+        return _page(url, current, resp, max_bytes, redirected=current != target)
     raise InputError(url, f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -117,7 +132,7 @@ def _join(base: str, location: str) -> str:
     return urljoin(base, location)
 
 
-def _page(url: str, final: str, resp, max_bytes: int) -> Page:
+def _page(url: str, final: str, resp, max_bytes: int, redirected: bool) -> Page:
     try:
         if resp.status >= 400:
             raise InputError(url, f"the server answered HTTP {resp.status} {resp.reason or ''}".rstrip())
@@ -140,7 +155,7 @@ def _page(url: str, final: str, resp, max_bytes: int) -> Page:
     finally:
         resp.release_conn()
     fetched = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return Page(url, final, b"".join(chunks), ctype or "text/html", fetched)
+    return Page(url, final, b"".join(chunks), ctype or "text/html", fetched, redirected)
 
 
 def _why(e: Exception) -> str:

@@ -218,14 +218,11 @@ def _read_url(url: str, opts: _Options) -> Iterator[Document | InputError]:
     the extracted text. The URL, where it ended after redirects and when it was fetched go into metadata."""
     try:
         page = fetch.fetch(url, max_bytes=min(fetch.MAX_BYTES, _html_limit(opts)))
-        doc = _document_from_bytes(page.data, "html" if page.is_html else "text", url, url, opts)
+        doc = _document_from_bytes(page.data, page.format, url, url, opts)
     except InputError as e:
         yield e
         return
-    doc.metadata["url"] = page.url
-    if page.final_url != fetch.check_url(page.url):
-        doc.metadata["final_url"] = page.final_url
-    doc.metadata["fetched"] = page.fetched
+    doc.metadata.update(page.metadata)
     yield doc
 
 

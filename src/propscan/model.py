@@ -55,19 +55,24 @@ def read_config(folder: Path = MODEL_DIR) -> dict[str, Any]:
     return config
 
 
+@lru_cache(maxsize=1)
+def _shipped_config() -> dict[str, Any]:
+    """The shipped model's model.json, read once (outputs ask for its figures per document)."""
+    return read_config(MODEL_DIR)
+
+
 def reliability(name: str | None = None, version: str | None = None) -> dict[str, dict[str, Any]]:
     """Per technique: how often the model's highlights are right and how much it finds, in words and
     figures (PTC dev FLC, else held-out), plus its default cutoff. The shipped model when no name is
     given; {} for a model this process has not loaded or one without the figures."""
     from .techniques import reliability as words
 
-    if name is None or (name, version) not in _CONFIGS:
-        shipped = read_config(MODEL_DIR)
-        if name is not None and (name, version) != (shipped.get("name"), shipped.get("version")):
-            return {}
-        config = shipped
-    else:
+    if name is not None and (name, version) in _CONFIGS:
         config = _CONFIGS[(name, version)]
+    else:
+        config = _shipped_config()
+        if name is not None and (name, version) != (config.get("name"), config.get("version")):
+            return {}
     out = {}
     for tech, figures in config.get("by_technique", {}).items():
         f = figures.get("dev") or figures["heldout"]
@@ -146,7 +151,6 @@ class Model:
             self.span_head = SpanHead({k: z[k] for k in z.files})
         self.name: str = self.config["name"]
         self.version: str = self.config["version"]
-        self.thresholds: dict[str, float] = self.config["thresholds"]
         self.decoding: dict[str, Any] = self.config.get("decoding", {})
         labels = self.config.get("labels")
         if labels is not None and list(labels) != list(TECHNIQUE_IDS):
@@ -158,7 +162,7 @@ class Model:
     def configure(self, tuned: dict[str, Any]) -> None:
         """Use tuned decoding settings (tune.tune's result) instead of those model.json was loaded with."""
         self.config = {**self.config, **tuned}
-        self.thresholds, self.decoding = tuned["thresholds"], tuned["decoding"]
+        self.decoding = tuned["decoding"]
         self.settings = Settings.from_config(self.config)
 
     def map_calls(self, fn, items: list) -> list:

@@ -32,7 +32,7 @@ from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
 from .chart import technique_bar_chart
-from .document import Analysis, sentence_hits
+from .document import Analysis, Span, sentence_hits
 from .errors import InputError
 from .model import reliability
 from .store import atomic_write_text
@@ -192,19 +192,18 @@ def _bin_label(b: _Bin) -> str:
     return f"{which}: highest token confidence {b.score:.2f}; {found}"
 
 
-def article_html(a: Analysis, rid: str, bins: list[_Bin] = ()) -> Markup:
+def article_html(a: Analysis, rid: str, bins: list[_Bin] = (), passages: list[list[Span]] | None = None) -> Markup:
     """The document text as HTML: spans as nested ``<mark>`` fragments, sentence-bin anchors.
 
-    Built with one list and one join (linear in the text plus the number of segments).
+    Built with one list and one join (linear in the text plus the number of segments). ``passages``:
+    ``a.passages``, when the caller has them already.
     """
     text = a.document.text
     spans = a.spans
-    # one highlight per text range: a range flagged with several techniques is one <mark> whose
-    # data-i lists every span on it (the most confident first, whose technique styles the mark)
-    together: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i in sorted(range(len(spans)), key=lambda i: -spans[i].score):
-        together[(spans[i].start, spans[i].end)].append(i)
-    marks = [ids for ids in together.values()]
+    # one highlight per passage (Analysis.passages): a range flagged with several techniques is one
+    # <mark> whose data-i lists every span on it (the most confident first, whose technique styles it)
+    index = {id(s): i for i, s in enumerate(spans)}
+    marks = [[index[id(s)] for s in p] for p in (a.passages if passages is None else passages)]
     lanes = assign_lanes([(spans[ids[0]].start, spans[ids[0]].end) for ids in marks])
     starts: dict[int, list[int]] = defaultdict(list)
     ends: dict[int, list[int]] = defaultdict(list)
@@ -314,7 +313,7 @@ def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
         ],
         "binned": bool(bins) and n_sent > len(bins),
         "lanes": lanes_needed,
-        "body": article_html(a, rid, bins),
+        "body": article_html(a, rid, bins, passages),
         "data": _span_data(a),
     }
 

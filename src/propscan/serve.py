@@ -588,14 +588,11 @@ def _fetched_document(url: str, doc_id: str, settings: Settings, where: str) -> 
         # the switch exists for the tests, whose pages are served on loopback
         page = fetch.fetch(url, allow_private=os.environ.get(FETCH_PRIVATE_ENV) == "1",
                            max_bytes=min(fetch.MAX_BYTES, 10 * settings.max_body))
+    except fetch.RefusedAddress as e:
+        raise Problem(403, f"{where}{e}", title="Address refused", kind="fetch-refused") from None
     except InputError as e:
-        refused = "not a public address" in e.problem
-        raise Problem(403 if refused else 422, f"{where}{e}", title="Address refused" if refused else "Fetch failed",
-                      kind="fetch-refused" if refused else "fetch-failed") from None
-    meta = {"url": page.url, "fetched": page.fetched}
-    if page.final_url != fetch.check_url(page.url):
-        meta["final_url"] = page.final_url
-    return _read_document(page.data, "html" if page.is_html else "text", doc_id, settings.max_body, meta, where)
+        raise Problem(422, f"{where}{e}", title="Fetch failed", kind="fetch-failed") from None
+    return _read_document(page.data, page.format, doc_id, settings.max_body, page.metadata, where)
 
 
 def _analyse(state: _State, docs: list[Document], opts: Options, cancel: threading.Event) -> list[dict[str, Any]]:

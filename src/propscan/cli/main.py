@@ -115,11 +115,16 @@ def _cutoff_options(min_confidence: str | None, threshold_for: list[str] | None)
     """--min-confidence and --threshold-for, checked: a one-line error and exit 2 when wrong."""
     from ..techniques import check_confidence, parse_cutoffs
 
+    value = None
     try:
-        value = None if min_confidence is None else check_confidence(min_confidence, "--min-confidence:")
+        if min_confidence is not None:
+            value = check_confidence(min_confidence, "--min-confidence:")
+    except ValueError as e:
+        fail(str(e))
+    try:
         return value, parse_cutoffs(threshold_for or [])
     except ValueError as e:
-        fail(f"--threshold-for: {e}" if not str(e).startswith("--") else str(e))
+        fail(f"--threshold-for: {e}")
     raise AssertionError  # fail() exits
 
 

@@ -15,13 +15,12 @@ is right (calibrate.py), so a confidence means the same for every technique.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 import numpy as np
 
 from .. import calibrate, metrics
 from ..detect import REPETITION, Context, Detector, Settings, detect
-from ..evaluate import flc_rows, gold_span_counts, tc_labels
+from ..evaluate import correct, flc_rows, gold_span_counts, tc_labels
 from ..model import Model, TokenOutputs
 from ..ptc import Label
 from ..techniques import TECHNIQUE_IDS
@@ -123,23 +122,21 @@ def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print):
     return detectors, cutoffs, scores
 
 
-def fit_calibration(model: Model, articles, outs, gold: list[Row], detectors, cutoffs, heading_doubt: bool, log=print):
+def fit_calibration(model: Model, articles, outs, gold: list[Label], detectors, cutoffs, heading_doubt: bool, log=print):
     """Fit the per-technique Platt maps on the spans the tuned detectors find, the shrinkage chosen by
     cross-validated log-loss over folds of the held-out articles."""
     settings = _uncalibrated(detectors, cutoffs, heading_doubt)
-    rows = []  # (article, technique, evidence, correct)
-    gold_by = defaultdict(list)
-    for a, t, s, e in gold:
-        gold_by[(a, t)].append((s, e))
+    pred: list[Label] = []
+    evidence: list[float] = []
     for aid, out in outs.items():
         for sp in detect(model, settings, articles[aid], out, cutoffs, with_alternatives=False):
-            ok = any(s < sp.end and e > sp.start for s, e in gold_by[(aid, sp.technique)])
-            rows.append((aid, sp.technique, sp.score, ok))
+            pred.append(Label(aid, sp.start, sp.end, sp.technique))
+            evidence.append(sp.score)  # uncalibrated: the score is the evidence
     aids = sorted(outs)
-    ev = np.array([r[2] for r in rows])
-    y = np.array([r[3] for r in rows], dtype=float)
-    tech = np.array([r[1] for r in rows])
-    fold = np.array([aids.index(r[0]) % FOLDS for r in rows])
+    ev = np.array(evidence)
+    y = correct(gold, pred)  # the label the maps learn: did annotators mark an overlapping span of it?
+    tech = np.array([p.technique for p in pred])
+    fold = np.array([aids.index(p.article_id) % FOLDS for p in pred])
     losses = {}
     for shrink in SHRINKS:
         loss = 0.0
@@ -147,11 +144,11 @@ def fit_calibration(model: Model, articles, outs, gold: list[Row], detectors, cu
             tr, te = fold != f, fold == f
             cal = calibrate.fit(ev[tr], y[tr], tech[tr], list(TECHNIQUE_IDS), shrink)
             loss += calibrate.log_loss(cal, ev[te], y[te], tech[te]) * te.sum()
-        losses[shrink] = loss / max(len(rows), 1)
+        losses[shrink] = loss / max(len(pred), 1)
     shrink = min(losses, key=losses.get)
     log("  calibration shrinkage (held-out log-loss, 5 folds): " + ", ".join(f"{s:g} -> {v:.4f}" for s, v in losses.items()) + f" -> {shrink:g}")
     cal = calibrate.fit(ev, y, tech, list(TECHNIQUE_IDS), shrink)
-    return cal, {"shrink": shrink, "cv_log_loss": {str(k): round(v, 4) for k, v in losses.items()}, "n_spans": len(rows)}
+    return cal, {"shrink": shrink, "cv_log_loss": {str(k): round(v, 4) for k, v in losses.items()}, "n_spans": len(pred)}
 
 
 def by_technique(gold: list[Row], pred: list[Row]) -> dict[str, dict]:
@@ -179,7 +176,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print) -
     heading_doubt = doubt_in_headings > scores["Doubt"].f1
     log(f"  Doubt held-out F1 without headings {scores['Doubt'].f1:.3f}, with {doubt_in_headings:.3f}")
     # 3. calibration on the spans found at those cutoffs; the cutoffs move onto the calibrated scale
-    cal, cal_info = fit_calibration(model, articles, outs, gold_rows, detectors, evidence, heading_doubt, log)
+    cal, cal_info = fit_calibration(model, articles, outs, gold, detectors, evidence, heading_doubt, log)
     # rounded down, so the spans at the tuned evidence cutoff still pass their calibrated cutoff
     cutoffs = {t: math.floor(float(cal(t, evidence[t])) * 1e4) / 1e4 for t in TECHNIQUE_IDS}
     settings = Settings(detectors, cal, cutoffs, heading_doubt)
