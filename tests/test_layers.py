@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "propscan"
 # lower layers never import higher ones (a module may import its own layer or any lower one)
 LAYERS = {
     0: {"techniques", "errors", "document", "metrics", "calibrate", "store"},  # the data model and helpers
-    1: {"ptc", "fetch", "ingest", "clean", "language", "encoding", "features", "detect", "model", "decode", "analyze"},  # the pipeline
+    1: {"ptc", "fetch", "ingest", "clean", "language", "encoding", "features", "encoders", "assemble", "detect", "model", "decode", "analyze"},  # the pipeline
     2: {"formats", "terminal", "chart", "report", "evaluate"},  # outputs and evaluation
     3: {"corpus", "corpus_ray", "corpus_site", "serve",  # applications
         "training", "training.train", "training.export", "training.tune", "training.build"},  # the [train] extra

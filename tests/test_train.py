@@ -194,7 +194,7 @@ def _split_zip(tmp_path: Path, n_parts: int) -> list[Path]:
 
 
 def test_join_split_zip_unpacks_the_member_in_one_move(tmp_path):
-    from propscan.training.train import join_split_zip
+    from propscan.encoders import join_split_zip
 
     dest = tmp_path / "cache" / "all-mpnet-base-v2"
     assert join_split_zip(_split_zip(tmp_path, 3), dest, "all-mpnet-base-v2") == dest
@@ -204,7 +204,7 @@ def test_join_split_zip_unpacks_the_member_in_one_move(tmp_path):
 
 
 def test_join_split_zip_refuses_a_missing_part(tmp_path):
-    from propscan.training.train import join_split_zip
+    from propscan.encoders import join_split_zip
 
     parts = _split_zip(tmp_path, 3)
     with pytest.raises(ValueError, match="2 parts of all-mpnet-base-v2 do not join into a zip"):
@@ -213,14 +213,14 @@ def test_join_split_zip_refuses_a_missing_part(tmp_path):
 
 
 def test_mpnet_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
-    from propscan.training import train
+    from propscan import encoders
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(train, "MPNET_PARTS", ["propscan-test-no-such-dist-001"])
-    with pytest.raises(ValueError, match="propscan-test-no-such-dist-001 is not installed .*make install-teacher"):
-        train.base_encoder_dir("all-mpnet-base-v2")
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(encoders, "MPNET_PARTS", ["propscan-test-no-such-dist-001"])
+    with pytest.raises(ValueError, match="propscan-test-no-such-dist-001 is not installed .*make install-accurate"):
+        encoders.base_encoder_dir("all-mpnet-base-v2")
     with pytest.raises(ValueError, match="unknown base encoder 'bert-large'"):
-        train.base_encoder_dir("bert-large")
+        encoders.base_encoder_dir("bert-large")
 
 
 def test_train_device():
@@ -247,7 +247,7 @@ def test_encoder_names_the_model_and_its_card(tmp_path):
     cfg = {**shipped["train_config"], "members": [], "extra": [], "encoder": "all-mpnet-base-v2", "epochs": 4}
     card = write_model_card(tmp_path, {**shipped, "name": "propscan-mpnet", "base_encoder": "all-mpnet-base-v2", "train_config": cfg})
     assert "all-mpnet-base-v2 (110M parameters" in card and "22.7M" not in card
-    assert "make install-teacher" in card and "--epochs 4 \\\n    --encoder all-mpnet-base-v2 \\\n" in card
+    assert "make install-train install-accurate" in card and "--epochs 4 \\\n    --encoder all-mpnet-base-v2 \\\n" in card
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -373,7 +373,7 @@ def test_a_distilled_models_card_trains_a_teacher_that_never_shipped(tmp_path):
     assert "--out model-out" in after and "--out model-out" not in before  # the teacher is trained before the model
     script = after.split("```")[1]
     install, echo, *train = script.strip().splitlines()
-    assert install == "make install-teacher" and "git" not in script
+    assert install == "make install-train install-accurate" and "git" not in script
     words = shlex.split(echo)
     assert words[0] == "echo" and words[2] == ">" and TrainConfig(**json.loads(words[1])) == TrainConfig(**teacher_cfg)
     assert train[0].startswith(".venv/bin/propscan train --articles ")

