@@ -87,3 +87,29 @@ def test_what_cleaning_removed_is_listed(model) -> None:
         assert not any(s.start < r["end"] and s.end > r["start"] for s in a.spans)  # never analysed
     raw = analyze(Document("d", text), model=model, clean=False)
     assert raw.removed == []
+
+
+def test_every_span_says_which_words_carried_it():
+    """Schema 1.2: a span's evidence is its words with the token probability of the channel that found
+    it, mapped back to the user's text like the span (here through cleaning, which moves offsets)."""
+    from pathlib import Path
+
+    from propscan.analyze import analyze
+    from propscan.document import Analysis, Document
+
+    text = Path(__file__).resolve().parents[1].joinpath("examples", "city-council-op-ed.txt").read_text()
+    a = analyze(Document("op-ed", "Share this article\n\n" + text))
+    assert a.spans
+    for s in a.spans:
+        assert s.evidence, s
+        for ws, we, w in s.evidence:
+            word = a.document.text[ws:we]
+            assert s.start <= ws < we <= s.end and word.strip() == word and any(c.isalnum() for c in word)
+            assert 0.0 <= w <= 1.0
+    again = Analysis.from_dict(a.to_dict())
+    assert [s.evidence for s in again.spans] == [s.evidence for s in a.spans]
+    old = a.to_dict()
+    old["schema_version"] = "1.1"
+    for s in old["spans"]:
+        del s["evidence"]
+    assert all(s.evidence == [] for s in Analysis.from_dict(old).spans)

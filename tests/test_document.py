@@ -114,7 +114,7 @@ def test_to_dict_validates(validator, threshold):
     d = a.to_dict()
     validator.validate(d)
     assert d["schema"] == SCHEMA_ID
-    assert d["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert d["schema_version"] == SCHEMA_VERSION == "1.2"
     assert d["threshold"] == threshold
     # and through JSON text, as a user would read it
     validator.validate(json.loads(a.to_json()))

@@ -69,7 +69,7 @@ def assert_problem(r: httpx.Response, status: int, *words: str) -> dict:
 
 def assert_analysis(a: dict, text: str) -> None:
     VALIDATOR.validate(a)
-    assert a["schema_version"] == "1.1"
+    assert a["schema_version"] == "1.2"
     assert a["document"]["text"] == text
     for s in a["spans"]:
         assert 0 <= s["start"] < s["end"] <= len(text)

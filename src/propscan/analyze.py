@@ -81,12 +81,11 @@ def blocks(text: str, size: int = BLOCK_CHARS) -> list[tuple[int, int]]:
 
 
 def _shifted(s: Span, by: int) -> Span:
-    return Span(s.start + by, s.end + by, s.technique, s.score, s.alternatives) if by else s
+    return s.moved(s.start + by, s.end + by, lambda a, b: (a + by, b + by)) if by else s
 
 
 def _remap_span(cleaned: Cleaned, s: Span) -> Span:
-    start, end = cleaned.to_original(s.start, s.end)
-    return Span(start, end, s.technique, s.score, s.alternatives)
+    return s.moved(*cleaned.to_original(s.start, s.end), cleaned.to_original)
 
 
 def analyze_text(text: str, id: str = "text", **kw) -> Analysis:

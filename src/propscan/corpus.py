@@ -307,7 +307,7 @@ class Result:
     engine: str = "local"
     language: str = "und"
     language_confidence: float = 0.0
-    details: str = "{}"  # JSON: {"warnings": [...], "removed": [...]}
+    details: str = "{}"  # JSON: {"warnings": [...], "removed": [...], "evidence": [per span, its words]}
 
 
 def content_hash(text: str) -> str:
@@ -386,7 +386,9 @@ def result_from_analysis(a: Analysis, clean: bool, engine: str = "local") -> Res
         for s in a.spans
     ]
     sentences = [(int(s.start), int(s.end), float(s.score)) for s in a.sentences]
-    details = json.dumps({"warnings": a.warnings, "removed": a.removed}, ensure_ascii=False)
+    # a span's evidence words ride in details, one list per span in span order (no migration needed)
+    details = json.dumps({"warnings": a.warnings, "removed": a.removed,
+                          "evidence": [[list(e) for e in s.evidence] for s in a.spans]}, ensure_ascii=False)
     return Result(key, float(a.score), spans, sentences, engine=engine, language=a.language,
                   language_confidence=float(a.language_confidence), details=details)
 
@@ -820,11 +822,12 @@ def load_analysis(conn: sqlite3.Connection, analysis_id: int) -> Analysis:
         raise CorpusError(f"no analysis {analysis_id}")
     doc_id, text, meta, name, version, threshold, score, language, confidence, details = row
     details = json.loads(details or "{}")
+    evidence = details.get("evidence") or []
     spans = [
-        Span(s, e, t, sc, json.loads(alts))
-        for t, s, e, sc, alts in conn.execute(
+        Span(s, e, t, sc, json.loads(alts), [tuple(x) for x in evidence[k]] if k < len(evidence) else [])
+        for k, (t, s, e, sc, alts) in enumerate(conn.execute(
             'SELECT technique, start, "end", score, alternatives FROM spans WHERE analysis_id = ? ORDER BY id', (analysis_id,)
-        )
+        ))
     ]
     sentences = [
         SentenceScore(s, e, sc)

@@ -150,6 +150,17 @@ def _words(text: str, enc: encoding.Encoded, a: int, b: int) -> list[tuple[int, 
     return out
 
 
+def evidence(ctx: Context, settings: Settings, c: Candidate) -> list[tuple[int, int, float]]:
+    """Per word of the span: (start, end, token probability) from the channel that found it, the
+    technique's own or (for spans the classifier named, and repeats) "any technique": which words carried
+    the label. Uncalibrated; a relative weight of the words, not a confidence."""
+    det = settings.detectors[TECHNIQUE_IDS[c.technique]]
+    probs = ctx.out.probs[:, c.technique if det.source == "channel" else ANY]
+    enc = ctx.out.enc
+    return [(int(enc.offsets[i, 0]), int(enc.offsets[j - 1, 1]), round(float(probs[i:j].max()), 3))
+            for i, j, w in _words(ctx.text, enc, c.a, c.b) if any(ch.isalnum() for ch in w)]
+
+
 def _content(word: str) -> bool:
     w = word.strip("'’\"“”-")
     return any(c.isalpha() for c in w) and w not in STOP_WORDS
@@ -309,7 +320,8 @@ def detect(
         alts[tech] = score
         top = dict(sorted(alts.items(), key=lambda kv: -kv[1])[:3])
         top[tech] = score
-        span = Span(cs[0], cs[1], tech, score, {k: round(v, 4) for k, v in top.items()})
+        words = [(ws, we, w) for ws, we, w in evidence(ctx, settings, c) if cs[0] <= ws and we <= cs[1]]
+        span = Span(cs[0], cs[1], tech, score, {k: round(v, 4) for k, v in top.items()}, words)
         key = (cs[0], cs[1], tech)
         if key not in spans or spans[key].score < score:
             spans[key] = span

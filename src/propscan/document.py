@@ -14,10 +14,11 @@ from typing import Any
 
 from .techniques import TECHNIQUE_IDS
 
-SCHEMA_VERSION = "1.1"
-SCHEMA_ID = "https://propscan.invalid/schema/analysis/1.1"
-# 1.1 added ``threshold_for``, ``passages``, ``language``, ``warnings`` and ``removed``; a 1.0 file reads as before
-READABLE_VERSIONS = ("1.0", SCHEMA_VERSION)
+SCHEMA_VERSION = "1.2"
+SCHEMA_ID = "https://propscan.invalid/schema/analysis/1.2"
+# 1.1 added ``threshold_for``, ``passages``, ``language``, ``warnings`` and ``removed``; 1.2 a span's ``evidence``;
+# older files read as before (no evidence)
+READABLE_VERSIONS = ("1.0", "1.1", SCHEMA_VERSION)
 
 
 @dataclass
@@ -35,6 +36,14 @@ class Span:
     score: float  # calibrated: the probability that annotators marked an overlapping span of this technique
     # other techniques the span classifier considered, with their probabilities (the "why")
     alternatives: dict[str, float] = field(default_factory=dict)
+    # per word: (start, end, the token probability of the channel that found the span): which words
+    # carried the label (uncalibrated, a relative weight)
+    evidence: list[tuple[int, int, float]] = field(default_factory=list)
+
+    def moved(self, start: int, end: int, place) -> Span:
+        """The same span at new offsets; ``place(start, end)`` moves each evidence word the same way."""
+        return Span(start, end, self.technique, self.score, self.alternatives,
+                    [(*place(ws, we), w) for ws, we, w in self.evidence])
 
     def text_in(self, doc: Document) -> str:
         return doc.text[self.start : self.end]
@@ -108,6 +117,7 @@ class Analysis:
                     "score": round(s.score, 4),
                     "text": s.text_in(doc),
                     "alternatives": {k: round(v, 4) for k, v in s.alternatives.items()},
+                    "evidence": [{"start": ws, "end": we, "weight": w} for ws, we, w in s.evidence],
                 }
                 for s in self.spans
             ],
@@ -125,7 +135,8 @@ class Analysis:
             raise ValueError(f"unsupported schema_version {d.get('schema_version')!r} (expected one of {', '.join(READABLE_VERSIONS)})")
         doc = Document(d["document"]["id"], d["document"]["text"], d["document"].get("metadata", {}))
         spans = [
-            Span(s["start"], s["end"], s["technique"], s["score"], s.get("alternatives", {})) for s in d["spans"]
+            Span(s["start"], s["end"], s["technique"], s["score"], s.get("alternatives", {}),
+                 [(e["start"], e["end"], e["weight"]) for e in s.get("evidence", [])]) for s in d["spans"]
         ]
         sents = [SentenceScore(s["start"], s["end"], s["score"]) for s in d["sentences"]]
         lang = d.get("language") or {}

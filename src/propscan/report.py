@@ -47,6 +47,8 @@ MAX_NESTED = 8
 STRIP_CELLS = 120  # longer documents bin consecutive sentences into this many cells
 TOP_TECHNIQUES = 3
 MAX_ALTERNATIVES = 3
+# a tooltip shows at most this many of a span's words with their weights (long spans are sentences)
+MAX_EVIDENCE_WORDS = 40
 # Paul Tol's sequential YlOrBr scheme (colour-blind safe, prints in greyscale as a lightness ramp).
 HEAT = ("#FFFFE5", "#FFF7BC", "#FEE391", "#FEC44F", "#FB9A29", "#EC7014", "#CC4C02", "#993404", "#662506")
 TIP_ID = "ps-tip"
@@ -257,7 +259,9 @@ def _span_data(a: Analysis) -> Markup:
             ((_T_INDEX[t], round(p, 2)) for t, p in s.alternatives.items() if t in _T_INDEX and t != s.technique),
             key=lambda x: -x[1],
         )[:MAX_ALTERNATIVES]
-        rows.append([_T_INDEX[s.technique], round(s.score, 4), [list(x) for x in alts]])
+        words = [[a.document.text[ws:we], round(float(w), 2)] for ws, we, w in s.evidence[:MAX_EVIDENCE_WORDS]
+                 if s.start <= ws < we <= s.end]
+        rows.append([_T_INDEX[s.technique], round(s.score, 4), [list(x) for x in alts], words])
     return script_json({"spans": rows})
 
 

@@ -372,6 +372,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class EvidenceIn(_Strict):
+    start: Offset
+    end: Offset
+    weight: Probability
+
+
 class SpanIn(_Strict):
     start: Offset
     end: Offset
@@ -379,6 +385,7 @@ class SpanIn(_Strict):
     score: Probability
     text: str
     alternatives: dict[TechniqueId, Probability]  # type: ignore[valid-type]
+    evidence: list[EvidenceIn] = Field(default_factory=list)  # 1.2; older analyses have none
 
 
 class SentenceIn(_Strict):
@@ -399,12 +406,13 @@ class DocumentOut(_Strict):
 
 
 class AnalysisIn(_Strict):
-    """An analysis as returned by POST /v1/analyze (schema_version 1.1; 1.0 is read too)."""
+    """An analysis as returned by POST /v1/analyze (schema_version 1.2; 1.0 and 1.1 are read too)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    schema_: Literal["https://propscan.invalid/schema/analysis/1.0", "https://propscan.invalid/schema/analysis/1.1"] = Field(alias="schema")
-    schema_version: Literal["1.0", "1.1"]
+    schema_: Literal["https://propscan.invalid/schema/analysis/1.0", "https://propscan.invalid/schema/analysis/1.1",
+                     "https://propscan.invalid/schema/analysis/1.2"] = Field(alias="schema")
+    schema_version: Literal["1.0", "1.1", "1.2"]
     model: ModelIn
     document: DocumentOut
     score: Probability

@@ -37,6 +37,18 @@
           return TECH[a[0]][0] + " " + a[1].toFixed(2);
         }).join(", ")));
       }
+      if (s[3] && s[3].length) {
+        // the words that carried the label, shaded by the model's token probability
+        var ev = el("p", "ev", "Words behind it: ");
+        s[3].forEach(function (w, k) {
+          var word = el("span", "w", w[0]);
+          word.style.setProperty("--w", String(w[1]));
+          word.title = "token probability " + w[1].toFixed(2);
+          if (k) ev.appendChild(document.createTextNode(" "));
+          ev.appendChild(word);
+        });
+        item.appendChild(ev);
+      }
       tip.appendChild(item);
     });
   }
