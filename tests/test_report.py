@@ -535,3 +535,23 @@ def test_browser_site_index_sorts(browser, tmp_path):
     assert p.js("document.querySelectorAll('mark.sp[data-h]').length") == 3
     p.allowed.add(p.page.url)  # the index page and the report page, both local files
     p.close()
+
+
+def test_removed_debris_is_struck_through_and_can_be_hidden():
+    """Text cleaning dropped is shown grey and struck through, with a toggle; the piped terminal view
+    marks it {removed: ...}. Real analysis of real debris."""
+    from propscan.analyze import analyze
+    from propscan.document import Document
+    from propscan.report import render_html
+    from propscan.terminal import plain
+
+    text = ("Share this article\nThe corrupt elites will stop at nothing to destroy our great nation. "
+            "Wake up, patriots!\nRead more: subscribe to our newsletter\n")
+    a = analyze(Document("debris", text))
+    assert [text[r["start"]:r["end"]].strip() for r in a.removed] == ["Share this article", "Read more: subscribe to our newsletter"]
+    html = render_html([a])
+    assert html.count('<span class="rm" title="removed before analysis: ') == 2
+    assert '<input type="checkbox" class="show-rm" checked>' in html and "2 passages of scraping debris" in html
+    shown = plain(a)
+    assert shown.startswith("{removed: Share this article}\n") and "{removed: Read more: subscribe to our newsletter}" in shown
+    assert "[[" in shown  # the article itself is still analysed

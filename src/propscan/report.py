@@ -217,7 +217,12 @@ def article_html(a: Analysis, rid: str, bins: list[_Bin] = (), passages: list[li
         markers[b.end].append(f'<span class="se" id="{rid}-e{b.k}"></span>')
     for b in bins:
         markers[b.start].append(f'<span class="sa" id="{rid}-s{b.k}" tabindex="-1"></span>')
-    bounds = sorted({0, len(text), *starts, *ends, *markers})
+    # text that cleaning removed before the model read it: shown struck through and grey (toggleable)
+    removed = sorted((int(r["start"]), int(r["end"]), str(r.get("reason") or r.get("kind") or ""))
+                     for r in a.removed if 0 <= int(r["start"]) < int(r["end"]) <= len(text))
+    cut_at = {x for r in removed for x in r[:2]}
+    bounds = sorted({0, len(text), *starts, *ends, *markers, *cut_at})
+    rm_i = 0
     opening = [
         f'<mark class="sp t{_T_INDEX[spans[ids[0]].technique]} l{min(lanes[m], MAX_LANE)}" data-i="{" ".join(map(str, ids))}"'
         for m, ids in enumerate(marks)
@@ -235,6 +240,10 @@ def article_html(a: Analysis, rid: str, bins: list[_Bin] = (), passages: list[li
         if k + 1 == len(bounds):
             break
         seg = escape(text[b : bounds[k + 1]])
+        while rm_i < len(removed) and removed[rm_i][1] <= b:
+            rm_i += 1
+        if rm_i < len(removed) and removed[rm_i][0] <= b:
+            seg = Markup('<span class="rm" title="removed before analysis: {}">{}</span>').format(removed[rm_i][2], seg)
         if not active:
             out.append(seg)
             continue
@@ -303,6 +312,7 @@ def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
         "n_sentences_hit": hit_sent,
         "threshold_for": {BY_ID[t].name: v for t, v in a.threshold_for.items()},
         "warnings": list(a.warnings),
+        "n_removed": len(a.removed),
         "n_spans": len(a.spans),
         "n_passages": len(passages),
         "n_chars": len(doc.text),

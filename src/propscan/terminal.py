@@ -1,7 +1,8 @@
 """Terminal view: the article with technique spans highlighted, a legend and a per-technique table.
 
 On a TTY rich colours the spans; piped, the same layout comes out as plain text with spans marked
-``[[text]]{Technique}`` so it stays readable and grep-able.
+``[[text]]{Technique}`` so it stays readable and grep-able. Text that cleaning removed before the
+model read it is dim and struck through on a TTY, and marked ``{removed: text}`` when piped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .techniques import BY_ID
 
 def highlighted(a: Analysis) -> Text:
     text = Text(a.document.text)
+    for r in a.removed:
+        text.stylize("dim strike", r["start"], r["end"])
     # one style per passage (its most confident technique); short passages drawn last, on top
     for p in sorted(a.passages, key=lambda p: (p[0].end - p[0].start), reverse=True):
         text.stylize(f"underline on {BY_ID[p[0].technique].colour}", p[0].start, p[0].end)
@@ -24,16 +27,21 @@ def highlighted(a: Analysis) -> Text:
 
 
 def plain(a: Analysis) -> str:
-    """Passages marked inline, each with all its techniques; overlapping passages are listed below."""
+    """Passages marked inline, each with all its techniques; overlapping passages are listed below;
+    removed debris marked ``{removed: ...}`` (spans never fall inside it: the model did not read it)."""
     text, out, pos, shown = a.document.text, [], 0, set()
     passages = a.passages
-    for p in sorted(passages, key=lambda p: (p[0].start, -p[0].end)):
-        s = p[0]
-        if s.start < pos:
+    marks = [(p[0].start, p[0].end, p) for p in passages] + [(r["start"], r["end"], None) for r in a.removed]
+    for start, end, p in sorted(marks, key=lambda m: (m[0], -m[1])):
+        if start < pos:
             continue
-        out += [text[pos : s.start], "[[", text[s.start : s.end], "]]{", " + ".join(BY_ID[x.technique].name for x in p), "}"]
-        pos = s.end
-        shown.add(id(p))
+        if p is None:
+            core = text[start:end].rstrip()  # the line break after a removed line stays outside the marker
+            out += [text[pos:start], "{removed: ", core, "}", text[start + len(core) : end]]
+        else:
+            out += [text[pos:start], "[[", text[start:end], "]]{", " + ".join(BY_ID[x.technique].name for x in p), "}"]
+            shown.add(id(p))
+        pos = end
     out.append(text[pos:])
     rest = [p for p in passages if id(p) not in shown]
     if rest:

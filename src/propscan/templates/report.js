@@ -131,6 +131,11 @@
       if (heads[i]) heads[i].tabIndex = idsOf(heads[i]).some(visible) ? 0 : -1;
     }
 
+    var showRemoved = root.querySelector(".show-rm");
+    if (showRemoved) {
+      showRemoved.addEventListener("change", function () { art.classList.toggle("hide-rm", !showRemoved.checked); });
+    }
+
     var buttons = root.querySelectorAll(".lg");
     var status = root.querySelector(".filter .status");
     function updateCounts() {
