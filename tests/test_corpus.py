@@ -426,6 +426,12 @@ def test_stats_cli_json_and_table(fixture_db):
     assert re.search(r"X\s.*\b2\b.*\b16\b.*\b3\b.*187\.50.*40\.0%", res.stdout), res.stdout
     res = run_cli("corpus", "stats", "--db", fixture_db.with_name("nope.sqlite"))
     assert res.rc == 2 and "no such corpus database" in res.stderr and "Traceback" not in res.stderr
+    # at 80 columns the top techniques move to their own table: no column squeezed to a word a line
+    res = run_cli("corpus", "stats", "--db", fixture_db, "--by", "outlet", columns=80)
+    lines = res.stdout.splitlines()
+    assert res.rc == 0 and max(len(line.rstrip()) for line in lines) <= 80, res.stdout
+    assert "top techniques" in res.stdout and any("Loaded language 3" in line for line in lines), res.stdout
+    assert re.search(r"X\s.*\b2\b.*\b16\b.*\b3\b.*187\.50.*40\.0%", res.stdout), res.stdout
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -746,3 +752,11 @@ def test_kill_nine_and_resume(tmp_path):
         f"\nkill test: {n_docs} documents ({n_ptc} PTC), seed {seed}, {kills} kills at {counts} analyses; "
         f"uninterrupted run {t_ref:.1f}s ({n_docs / t_ref:.1f} docs/s), whole test {time.perf_counter() - t0:.1f}s"
     )
+
+
+def test_plain_text_documents_are_titled_by_their_headline():
+    from propscan.corpus import HEADLINE_CHARS, doc_row
+
+    assert doc_row(Document("783", "\n  Trump Tells  Rally Crowd: 'We Will Win'\n\nBody text here.")).title == "Trump Tells Rally Crowd: 'We Will Win'"
+    assert doc_row(Document("1", "x" * (HEADLINE_CHARS + 1) + "\nmore")).title is None  # a paragraph, not a headline
+    assert doc_row(Document("2", "Body", {"title": "From the page"})).title == "From the page"

@@ -360,11 +360,27 @@ def outlet_for(metadata: dict[str, Any]) -> str | None:
     return None
 
 
+# A plain-text article without a title in its metadata is named by its first line when that line is
+# short enough to be a headline (PTC articles and most pasted news start with one).
+HEADLINE_CHARS = 150
+
+
+def headline(text: str) -> str | None:
+    """The first non-empty line, if it reads as a headline (at most HEADLINE_CHARS characters)."""
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        if line:
+            return line if len(line) <= HEADLINE_CHARS else None
+    return None
+
+
 def doc_row(doc: Document) -> DocRow:
     from .decode import sentence_bounds
 
     meta = doc.metadata or {}
     title = meta.get("title")
+    if not (isinstance(title, str) and title.strip()):
+        title = headline(doc.text)
     return DocRow(
         doc_id=doc.id,
         sha256=content_hash(doc.text),

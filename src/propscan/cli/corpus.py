@@ -170,29 +170,45 @@ def stats_command(
     else:
         from rich.console import Console
 
-        Console().print(stats_table(st))
+        con = Console()
+        con.print(stats_table(st, con.width))
     if plot is not None:
         cli.err.print(f"wrote {plot}", highlight=False)
 
 
-def stats_table(st: Stats):
+# below this many columns the top techniques go into a table of their own under the figures, so that no
+# column is squeezed to a word per line (checked at 80 columns by tests/test_cli.py)
+WIDE_STATS = 110
+
+
+def stats_table(st: Stats, width: int = WIDE_STATS):
+    """The figures per group, with each group's top techniques in a last column, or on a narrow
+    console in a second table below."""
+    from rich.console import Group
     from rich.table import Table
     from rich.text import Text
 
+    narrow = width < WIDE_STATS
     what = f" ({BY_ID[st.technique].name})" if st.technique else ""
     table = Table(title=Text(f"{st.key.label()}: by {st.by}{what}"), title_justify="left")
-    table.add_column(st.by)
+    table.add_column(st.by, overflow="fold")
     for col in ("documents", "words", "spans", "spans / 1k words", "sentences with technique"):
-        table.add_column(col, justify="right")
-    table.add_column("top techniques")
+        table.add_column(col if not narrow else col.replace("sentences with technique", "sentences hit"),
+                         justify="right", no_wrap=True)
+    if not narrow:
+        table.add_column("top techniques")
+    tops = Table(title=Text("top techniques"), title_justify="left", show_header=False, box=None) if narrow else None
+    if tops is not None:
+        tops.add_column(st.by, overflow="fold", style="bold", max_width=24)
+        tops.add_column("top techniques")
     for g in st.groups + [st.total]:
-        top = ", ".join(f"{BY_ID[t].name if t in BY_ID else t} {n}" for t, n in g.top())
-        table.add_row(
-            Text(g.key, style="bold" if g is st.total else ""), f"{g.documents:,}", f"{g.words:,}", f"{g.spans:,}",
-            f"{g.spans_per_1k_words:.2f}", f"{100 * g.share_sentences:.1f}%", Text(top),
-            end_section=g is st.groups[-1] if st.groups else False,
-        )
-    return table
+        top = Text(", ".join(f"{BY_ID[t].name if t in BY_ID else t} {n}" for t, n in g.top()))
+        row = [Text(g.key, style="bold" if g is st.total else ""), f"{g.documents:,}", f"{g.words:,}", f"{g.spans:,}",
+               f"{g.spans_per_1k_words:.2f}", f"{100 * g.share_sentences:.1f}%"]
+        table.add_row(*row, *([] if narrow else [top]), end_section=g is st.groups[-1] if st.groups else False)
+        if tops is not None:
+            tops.add_row(g.key, top)
+    return Group(table, Text(""), tops) if tops is not None else table
 
 
 @corpus_app.command("export")
