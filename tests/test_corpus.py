@@ -755,7 +755,8 @@ def test_kill_nine_and_resume(tmp_path):
 
 
 def test_plain_text_documents_are_titled_by_their_headline():
-    from propscan.corpus import HEADLINE_CHARS, doc_row
+    from propscan.corpus import doc_row
+    from propscan.document import HEADLINE_CHARS
 
     assert doc_row(Document("783", "\n  Trump Tells  Rally Crowd: 'We Will Win'\n\nBody text here.")).title == "Trump Tells Rally Crowd: 'We Will Win'"
     assert doc_row(Document("1", "x" * (HEADLINE_CHARS + 1) + "\nmore")).title is None  # a paragraph, not a headline

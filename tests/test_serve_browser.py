@@ -185,6 +185,31 @@ def test_upload_text_and_html_files(web, seed_text, tmp_path):
     assert "Home | News" not in hist[0]["analysis"]["document"]["text"]
 
 
+def test_several_files_are_analysed_and_listed(browser, server, tmp_path):
+    """Three files at once: each is listed with its result or its error, the first result is shown,
+    and a listed result opens when pressed."""
+    p = WebPage(browser, server)
+    one, two, bad = tmp_path / "one.txt", tmp_path / "two.txt", tmp_path / "empty.txt"
+    one.write_text("Crooked politicians will destroy our great nation. Wake up, patriots, before it is too late!\n")
+    two.write_text("The council approved the budget on Tuesday after a short debate about park funding.\n")
+    bad.write_text("   \n")
+    p.page.set_input_files("#ps-file", [str(one), str(two), str(bad)])
+    assert "Will analyse 3 files" in p.page.inner_text("#ps-status")
+    p.page.click("#ps-go")
+    expect(p.page.locator("#ps-status")).to_have_text(re.compile(r"^Done: 2 of 3 files analysed; 1 failed"), timeout=60_000)
+    items = p.page.locator("#ps-batch li")
+    assert items.count() == 3
+    assert items.nth(0).inner_text().startswith("one.txt: score") and items.nth(1).inner_text().startswith("two.txt: score")
+    assert items.nth(2).get_attribute("class") == "err" and items.nth(2).inner_text().startswith("empty.txt: ")
+    assert p.page.inner_text("#ps-result-title").startswith("Crooked politicians")
+    assert [h["analysis"]["document"]["id"] for h in p.history()] == ["two", "one"]
+    items.nth(1).locator("button").click()
+    expect(p.page.locator("#ps-result-title")).to_have_text(re.compile("^The council approved"))
+    p.page.screenshot(path=str(OUTPUT / "web-several-files.png"), full_page=True)
+    assert [e for e in p.errors if "status of 422" not in e] == []  # the empty file's refusal, nothing else
+    p.close(expect_errors=True)
+
+
 def test_xss_strings_are_shown_as_text(web):
     p = web
     text = f"The reckless, shameful council will gut our schools. {XSS}\nSecond line: {XSS}"

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .document import Analysis, Document, ModelInfo, SentenceScore, Span
+from .document import Analysis, Document, ModelInfo, SentenceScore, Span, headline
 from .errors import InputError, PropscanError
 from .formats import csv_cell
 from .techniques import BY_ID, TECHNIQUE_IDS, resolve
@@ -357,20 +357,6 @@ def outlet_for(metadata: dict[str, Any]) -> str | None:
         parent = Path(path).parent.name
         if parent:
             return parent
-    return None
-
-
-# A plain-text article without a title in its metadata is named by its first line when that line is
-# short enough to be a headline (PTC articles and most pasted news start with one).
-HEADLINE_CHARS = 150
-
-
-def headline(text: str) -> str | None:
-    """The first non-empty line, if it reads as a headline (at most HEADLINE_CHARS characters)."""
-    for line in text.splitlines():
-        line = " ".join(line.split())
-        if line:
-            return line if len(line) <= HEADLINE_CHARS else None
     return None
 
 

@@ -28,6 +28,19 @@ class Document:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+# A text without a title in its metadata is named by its first line when that line is short enough to be
+# a headline (PTC articles and most pasted news start with one).
+HEADLINE_CHARS = 150
+
+
+def headline(text: str) -> str | None:
+    """The first non-empty line, if it reads as a headline: at most HEADLINE_CHARS characters, with
+    more text after it (a one-line text is a body, not a title)."""
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    lines = [line for line in lines if line]
+    return lines[0] if len(lines) > 1 and len(lines[0]) <= HEADLINE_CHARS else None
+
+
 @dataclass
 class Span:
     start: int

@@ -32,7 +32,7 @@ from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
 from .chart import technique_bar_chart
-from .document import Analysis, Span, sentence_hits
+from .document import Analysis, Span, headline, sentence_hits
 from .errors import InputError
 from .model import reliability
 from .store import atomic_write_text
@@ -287,7 +287,7 @@ def _metadata_items(meta: dict[str, Any]) -> list[tuple[str, str]]:
 def _context(a: Analysis, rid: str, heading: int) -> dict[str, Any]:
     validate_analysis(a)
     doc = a.document
-    title = doc.metadata.get("title") or doc.id
+    title = doc.metadata.get("title") or headline(doc.text) or doc.id
     bins = _bins(a)
     counts = a.counts
     ranked = sorted(counts.items(), key=lambda kv: -kv[1])
@@ -397,7 +397,7 @@ def write_site(analyses: Iterable[Analysis], out_dir: Path) -> Path:
         rows.append(
             {
                 "href": name,
-                "title": str(a.document.metadata.get("title") or a.document.id),
+                "title": str(a.document.metadata.get("title") or headline(a.document.text) or a.document.id),
                 "doc_id": a.document.id,
                 "score": a.score,
                 "n_spans": len(a.spans),
