@@ -549,3 +549,11 @@ def test_threshold_for_changes_only_that_technique(tmp_path):
     assert [s for s in base["spans"] if s["technique"] != "Loaded_Language"] == off["spans"]
     same = json.loads(run_cli("analyze", tmp_path / "a.txt", "-f", "json", "--min-confidence", "0.3").stdout)
     assert same["threshold"] == 0.3 and all(s["score"] >= 0.3 for s in same["spans"])
+
+
+def test_a_bad_propscan_threads_is_one_line(tmp_path):
+    art = tmp_path / "a.txt"
+    art.write_text("The reckless council will gut our schools.")
+    res = run_cli("analyze", art, "-f", "json", env_extra={"PROPSCAN_THREADS": "two"})
+    assert res.rc == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == ["error: PROPSCAN_THREADS must be a whole number of threads, 1 or more, not 'two'"]

@@ -83,7 +83,7 @@ class WebPage(Recording):
         self.page.goto(base + "/")
         self.frame = self.page.frame_locator("#ps-view")
 
-    def analyse(self, text: str | None = None, html: bool = False) -> None:
+    def analyze(self, text: str | None = None, html: bool = False) -> None:
         if text is not None:
             self.page.fill("#ps-text", text)
         if html:
@@ -113,7 +113,7 @@ def web(browser, server):
 
 def test_paste_seed_article_shows_highlights_history_and_downloads(web, seed_text):
     p = web
-    p.analyse(seed_text)
+    p.analyze(seed_text)
     marks = p.frame.locator("mark.sp[data-h]")
     marks.first.wait_for()
     hist = p.history()
@@ -163,7 +163,7 @@ def test_upload_text_and_html_files(web, seed_text, tmp_path):
     p = web
     p.page.set_input_files("#ps-file", str(SEED))
     assert "seed-opinion-article.txt" in p.page.inner_text("#ps-status")
-    p.analyse()
+    p.analyze()
     p.frame.locator("mark.sp[data-h]").first.wait_for()
     a = p.history()[0]["analysis"]
     assert a["document"]["text"] == seed_text
@@ -178,7 +178,7 @@ def test_upload_text_and_html_files(web, seed_text, tmp_path):
         encoding="utf-8",
     )
     p.page.set_input_files("#ps-file", str(page_html))
-    p.analyse()
+    p.analyze()
     assert p.page.inner_text("#ps-result-title") == "An uploaded page"
     hist = p.history()
     assert len(hist) == 2 and hist[0]["analysis"]["document"]["metadata"]["format"] == "html"
@@ -213,7 +213,7 @@ def test_several_files_are_analysed_and_listed(browser, server, tmp_path):
 def test_xss_strings_are_shown_as_text(web):
     p = web
     text = f"The reckless, shameful council will gut our schools. {XSS}\nSecond line: {XSS}"
-    p.analyse(text)
+    p.analyze(text)
     p.frame.locator(".ps-article").wait_for()
     shown = p.frame.locator(".ps-article").inner_text()
     assert shown.count("<img src=x onerror=alert(1)>") == 2 and shown.count("<script>alert(1)</script>") == 2
@@ -221,7 +221,7 @@ def test_xss_strings_are_shown_as_text(web):
     assert p.frame.locator(".ps-article script").count() == 0
     assert p.page.locator("#ps-history img, #ps-history script").count() == 0
     xss_title = "<img src=x onerror=alert(1)><script>alert(1)</script>"
-    p.analyse(f"{xss_title}\n\nThe reckless, shameful council will gut our schools.")
+    p.analyze(f"{xss_title}\n\nThe reckless, shameful council will gut our schools.")
     assert p.page.inner_text("#ps-result-title") == xss_title  # the label is text, not markup
     assert xss_title in p.page.inner_text("#ps-history")
     page = p.page.content()
@@ -248,7 +248,7 @@ def test_the_report_frame_grows_to_its_content_and_is_titled(web, seed_text, wid
     desktop and a phone width, and the pasted article is named by its first line."""
     p = web
     p.page.set_viewport_size({"width": width, "height": 900})
-    p.analyse(seed_text)
+    p.analyze(seed_text)
     p.frame.locator("mark.sp[data-h]").first.wait_for()
     first_line = seed_text.strip().splitlines()[0].strip()[:80]
     expect(p.page.locator("#ps-view")).to_have_css("height", re.compile(r"^\d{4,}"), timeout=10_000)  # grown past 85vh

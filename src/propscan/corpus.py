@@ -708,13 +708,13 @@ def run(
             return False
         return not already(row) and stored_copy(row) is None
 
-    def analyse(pair):
+    def analyze_pair(pair):
         return analyze(pair[0], model=model, threshold=threshold, clean=clean)
 
     t0 = time.perf_counter()
     try:
         # up to model.threads documents analysed at once, handled in input order (analyze.in_order)
-        for (item, row), started in in_order(analyse, rows, model.threads, wanted=worth_starting):
+        for (item, row), started in in_order(analyze_pair, rows, model.threads, wanted=worth_starting):
             if row is None:
                 summary.failed += 1
                 writer.fail(item.source, "", item.problem)
@@ -735,7 +735,7 @@ def run(
                 continue
             try:
                 # not started ahead: an earlier copy of the text was, and its analysis failed
-                a = started.result() if started is not None else analyse((item, row))
+                a = started.result() if started is not None else analyze_pair((item, row))
             except Exception as e:  # one bad document must not stop a corpus run
                 summary.failed += 1
                 problem = str(e) if isinstance(e, PropscanError) else f"analysis failed ({type(e).__name__}: {e})"

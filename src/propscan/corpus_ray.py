@@ -170,7 +170,9 @@ def run_ray(
     summary = RunSummary()
 
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
-    threads = int(os.environ.get("PROPSCAN_THREADS", 0)) or 1
+    from .model import env_threads
+
+    threads = env_threads() or 1
     analyzer = analyzer_class(model_dir, threshold, clean, threads)
     state: dict[str, Any] = {"started": False, "actors": None}
 

@@ -92,6 +92,16 @@ def reliability(name: str | None = None, version: str | None = None) -> dict[str
     return out
 
 
+def env_threads() -> int | None:
+    """PROPSCAN_THREADS (onnxruntime calls at once per process), or None when unset."""
+    raw = os.environ.get("PROPSCAN_THREADS", "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ModelError(f"PROPSCAN_THREADS must be a whole number of threads, 1 or more, not {raw!r}")
+    return int(raw)
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -140,7 +150,7 @@ class Model:
 
         folder = Path(folder)
         self.config: dict[str, Any] = read_config(folder)
-        self.threads = threads or int(os.environ.get("PROPSCAN_THREADS", 0)) or min(os.cpu_count() or 1, 4)
+        self.threads = threads or env_threads() or min(os.cpu_count() or 1, 4)
         opts = ort.SessionOptions()
         # One thread per call and ``threads`` calls side by side (see WINDOWS_SIDE_BY_SIDE).
         opts.intra_op_num_threads = 1

@@ -613,7 +613,7 @@ def _fetched_document(url: str, doc_id: str, settings: Settings, where: str) -> 
     return _read_document(page.data, page.format, doc_id, settings.max_body, page.metadata, where)
 
 
-def _analyse(state: _State, docs: list[Document], opts: Options, cancel: threading.Event) -> list[dict[str, Any]]:
+def _analyze(state: _State, docs: list[Document], opts: Options, cancel: threading.Event) -> list[dict[str, Any]]:
     from .analyze import analyze
     from .decode import article_score
 
@@ -638,20 +638,20 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _analyse_one(state: _State, item: DocumentIn, opts: Options, cancel: threading.Event) -> bytes:
+def _analyze_one(state: _State, item: DocumentIn, opts: Options, cancel: threading.Event) -> bytes:
     doc = _document(item, "document", state.settings)
-    return _dumps(_analyse(state, [doc], opts, cancel)[0])
+    return _dumps(_analyze(state, [doc], opts, cancel)[0])
 
 
-def _analyse_batch(state: _State, items: list[DocumentIn], opts: Options, cancel: threading.Event) -> bytes:
+def _analyze_batch(state: _State, items: list[DocumentIn], opts: Options, cancel: threading.Event) -> bytes:
     docs = []  # read every document first: a bad one fails the batch before any model work
     for k, item in enumerate(items):
         where = f"documents[{k}]" + (f" (id {item.id!r})" if item.id else "") + ": "
         docs.append(_document(item, f"document-{k + 1}", state.settings, where))
-    return _dumps({"analyses": _analyse(state, docs, opts, cancel)})
+    return _dumps({"analyses": _analyze(state, docs, opts, cancel)})
 
 
-def _analyse_upload(state: _State, name: str, data: bytes, doc_id: str | None, opts: Options, cancel: threading.Event) -> bytes:
+def _analyze_upload(state: _State, name: str, data: bytes, doc_id: str | None, opts: Options, cancel: threading.Event) -> bytes:
     from pathlib import PurePosixPath
 
     from .ptc import article_id_for
@@ -661,7 +661,7 @@ def _analyse_upload(state: _State, name: str, data: bytes, doc_id: str | None, o
     meta = {"filename": name} if name else {}
     doc = _read_document(data, fmt, doc_id or (article_id_for(PurePosixPath(name)) if name else "upload"),  # type: ignore[arg-type]
                          state.settings.max_body, meta, f"{name or 'the file'}: ")
-    return _dumps(_analyse(state, [doc], opts, cancel)[0])
+    return _dumps(_analyze(state, [doc], opts, cancel)[0])
 
 
 def _render(body: dict[str, Any], fmt: str, cancel: threading.Event) -> str:
@@ -1147,10 +1147,10 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
     @app.post("/v1/analyze", tags=["analysis"], dependencies=secured + json_only,
               summary="Analyse one document (text or HTML)", response_class=Response)
     async def analyze_one(body: AnalyzeRequest) -> Response:
-        return _json_response(await gate.run(_analyse_one, state, body, _options(body)))
+        return _json_response(await gate.run(_analyze_one, state, body, _options(body)))
 
     async def analyze_batch(body) -> Response:  # type: ignore[no-untyped-def]
-        return _json_response(await gate.run(_analyse_batch, state, body.documents, _options(body)))
+        return _json_response(await gate.run(_analyze_batch, state, body.documents, _options(body)))
 
     # the body model is built for this app's --max-docs: set as a real class, not a string annotation
     analyze_batch.__annotations__["body"] = batch_model
@@ -1201,7 +1201,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         if suffix in (".jsonl", ".ndjson", ".csv"):
             raise Problem(415, f"{name}: upload one article as .txt or .html; for corpora use POST /v1/analyze/batch",
                           title="Unsupported media type", kind="unsupported-media-type")
-        return _json_response(await gate.run(_analyse_upload, state, name, data, doc_id, opts))
+        return _json_response(await gate.run(_analyze_upload, state, name, data, doc_id, opts))
 
     @app.post("/v1/report", tags=["analysis"], dependencies=secured + json_only,
               summary="Render an analysis as the HTML report or as CSV rows (no model run)",

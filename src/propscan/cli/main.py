@@ -79,7 +79,7 @@ def analyze(
     docs = iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes)
     many = len(paths) > 1 or any(p != "-" and Path(p).is_dir() for p in paths) or input_format in ("jsonl", "csv")
     streaming = fmt in formats.STREAMING
-    analyse = lambda doc: run(doc, model=model, threshold=min_conf, clean=not no_clean, threshold_for=per_technique,  # noqa: E731
+    analyze_one = lambda doc: run(doc, model=model, threshold=min_conf, clean=not no_clean, threshold_for=per_technique,  # noqa: E731
                               skip_non_english=skip_non_english)
     analyses: list = []
     errors: list = []
@@ -93,7 +93,7 @@ def analyze(
                 else:
                     sink.write(getattr(formats, f"to_{fmt}")([a]))
 
-            done = _analyse_all(docs, analyse, keep, errors, progress=many and err.is_terminal, ahead=model.threads)
+            done = _analyze_all(docs, analyze_one, keep, errors, progress=many and err.is_terminal, ahead=model.threads)
             if streaming and output is not None and done == 0:
                 raise _NothingWritten
     except _NothingWritten:
@@ -132,7 +132,7 @@ class _NothingWritten(Exception):
     pass
 
 
-def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int) -> int:
+def _analyze_all(docs, analyze_one, keep, errors: list, progress: bool, ahead: int) -> int:
     """Analyse each document, hand each result to ``keep`` in input order, record errors and go on;
     returns the count. Up to ``ahead`` documents are analysed at once (analyze.in_order)."""
     from ..analyze import in_order
@@ -141,7 +141,7 @@ def _analyse_all(docs, analyse, keep, errors: list, progress: bool, ahead: int) 
     t0 = time.perf_counter()
     with progress_bar(progress) as bar:
         task = bar.add_task("analysing", total=None, rate="")
-        for item, result in in_order(analyse, docs, ahead, wanted=lambda x: not isinstance(x, InputError)):
+        for item, result in in_order(analyze_one, docs, ahead, wanted=lambda x: not isinstance(x, InputError)):
             if result is None:
                 errors.append(item)
                 say("skipped", str(item))
