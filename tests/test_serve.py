@@ -505,7 +505,7 @@ else:
 def test_report_request_models_follow_the_schema():
     """POST /v1/report reads an analysis with pydantic models; they must name exactly the fields the
     JSON Schema (the one definition of the format) names, so a field added to one is added to both."""
-    from propscan.serve import AnalysisIn, DocumentOut, EvidenceIn, ModelIn, SentenceIn, SpanIn
+    from propscan.serve import AnalysisIn, DocumentOut, EvidenceIn, ModelIn, RemovedIn, SentenceIn, SpanIn
 
     def names(model) -> set[str]:
         return {f.alias or n for n, f in model.model_fields.items()}
@@ -515,6 +515,7 @@ def test_report_request_models_follow_the_schema():
     assert names(SpanIn) == set(SCHEMA["$defs"]["span"]["properties"])
     assert names(EvidenceIn) == set(SCHEMA["$defs"]["span"]["properties"]["evidence"]["items"]["properties"])
     assert names(SentenceIn) == set(SCHEMA["$defs"]["sentence"]["properties"])
+    assert names(RemovedIn) == set(props["removed"]["items"]["properties"])
     assert names(ModelIn) == set(props["model"]["properties"])
     assert names(DocumentOut) == set(props["document"]["properties"])
     assert AnalysisIn.model_fields["schema_version"].annotation.__args__[-1] == SCHEMA["properties"]["schema_version"]["const"]

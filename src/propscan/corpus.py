@@ -613,9 +613,8 @@ def count_documents(paths: Iterable[str], input_format: str = "auto", max_total_
     Folders are walked as ``ingest`` walks them (hidden entries skipped, files taken by extension); each
     text/HTML file is one document, each non-blank JSONL line one record.
     """
-    from .ingest import EXTENSIONS
+    from .ingest import EXTENSIONS, folder_files
 
-    wanted = {ext for ext, f in EXTENSIONS.items() if input_format in ("auto", f)}
     total = 0
     budget = max_total_bytes
     for p in paths:
@@ -623,10 +622,7 @@ def count_documents(paths: Iterable[str], input_format: str = "auto", max_total_
             return None
         path = Path(p)
         if path.is_dir():
-            files = []
-            for root, dirs, names in os.walk(path):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                files += [Path(root, n) for n in names if not n.startswith(".") and Path(n).suffix.lower() in wanted]
+            files = folder_files(path, input_format)
         elif path.exists():
             files = [path]
         else:

@@ -226,13 +226,20 @@ def _read_url(url: str, opts: _Options) -> Iterator[Document | InputError]:
     yield doc
 
 
+def folder_files(folder: Path, input_format: str = "auto", onerror=None) -> list[Path]:
+    """The files a folder is read as (recursively; hidden entries skipped; by extension, for the format)."""
+    wanted = {ext for ext, f in EXTENSIONS.items() if input_format in ("auto", f)}
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder, onerror=onerror):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files.extend(Path(root, n) for n in names if not n.startswith(".") and Path(n).suffix.lower() in wanted)
+    return files
+
+
 def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError]:
     wanted = {ext for ext, f in EXTENSIONS.items() if opts.input_format in ("auto", f)}
     errors: list[OSError] = []
-    files: list[Path] = []
-    for root, dirs, names in os.walk(folder, onerror=errors.append):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files.extend(Path(root, n) for n in names if not n.startswith(".") and Path(n).suffix.lower() in wanted)
+    files = folder_files(folder, opts.input_format, errors.append)
     for e in errors:
         yield InputError(e.filename or folder, f"could not be read ({e.strerror or e})")
     if not files:

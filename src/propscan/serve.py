@@ -65,6 +65,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .document import SCHEMA_VERSION, Analysis, Document
 from .errors import InputError, PropscanError
+from .ingest import EXTENSIONS
 from .model import reliability
 from .techniques import TECHNIQUE_IDS, TECHNIQUES, parse_cutoffs, resolve
 
@@ -75,7 +76,8 @@ PROBLEM_BASE = "https://propscan.invalid/problems/"
 PROBLEM_JSON = "application/problem+json"
 DEFAULT_MAX_BODY = 2_000_000
 MAX_ID = 256
-UPLOAD_FORMATS = {".txt": "text", ".text": "text", ".md": "text", ".html": "html", ".htm": "html"}
+# an uploaded file is one document: the single-document formats of ingest's registry, by extension
+UPLOAD_FORMATS = {ext: fmt for ext, fmt in EXTENSIONS.items() if fmt in ("text", "html")}
 _MAX_UPLOAD_FIELDS = 32
 
 TechniqueId = Literal[TECHNIQUE_IDS]  # type: ignore[valid-type]
@@ -378,6 +380,13 @@ class EvidenceIn(_Strict):
     weight: Probability
 
 
+class RemovedIn(_Strict):
+    kind: str
+    start: Offset
+    end: Offset
+    reason: str
+
+
 class SpanIn(_Strict):
     start: Offset
     end: Offset
@@ -421,7 +430,7 @@ class AnalysisIn(_Strict):
     passages: Annotated[int, Field(ge=0)] | None = None
     language: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
-    removed: list[dict[str, Any]] = Field(default_factory=list)
+    removed: list[RemovedIn] = Field(default_factory=list)
     counts: dict[TechniqueId, Annotated[int, Field(ge=1)]]  # type: ignore[valid-type]
     spans: list[SpanIn]
     sentences: list[SentenceIn]

@@ -58,8 +58,10 @@ def run_command(
         cli.fail("nothing to analyse: give files, folders, URLs, - for stdin, or --urls FILE")
     if engine not in ("local", "ray"):
         cli.fail(f"--engine: {engine!r}; choose local or ray")
-    if input_format not in ("auto", "text", "html", "jsonl", "csv"):
-        cli.fail(f"--input-format: unknown format {input_format!r}; choose one of auto, text, html, jsonl, csv")
+    from ..ingest import FORMATS
+
+    if input_format not in FORMATS:
+        cli.fail(f"--input-format: unknown format {input_format!r}; choose one of {', '.join(FORMATS)}")
     if engine == "ray":
         if shards is None:
             cli.fail("--engine ray needs --shards DIR (where the Parquet result shards go)")
