@@ -208,3 +208,24 @@ def test_simplified_graph_gives_the_same_outputs(package, tmp_path):
         ids = rng.integers(1000, 20000, (1, n)).astype(np.int64)
         a, b = (assemble.probe_logits(tmp_path / f"{k}.onnx", ids) for k in ("plain", "simple"))
         assert np.array_equal(a, b)
+
+
+def test_the_shipped_accurate_model_builds_and_runs(tmp_path, monkeypatch):
+    """The real accurate model: its package assembles over the installed MPNet wheels, meets its probe,
+    and analyses a text. Needs make install-accurate (CI's make test does not install the 400 MB of
+    wheels, so it is skipped there; the CLI test above covers that case)."""
+    from propscan.analyze import analyze_text
+    from propscan.model import ACCURATE_DIR, locate
+
+    if not (assemble.is_package(ACCURATE_DIR) and encoders.available("all-mpnet-base-v2")):
+        pytest.skip("the accurate model's base wheels are not installed (make install-accurate)")
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    folder = locate("accurate")
+    model = Model(folder, threads=2)
+    assert model.name == "propscan-mpnet"
+    a = analyze_text(TEXT, model=model)
+    assert a.model.name == "propscan-mpnet" and a.spans
+    manifest = json.loads((ACCURATE_DIR / "package.json").read_text())
+    assert manifest["base_encoder"] == "all-mpnet-base-v2"
+    shipped = sum(p.stat().st_size for p in ACCURATE_DIR.iterdir())
+    assert shipped < 25_000_000 < (folder / "model.onnx").stat().st_size  # git holds the adapters, not the network

@@ -404,15 +404,22 @@ def clean(
 
 
 @app.command()
-def techniques(json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """List the 14 techniques: definitions, examples, and how reliably the shipped model finds each."""
+def techniques(
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="Whose figures to show: fast (the default), accurate, or a model folder."),
+) -> None:
+    """List the 14 techniques: definitions, examples, and how reliably a model finds each."""
     import json
     from dataclasses import asdict
 
-    from ..model import reliability
+    from ..model import check, reliability
     from ..techniques import TECHNIQUES
 
-    rel = reliability()
+    try:
+        config = check(model_dir)  # read model.json only: nothing is built or loaded
+    except PropscanError as e:
+        fail(str(e))
+    rel = reliability(config.get("name"), config.get("version"))
     if json_out:
         print(json.dumps([asdict(t) | {"reliability": rel.get(t.id)} for t in TECHNIQUES], indent=2, ensure_ascii=False))
         return
