@@ -191,7 +191,7 @@ def test_a_long_text_is_analysed_block_by_block(model, monkeypatch):
 
 def test_serve_with_a_missing_model_is_one_line():
     res = run_cli("serve", "--model", "/nonexistent-propscan-model", timeout=60)
-    assert res.rc == 2 and res.stderr.strip() == "error: --model /nonexistent-propscan-model: no model.json, not a propscan model folder"
+    assert res.rc == 2 and res.stderr.strip() == "error: --model /nonexistent-propscan-model: no such model; give fast, accurate or a model folder"
 
 
 def test_corpus_run_on_a_full_disk_is_one_line_and_keeps_the_database(tmp_path):
