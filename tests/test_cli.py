@@ -557,3 +557,11 @@ def test_a_bad_propscan_threads_is_one_line(tmp_path):
     res = run_cli("analyze", art, "-f", "json", env_extra={"PROPSCAN_THREADS": "two"})
     assert res.rc == 2 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == ["error: PROPSCAN_THREADS must be a whole number of threads, 1 or more, not 'two'"]
+
+
+def test_corpus_run_min_confidence_out_of_range_is_one_line(tmp_path):
+    art = tmp_path / "a.txt"
+    art.write_text("The reckless council will gut our schools.")
+    res = run_cli("corpus", "run", art, "--db", tmp_path / "c.sqlite", "--min-confidence", "2")
+    assert res.rc == 2 and res.stderr.strip().splitlines() == ["error: --min-confidence: 2 is outside 0..1"]
+    assert not (tmp_path / "c.sqlite").exists()

@@ -48,3 +48,20 @@ def url_list(path: Optional[Path]) -> list[str]:
     except (OSError, UnicodeDecodeError) as e:
         fail(f"--urls {path}: {getattr(e, 'strerror', None) or e}")
     return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def cutoff_options(min_confidence: str | None, threshold_for: list[str] | None) -> tuple[float | None, dict[str, float]]:
+    """--min-confidence and --threshold-for, checked: a one-line error and exit 2 when wrong."""
+    from ..techniques import check_confidence, parse_cutoffs
+
+    value = None
+    try:
+        if min_confidence is not None:
+            value = check_confidence(min_confidence, "--min-confidence:")
+    except ValueError as e:
+        fail(str(e))
+    try:
+        return value, parse_cutoffs(threshold_for or [])
+    except ValueError as e:
+        fail(f"--threshold-for: {e}")
+    raise AssertionError  # fail() exits

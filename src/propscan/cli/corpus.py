@@ -35,8 +35,8 @@ def run_command(
     paths: Optional[list[str]] = typer.Argument(None, help="Files, folders (recursive), http(s) URLs, or - for stdin."),
     urls: Optional[Path] = typer.Option(None, "--urls", metavar="FILE", help="Also analyse the web pages listed in FILE, one URL a line."),
     db: Optional[Path] = typer.Option(None, "--db", help="The corpus database (SQLite), created if absent. Required for --engine local."),
-    threshold: Optional[float] = typer.Option(
-        None, "--min-confidence", "--threshold", min=0.0, max=1.0,
+    threshold_arg: Optional[str] = typer.Option(
+        None, "--min-confidence", "--threshold", metavar="P",
         help="One minimum confidence (calibrated, 0..1) for all techniques instead of the ones tuned per technique."),
     input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
     text_field: str = typer.Option("text", help="JSONL/CSV field holding the article text."),
@@ -56,6 +56,7 @@ def run_command(
     paths = list(paths or []) + cli.url_list(urls)
     if not paths:
         cli.fail("nothing to analyse: give files, folders, URLs, - for stdin, or --urls FILE")
+    threshold = cli.cutoff_options(threshold_arg, None)[0]
     if engine not in ("local", "ray"):
         cli.fail(f"--engine: {engine!r}; choose local or ray")
     from ..ingest import FORMATS

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ..errors import InputError, PropscanError
 from ..store import atomic_writer
-from .common import err, fail, progress_bar, say, url_list
+from .common import cutoff_options, err, fail, progress_bar, say, url_list
 
 app = typer.Typer(
     add_completion=False,
@@ -59,7 +59,7 @@ def analyze(
     from ..ingest import iter_documents
     from ..model import load
 
-    min_conf, per_technique = _cutoff_options(threshold, threshold_for)
+    min_conf, per_technique = cutoff_options(threshold, threshold_for)
     paths = list(paths or []) + url_list(urls)
     if not paths:
         fail("nothing to analyse: give files, folders, URLs, - for stdin, or --urls FILE")
@@ -109,23 +109,6 @@ def analyze(
         err.print(f"{done + len(errors)} read, {done} analysed, {len(errors)} skipped")
     if errors:
         raise typer.Exit(1)
-
-
-def _cutoff_options(min_confidence: str | None, threshold_for: list[str] | None) -> tuple[float | None, dict[str, float]]:
-    """--min-confidence and --threshold-for, checked: a one-line error and exit 2 when wrong."""
-    from ..techniques import check_confidence, parse_cutoffs
-
-    value = None
-    try:
-        if min_confidence is not None:
-            value = check_confidence(min_confidence, "--min-confidence:")
-    except ValueError as e:
-        fail(str(e))
-    try:
-        return value, parse_cutoffs(threshold_for or [])
-    except ValueError as e:
-        fail(f"--threshold-for: {e}")
-    raise AssertionError  # fail() exits
 
 
 class _NothingWritten(Exception):
@@ -203,7 +186,7 @@ def evaluate(
     from ..model import load
     from ..ptc import read_articles, read_labels
 
-    min_conf, per_technique = _cutoff_options(threshold, threshold_for)
+    min_conf, per_technique = cutoff_options(threshold, threshold_for)
     try:
         arts = read_articles(articles)
         gold_rows = read_labels(gold, arts)
