@@ -104,7 +104,17 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     val_articles, val_labels = held_out(articles, labels, meta["train_config"]["val_every"])
     for stale in ("dev_fp32", "heldout_flc_f1", "dev_by_technique"):
         meta.pop(stale, None)
-    tune_and_score(Model(folder), val_articles, val_labels, dev, meta, log)
+    from ..assemble import is_package
+
+    if is_package(folder):  # an adapter package: tune the network it builds into, and name the new version
+        from ..model import locate
+
+        package = json.loads((folder / "package.json").read_text())
+        (folder / "package.json").write_text(json.dumps({**package, "version": meta["version"]}, indent=1) + "\n")
+        model = Model(locate(folder))
+    else:
+        model = Model(folder)
+    tune_and_score(model, val_articles, val_labels, dev, meta, log)
     write_model_json(folder, **meta)
     write_model_card(folder, meta)
     return meta

