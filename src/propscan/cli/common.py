@@ -65,3 +65,14 @@ def cutoff_options(min_confidence: str | None, threshold_for: list[str] | None) 
     except ValueError as e:
         fail(f"--threshold-for: {e}")
     raise AssertionError  # fail() exits
+
+
+# Options that analyze and corpus run share, defined once (typer reads these objects per command)
+PATHS = typer.Argument(None, help="Files, folders (recursive), http(s) URLs, or - for stdin.")
+URLS = typer.Option(None, "--urls", metavar="FILE", help="Also analyse the web pages listed in FILE, one URL a line (# starts a comment).")
+INPUT_FORMAT = typer.Option("auto", help="auto | text | html | jsonl | csv")
+TEXT_FIELD = typer.Option("text", help="JSONL/CSV field holding the article text.")
+ID_FIELD = typer.Option("id", help="JSONL/CSV field holding the document id.")
+NO_CLEAN = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris.")
+MODEL = typer.Option(None, "--model", metavar="fast|accurate|PATH",
+                     help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder.")

@@ -32,19 +32,19 @@ def _progress():
 
 @corpus_app.command("run")
 def run_command(
-    paths: Optional[list[str]] = typer.Argument(None, help="Files, folders (recursive), http(s) URLs, or - for stdin."),
-    urls: Optional[Path] = typer.Option(None, "--urls", metavar="FILE", help="Also analyse the web pages listed in FILE, one URL a line."),
+    paths: Optional[list[str]] = cli.PATHS,
+    urls: Optional[Path] = cli.URLS,
     db: Optional[Path] = typer.Option(None, "--db", help="The corpus database (SQLite), created if absent. Required for --engine local."),
     threshold_arg: Optional[str] = typer.Option(
         None, "--min-confidence", "--threshold", metavar="P",
         help="One minimum confidence (calibrated, 0..1) for all techniques instead of the ones tuned per technique."),
-    input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
-    text_field: str = typer.Option("text", help="JSONL/CSV field holding the article text."),
-    id_field: str = typer.Option("id", help="JSONL/CSV field holding the document id."),
+    input_format: str = cli.INPUT_FORMAT,
+    text_field: str = cli.TEXT_FIELD,
+    id_field: str = cli.ID_FIELD,
     max_bytes: int = typer.Option(1_000_000, min=1, help="Record documents larger than this many bytes of text as failures."),
     batch: int = typer.Option(DEFAULT_BATCH, min=1, help="Documents per commit (local) or per model call batch (ray)."),
-    no_clean: bool = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris."),
-    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
+    no_clean: bool = cli.NO_CLEAN,
+    model_dir: Optional[str] = cli.MODEL,
     engine: str = typer.Option("local", help="local (one process) | ray (Ray Data; writes Parquet shards)."),
     shards: Optional[Path] = typer.Option(None, "--shards", help="ray: folder for the Parquet result shards."),
     concurrency: Optional[int] = typer.Option(None, min=1, help="ray: model actors (default: the cluster's CPUs)."),

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..errors import InputError, PropscanError
 from ..store import atomic_writer
+from . import common
 from .common import cutoff_options, err, fail, progress_bar, say, url_list
 
 app = typer.Typer(
@@ -27,11 +28,11 @@ app = typer.Typer(
 )
 @app.command()
 def analyze(
-    paths: Optional[list[str]] = typer.Argument(None, help="Files, folders (recursive), http(s) URLs, or - for stdin."),
+    paths: Optional[list[str]] = common.PATHS,
     format: Optional[str] = typer.Option(
         None, "--format", "-f", help="text | json | jsonl | semeval | csv | markdown | html. Default: text on a terminal, json otherwise."
     ),
-    urls: Optional[Path] = typer.Option(None, "--urls", metavar="FILE", help="Also analyse the web pages listed in FILE, one URL a line (# starts a comment)."),
+    urls: Optional[Path] = common.URLS,
     output_arg: Optional[str] = typer.Option(
         None, "--output", "-o", metavar="PATH",
         help="Write here (atomically) instead of stdout. With --format html, a folder (an existing one, or a path ending in /) gets a site: an index and one report per document.",
@@ -43,12 +44,12 @@ def analyze(
     threshold_for: Optional[list[str]] = typer.Option(
         None, "--threshold-for", metavar="TECHNIQUE=P", help="The minimum confidence for one technique, e.g. \"Slogans=0.2\"; repeatable.",
     ),
-    input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
-    text_field: str = typer.Option("text", help="JSONL/CSV field holding the article text."),
-    id_field: str = typer.Option("id", help="JSONL/CSV field holding the document id."),
+    input_format: str = common.INPUT_FORMAT,
+    text_field: str = common.TEXT_FIELD,
+    id_field: str = common.ID_FIELD,
     max_bytes: int = typer.Option(1_000_000, help="Skip (with an error) documents larger than this many bytes of text."),
-    no_clean: bool = typer.Option(False, "--no-clean", help="Analyse the text exactly as given, without removing scraping debris."),
-    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
+    no_clean: bool = common.NO_CLEAN,
+    model_dir: Optional[str] = common.MODEL,
     skip_non_english: bool = typer.Option(
         False, "--skip-non-english", help="Skip (with a one-line error) texts identified as another language; by default they are analysed with a warning."
     ),
@@ -176,7 +177,7 @@ def evaluate(
     predictions: Optional[Path] = typer.Option(None, help="FLC predictions to score; without it the model predicts."),
     threshold: Optional[str] = typer.Option(None, "--min-confidence", "--threshold", metavar="P", help="As in analyze."),
     threshold_for: Optional[list[str]] = typer.Option(None, "--threshold-for", metavar="TECHNIQUE=P", help="As in analyze."),
-    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
+    model_dir: Optional[str] = common.MODEL,
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Score predictions (or the model) with the SemEval-2020 Task 11 formulas: SI, TC, FLC, per technique."""
@@ -352,7 +353,7 @@ def _train_config(recipe: Optional[Path]):
 @app.command()
 def clean(
     path: str = typer.Argument(..., help="A file (or - for stdin) to check for scraping debris."),
-    input_format: str = typer.Option("auto", help="auto | text | html | jsonl | csv"),
+    input_format: str = common.INPUT_FORMAT,
     json_out: bool = typer.Option(False, "--json", help="Print the removed ranges as JSON."),
 ) -> None:
     """Show what cleaning would remove before analysis (repeated teasers, share/comment footers, search debris), and why."""
@@ -436,7 +437,7 @@ def serve(
     allow_fetch: bool = typer.Option(False, "--allow-fetch", help="Let clients send a link ({\"url\": ...}); the server fetches public addresses only."),
     header_timeout: float = typer.Option(10.0, help="Seconds a connection has to send a request's line and headers, else it is closed."),
     max_connections: int = typer.Option(512, min=1, help="Open connections per worker; beyond, requests get 503."),
-    model_dir: Optional[str] = typer.Option(None, "--model", metavar="fast|accurate|PATH", help="The model: fast (the default; MiniLM), accurate (MPNet, after make install-accurate), or a model folder."),
+    model_dir: Optional[str] = common.MODEL,
 ) -> None:
     """Serve the web page and the REST API (FastAPI on uvicorn); localhost only by default."""
     from .. import serve as server
