@@ -598,6 +598,12 @@ class RunSummary:
     def rate(self) -> float:
         return self.analysed / self.seconds if self.seconds > 0 else 0.0
 
+    def record(self, outcome: str, message: str, emit: Callable[[str, str], None]) -> None:
+        """Count one document's outcome (analysed, copied, already or failed) and tell ``emit``: the local
+        and the Ray engine keep their books the same way."""
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        emit(outcome, message)
+
     def line(self) -> str:
         # a rate only when something was analysed: a re-run that found everything done is no "0.0 docs/s"
         rate = f" ({self.rate:.1f} docs/s)" if self.analysed else ""
@@ -712,35 +718,30 @@ def run(
         # up to model.threads documents analysed at once, handled in input order (analyze.in_order)
         for (item, row), started in in_order(analyze_pair, rows, model.threads, wanted=worth_starting):
             if row is None:
-                summary.failed += 1
                 writer.fail(item.source, "", item.problem)
-                emit("failed", str(item))
+                summary.record("failed", str(item), emit)
                 continue
             waiting[row.sha256] -= 1
             summary.read += 1
             if already(row):
-                summary.already += 1
-                emit("already", row.doc_id)
+                summary.record("already", row.doc_id, emit)
                 writer.maybe_flush()
                 continue
             same = stored_copy(row)
             if same is not None:
                 writer.add(row, same, key)
-                summary.copied += 1
-                emit("copied", row.doc_id)
+                summary.record("copied", row.doc_id, emit)
                 continue
             try:
                 # not started ahead: an earlier copy of the text was, and its analysis failed
                 a = started.result() if started is not None else analyze_pair((item, row))
             except Exception as e:  # one bad document must not stop a corpus run
-                summary.failed += 1
                 problem = str(e) if isinstance(e, PropscanError) else f"analysis failed ({type(e).__name__}: {e})"
                 writer.fail(row.source or "", row.doc_id, problem)
-                emit("failed", f"{row.doc_id}: {problem}")
+                summary.record("failed", f"{row.doc_id}: {problem}", emit)
                 continue
             writer.add(row, result_from_analysis(a, clean), key)
-            summary.analysed += 1
-            emit("analysed", row.doc_id)
+            summary.record("analysed", row.doc_id, emit)
     finally:
         summary.seconds = time.perf_counter() - t0
         failing = sys.exc_info()[0] is not None

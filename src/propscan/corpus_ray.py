@@ -234,11 +234,9 @@ def run_ray(
                     ids = out.column("doc_id").to_pylist()
                     for doc_id, error in zip(ids, errors):
                         if error is None:
-                            summary.analysed += 1
-                            emit("analysed", doc_id)
+                            summary.record("analysed", doc_id, emit)
                         else:
-                            summary.failed += 1
-                            emit("failed", f"{doc_id}: {error}")
+                            summary.record("failed", f"{doc_id}: {error}", emit)
                     advance(out.num_rows)
                 table = pa.concat_tables(tables).cast(shard_schema()) if tables else None
                 if table is not None and table.num_rows:
@@ -250,17 +248,15 @@ def run_ray(
             seen: set[tuple[str, str]] = set()
             for item in iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes):
                 if isinstance(item, InputError):
-                    summary.failed += 1
                     failures.append({"source": item.source, "doc_id": "", "error": item.problem, "at": _now()})
-                    emit("failed", str(item))
+                    summary.record("failed", str(item), emit)
                     advance()
                     continue
                 summary.read += 1
                 row = doc_row(item)
                 ident = (row.doc_id, row.sha256)
                 if ident in done or ident in seen or (conn is not None and is_done(conn, row.doc_id, row.sha256, key)):
-                    summary.already += 1
-                    emit("already", row.doc_id)
+                    summary.record("already", row.doc_id, emit)
                     advance()
                     continue
                 seen.add(ident)
