@@ -1,7 +1,7 @@
 """Quality on PTC dev with the SemEval-2020 Task 11 formulas (SI, FLC, TC, per technique), and the
 calibration of the span confidences (expected calibration error over 10 bins, reliability table).
 
-    python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model DIR] [--min-confidence P]
+    python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model fast|accurate|DIR] [--min-confidence P]
 
 A span counts as right for calibration when annotators marked an overlapping span of its technique.
 """
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from propscan.evaluate import evaluate
-from propscan.model import Model, MODEL_DIR
+from propscan.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 
 HERE = Path(__file__).resolve().parent
@@ -23,14 +23,14 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
-    ap.add_argument("--model", type=Path, default=MODEL_DIR)
+    ap.add_argument("--model", default=None, help="fast (default), accurate, or a model folder")
     ap.add_argument("--min-confidence", type=float, default=None, help="default: the cutoffs tuned per technique")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     arts = read_articles(args.ptc / "dev/dev-articles")
     gold = read_labels(args.ptc / "dev/dev-task-flc-tc.labels", arts)
-    model = Model(args.model)
+    model = Model(locate(args.model))
     t0 = time.perf_counter()
     report = evaluate(model, arts, gold, min_confidence=args.min_confidence)
     secs = time.perf_counter() - t0
