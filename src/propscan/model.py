@@ -264,6 +264,9 @@ def source(spec: str | Path | None) -> Path:
     if spec is None:
         return MODEL_DIR
     folder = NAMES.get(str(spec), Path(spec))
+    if str(spec) == "accurate" and not folder.is_dir():
+        raise ModelError("the accurate model is not part of this propscan release yet (its adapters are still being "
+                         "trained, see docs/experiments.md); use fast, or a model folder you trained (docs/training.md)")
     if not folder.is_dir():
         raise ModelError(f"{spec}: no such model; give fast, accurate or a model folder")
     return folder
@@ -288,7 +291,7 @@ def available() -> list[str]:
     from . import assemble
 
     names = ["fast"]
-    if assemble.is_package(ACCURATE_DIR) and assemble.installed(ACCURATE_DIR):
+    if assemble.is_package(NAMES["accurate"]) and assemble.installed(NAMES["accurate"]):
         names.append("accurate")
     return names
 
