@@ -507,8 +507,14 @@ def _insert(conn: sqlite3.Connection, row: DocRow, result: Result | int) -> bool
         conn.execute("RELEASE doc")
         return True
     except BaseException:
-        conn.execute("ROLLBACK TO doc")
-        conn.execute("RELEASE doc")
+        # SQLite may already have rolled the whole transaction back (a full disk does): then there is no
+        # savepoint left to undo, and the error to report is the one on its way, not "no such savepoint"
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK TO doc")
+                conn.execute("RELEASE doc")
+            except sqlite3.OperationalError:
+                pass
         raise
 
 
