@@ -519,3 +519,18 @@ def test_report_request_models_follow_the_schema():
     assert names(ModelIn) == set(props["model"]["properties"])
     assert names(DocumentOut) == set(props["document"]["properties"])
     assert AnalysisIn.model_fields["schema_version"].annotation.__args__[-1] == SCHEMA["properties"]["schema_version"]["const"]
+
+
+def test_report_endpoint_serves_every_format_the_cli_writes(client):
+    """One registry of writers (formats.WRITERS): /v1/report?format= gives byte for byte what the
+    command line writes for the same analysis."""
+    from propscan.document import Analysis
+    from propscan.formats import WRITERS
+
+    a = client.post("/v1/analyze", json={"text": "The reckless, shameful council will gut our schools. Wake up!"}).json()
+    for name, writer in WRITERS.items():
+        r = client.post(f"/v1/report?format={name}", json=a)
+        assert r.status_code == 200 and r.headers["content-type"].startswith(writer.media_type), (name, r.text[:200])
+        if name != "html":  # the HTML report carries a fresh id per render
+            assert r.text == writer.write([Analysis.from_dict(a)]), name
+    assert client.post("/v1/report?format=pdf", json=a).status_code == 422

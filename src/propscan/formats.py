@@ -1,4 +1,6 @@
-"""Machine-readable outputs of analyses: json, jsonl, semeval (FLC rows), csv, markdown."""
+"""Outputs of analyses: json, jsonl, semeval (FLC rows), csv, markdown, and the registry of every
+output format (``WRITERS``, the terminal text and the HTML report included) that the command line
+and the API both read: a new format is one function and one entry here."""
 
 from __future__ import annotations
 
@@ -6,15 +8,14 @@ import csv
 import io
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Iterable
 
 from .document import Analysis
 from .ptc import Label, format_flc
 from .techniques import BY_ID
 
-FORMATS = ("text", "json", "jsonl", "semeval", "csv", "markdown", "html")
-# formats written document by document as a run goes (bounded memory on big corpora)
-STREAMING = ("jsonl", "semeval", "csv")
 
 
 def to_json(analyses: list[Analysis]) -> str:
@@ -92,3 +93,38 @@ def to_markdown(analyses: Iterable[Analysis]) -> str:
             ]
         out.append("")
     return "\n".join(out)
+
+
+def _text(analyses: list[Analysis]) -> str:
+    from .terminal import as_text
+
+    return "\n".join(as_text(a) for a in analyses)
+
+
+def _html(analyses: list[Analysis]) -> str:
+    from .report import render_html
+
+    return render_html(analyses)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """One output format: analyses to text, the media type the API serves it as, and whether it can be
+    written document by document as a run goes (bounded memory on big corpora)."""
+
+    write: Callable[[list[Analysis]], str]
+    media_type: str
+    streaming: bool = False
+
+
+WRITERS: dict[str, Writer] = {
+    "text": Writer(_text, "text/plain"),
+    "json": Writer(to_json, "application/json"),
+    "jsonl": Writer(to_jsonl, "application/x-ndjson", streaming=True),
+    "semeval": Writer(to_semeval, "text/tab-separated-values", streaming=True),
+    "csv": Writer(to_csv, "text/csv", streaming=True),
+    "markdown": Writer(to_markdown, "text/markdown"),
+    "html": Writer(_html, "text/html"),
+}
+FORMATS = tuple(WRITERS)
+STREAMING = tuple(name for name, w in WRITERS.items() if w.streaming)

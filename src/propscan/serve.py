@@ -65,6 +65,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .document import SCHEMA_VERSION, Analysis, Document
 from .errors import InputError, PropscanError
+from .formats import WRITERS
 from .ingest import EXTENSIONS
 from .model import reliability
 from .techniques import TECHNIQUE_IDS, TECHNIQUES, parse_cutoffs, resolve
@@ -81,6 +82,7 @@ UPLOAD_FORMATS = {ext: fmt for ext, fmt in EXTENSIONS.items() if fmt in ("text",
 _MAX_UPLOAD_FIELDS = 32
 
 TechniqueId = Literal[TECHNIQUE_IDS]  # type: ignore[valid-type]
+ReportFormat = Literal[tuple(WRITERS)]  # type: ignore[valid-type]  # formats.WRITERS: one registry for CLI and API
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -675,14 +677,14 @@ def _analyze_upload(state: _State, name: str, data: bytes, doc_id: str | None, o
 
 def _render(body: dict[str, Any], fmt: str, cancel: threading.Event) -> str:
     from . import formats
-    from .report import validate_analysis, render_html
+    from .report import validate_analysis
 
     try:
         a = Analysis.from_dict(body)
         validate_analysis(a)
     except (InputError, ValueError) as e:
         raise Problem(422, str(e), title="Invalid analysis", kind="invalid-analysis") from None
-    return render_html([a]) if fmt == "html" else formats.to_csv([a])
+    return formats.WRITERS[fmt].write([a])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1215,13 +1217,13 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
     @app.post("/v1/report", tags=["analysis"], dependencies=secured + json_only,
               summary="Render an analysis as the HTML report or as CSV rows (no model run)",
               response_class=Response)
-    async def report(body: AnalysisIn, format: Literal["html", "csv"] = Query("html", description="html or csv")) -> Response:
+    async def report(body: AnalysisIn, format: ReportFormat = Query("html", description="any output format of the command line: " + ", ".join(WRITERS))) -> Response:
         if len(body.spans) > MAX_REPORT_SPANS:
             raise Problem(413, f"the analysis has {len(body.spans):,} spans; a report takes at most {MAX_REPORT_SPANS:,}",
                           title="Too many spans", kind="too-many-spans")
         text = await gate.run(_render, body.model_dump(by_alias=True), format)
-        if format == "csv":
-            return Response(text, media_type="text/csv; charset=utf-8")
+        if format != "html":
+            return Response(text, media_type=f"{WRITERS[format].media_type}; charset=utf-8")
         from .report import page_assets
 
         csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
@@ -1302,8 +1304,9 @@ def _openapi(app: FastAPI, settings: Settings) -> dict[str, Any]:
                 responses["200"] = {"description": "The analysis", "content": {"application/json": {"schema": ok[path]}}}
             elif path == "/v1/report":
                 responses["200"] = {
-                    "description": "The HTML report (format=html) or CSV rows (format=csv)",
-                    "content": {"text/html": {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}},
+                    "description": "The analysis in the format asked for (default: the HTML report)",
+                    "content": {w.media_type: {"schema": {"$ref": "#/components/schemas/Analysis"} if w.media_type == "application/json"
+                                                   else {"type": "string"}} for w in WRITERS.values()},
                 }
     app.openapi_schema = schema
     return schema

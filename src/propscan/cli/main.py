@@ -92,7 +92,7 @@ def analyze(
                 elif fmt == "csv":
                     sink.write(formats.to_csv([a], header=first))
                 else:
-                    sink.write(getattr(formats, f"to_{fmt}")([a]))
+                    sink.write(formats.WRITERS[fmt].write([a]))
 
             done = _analyze_all(docs, analyze_one, keep, errors, progress=many and err.is_terminal, ahead=model.threads)
             if streaming and output is not None and done == 0:
@@ -153,16 +153,7 @@ def _write(fmt: str, analyses: list, output: Optional[Path], as_folder: bool = F
 
         err.print(f"wrote {write_site(analyses, output)} and {len(analyses)} report{'' if len(analyses) == 1 else 's'}")
         return
-    if fmt == "html":
-        from ..report import render_html
-
-        text = render_html(analyses)
-    elif fmt == "text":
-        from ..terminal import as_text
-
-        text = "\n".join(as_text(a) for a in analyses)
-    else:
-        text = getattr(formats, f"to_{fmt}")(analyses)
+    text = formats.WRITERS[fmt].write(analyses)
     if output is None:
         sys.stdout.write(text)
     else:
