@@ -259,3 +259,55 @@ def test_the_report_frame_grows_to_its_content_and_is_titled(web, seed_text, wid
     assert "highlighted passage" in p.page.inner_text("#ps-summary")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     p.page.screenshot(path=str(OUTPUT / f"web-{width}.png"), full_page=True)
+
+
+def test_the_page_offers_both_models_and_picks_accurate_for_a_pasted_article(browser, model, tmp_path_factory, monkeypatch):
+    """Where the accurate model is installed the page offers fast and accurate, with accurate picked
+    (one pasted article); the result names the model that made it. A real adapter package over
+    MiniLM stands in for the accurate one (built by training/export.py, assembled into a temp cache)."""
+    pytest.importorskip("peft")
+    import torch
+    import uvicorn
+
+    from propscan import encoders, encoding
+    from propscan import model as model_mod
+    from propscan.training.export import export_package
+    from propscan.training.train import TrainConfig, build_model, save_checkpoint
+
+    root = tmp_path_factory.mktemp("accurate")
+    torch.manual_seed(0)
+    cfg = TrainConfig(encoder="all-MiniLM-L6-v2", lora_rank=4)
+    net = build_model(cfg)
+    (root / "ckpt").mkdir()
+    tok = encoding.load_tokenizer(encoders.base_encoder_dir(cfg.encoder) / "tokenizer.json")
+    save_checkpoint(net.state_dict(), tok, cfg, root / "ckpt", ["a"], ["b"])
+    pkg = export_package(root / "ckpt", root / "pkg", "propscan-stand-in", "1")
+    config = json.loads((model_mod.MODEL_DIR / "model.json").read_text())
+    (pkg / "model.json").write_text(json.dumps({**config, "name": "propscan-stand-in", "version": "1"}))
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(root / "cache"))
+    monkeypatch.setitem(model_mod.NAMES, "accurate", pkg)
+    model_mod.load.cache_clear()
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(model=model), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    t0 = time.monotonic()
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() - t0 < 30
+        time.sleep(0.05)
+    try:
+        p = WebPage(browser, f"http://127.0.0.1:{port}")
+        picks = p.page.locator('input[name="model"]')
+        assert picks.count() == 2
+        assert p.page.locator('input[name="model"][value="accurate"]').is_checked()
+        p.analyze("Crooked politicians will destroy our great nation.\n\nWake up, patriots, before it is too late!")
+        assert p.history()[0]["analysis"]["model"]["name"] == "propscan-stand-in"
+        p.page.check('input[name="model"][value="fast"]')
+        p.analyze()
+        assert p.history()[0]["analysis"]["model"]["name"] == model.name
+        p.close()
+    finally:
+        srv.should_exit = True
+        thread.join(15)
+        model_mod.load.cache_clear()
