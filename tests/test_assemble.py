@@ -60,8 +60,13 @@ def pkg(package, tmp_path, monkeypatch) -> Path:
     return copy
 
 
-def test_the_package_is_small_and_holds_no_base_weights(package):
-    sizes = {p.name: p.stat().st_size for p in package.iterdir()}
+def test_the_package_is_small_and_holds_no_base_weights(package, tmp_path):
+    from propscan.training.build import copy_model
+
+    # export leaves the int8 network the package builds into beside it (for tuning); shipping copies the package
+    assert {p.name for p in package.iterdir()} == set(assemble.SOURCE_FILES) | {"model.onnx"}
+    copy_model(package, tmp_path / "shipped")
+    sizes = {p.name: p.stat().st_size for p in (tmp_path / "shipped").iterdir()}
     assert set(sizes) == set(assemble.SOURCE_FILES)
     base = (encoders.base_encoder_dir("all-MiniLM-L6-v2") / "model.safetensors").stat().st_size
     assert sizes["graph.onnx"] < base / 50  # the weights are stripped: the graph is structure only
@@ -87,11 +92,13 @@ def test_built_once_then_read_from_the_cache(pkg, tmp_path):
 
 def test_the_built_model_matches_the_checkpoint(pkg):
     """The probe shipped with the package (its logits computed at export from the torch checkpoint's
-    assembled weights) is met by a build on this machine."""
+    assembled weights) is met by a build on this machine, and the build is the network export left
+    beside the package for tuning."""
     folder = assemble.ensure_built(pkg, lambda m: None)
     with np.load(pkg / "probe.npz") as z:
         got = assemble.probe_logits(folder / "model.onnx", z["ids"])
         assert np.abs(got - z["logits"]).max() < assemble.PROBE_TOLERANCE
+        assert np.array_equal(got, assemble.probe_logits(pkg / "model.onnx", z["ids"]))
 
 
 @pytest.mark.parametrize("damage", ["truncate", "hash", "missing"])

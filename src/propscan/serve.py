@@ -67,7 +67,7 @@ from .document import SCHEMA_VERSION, Analysis, Document
 from .errors import InputError, PropscanError
 from .formats import WRITERS
 from .ingest import EXTENSIONS
-from .model import reliability
+from .model import NAMES, reliability
 from .techniques import TECHNIQUE_IDS, TECHNIQUES, parse_cutoffs, resolve
 
 log = logging.getLogger("uvicorn.error.propscan")  # printed by uvicorn's own log handlers
@@ -83,6 +83,7 @@ _MAX_UPLOAD_FIELDS = 32
 
 TechniqueId = Literal[TECHNIQUE_IDS]  # type: ignore[valid-type]
 ReportFormat = Literal[tuple(WRITERS)]  # type: ignore[valid-type]  # formats.WRITERS: one registry for CLI and API
+ModelName = Literal[tuple(NAMES)]  # type: ignore[valid-type]  # fast, accurate
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -293,7 +294,7 @@ class Options(BaseModel):
         "and counts then count only these.",
     )
     clean: bool = Field(True, description="Remove scraping debris (share footers, repeated teasers...) before analysis.")
-    model: Literal["fast", "accurate"] = Field(
+    model: ModelName = Field(
         None, json_schema_extra=_no_default,
         description="fast (MiniLM) or accurate (MPNet, where the server has it installed: see GET /v1/models); "
         "default: the server's model (fast unless started with --model).",
@@ -1124,12 +1125,12 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
 
     @app.get("/v1/model", tags=["reference"], dependencies=secured, summary="A model: name, version, dev figures",
              openapi_extra={"parameters": [{"name": "model", "in": "query", "required": False,
-                                            "schema": {"type": "string", "enum": ["fast", "accurate"]},
+                                            "schema": {"type": "string", "enum": list(NAMES)},
                                             "description": "default: the server's model"}]})
     async def model_info(request: Request) -> dict[str, Any]:
         """The server's default model, or the one ``?model=`` names (described without loading it)."""
         model = request.query_params.get("model")
-        if model is not None and model not in MODEL_ABOUT:
+        if model is not None and model not in NAMES:
             raise Problem(422, f"model: {model!r} is not fast or accurate", title="Invalid request", kind="invalid-request")
         if model is None:
             m = state.model or await anyio.to_thread.run_sync(state.get_model)
@@ -1152,8 +1153,9 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         from .model import available, check
 
         default = settings.model_dir or "fast"
-        return [{"id": n, "name": check(n).get("name"), "version": check(n).get("version"), "about": MODEL_ABOUT[n],
-                 "default": n == default} for n in available()]
+        configs = {n: check(n) for n in available()}
+        return [{"id": n, "name": c.get("name"), "version": c.get("version"), "about": MODEL_ABOUT[n],
+                 "default": n == default} for n, c in configs.items()]
 
     @app.post("/v1/analyze", tags=["analysis"], dependencies=secured + json_only,
               summary="Analyse one document (text or HTML)", response_class=Response)

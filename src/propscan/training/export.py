@@ -21,11 +21,9 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
     fp32 = out / "model.fp32.onnx"
     _export_fp32(model, fp32)
     if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from ..assemble import quantize as to_int8
 
-        # per-channel int8 weights kept MiniLM's logits close to fp32; build.py records the fp32 dev F1
-        # beside the int8 one in the model card, so the choice is checked on F1, not logits
-        quantize_dynamic(str(fp32), str(out / "model.onnx"), per_channel=True, weight_type=QuantType.QInt8)
+        to_int8(fp32, out / "model.onnx")
         fp32.unlink()
     else:
         fp32.rename(out / "model.onnx")
@@ -85,7 +83,8 @@ PROBE_TEXT = "They will stop at nothing to destroy our country, and the corrupt 
 
 
 def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path:
-    """Write an adapter package (see ``propscan.assemble``) of a LoRA checkpoint into ``out``.
+    """Write an adapter package (see ``propscan.assemble``) of a LoRA checkpoint into ``out``, and
+    beside it ``model.onnx``: the int8 network the package builds into, for tuning and dev figures.
 
     The graph keeps every weight training made (heads, and anything not found in the base file); each
     weight equal to a merged base tensor, or its transpose, is stripped and named in package.json.
@@ -146,9 +145,9 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path
     diff = float(np.abs(assemble.probe_logits(filled, ids) - want).max())
     if diff > 1e-3:
         raise RuntimeError(f"the package rebuilt from the base weights differs from the checkpoint by {diff}")
-    assemble.quantize(filled, out / "probe.int8.onnx")
-    np.savez(out / "probe.npz", ids=ids, logits=assemble.probe_logits(out / "probe.int8.onnx", ids))
-    for tmp in (fp32, filled, out / "probe.int8.onnx"):
+    assemble.quantize(filled, out / "model.onnx")
+    np.savez(out / "probe.npz", ids=ids, logits=assemble.probe_logits(out / "model.onnx", ids))
+    for tmp in (fp32, filled):
         tmp.unlink()
     return out
 
@@ -168,7 +167,7 @@ def simplify_graph(model) -> dict[str, int]:
       bias is rebuilt in every layer from the same mask. One copy is kept.
 
     Measured with onnxruntime's profiler on one 256-token MiniLM window (1 thread): the Where and IsNaN
-    nodes took 16% of the time. Outputs are unchanged (tests/test_export.py checks it).
+    nodes took 16% of the time. Outputs are unchanged (tests/test_assemble.py checks it).
     """
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}
