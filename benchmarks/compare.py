@@ -16,8 +16,8 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from propscan.evaluate import predict, score
-from propscan.model import MODEL_DIR, Model
+from propscan.evaluation.evaluate import predict, score
+from propscan.pipeline.model import MODEL_DIR, Model
 from propscan.ptc import Label, read_articles, read_labels
 from propscan.training.train import TrainConfig, held_out
 

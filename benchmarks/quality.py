@@ -13,8 +13,8 @@ import json
 import time
 from pathlib import Path
 
-from propscan.evaluate import evaluate
-from propscan.model import Model, locate
+from propscan.evaluation.evaluate import evaluate
+from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 
 HERE = Path(__file__).resolve().parent

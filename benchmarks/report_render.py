@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
-from propscan.report import render_html
+from propscan.outputs.report import render_html
 from propscan.techniques import TECHNIQUE_IDS
 
 HERE = Path(__file__).resolve().parent

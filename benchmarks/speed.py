@@ -52,8 +52,8 @@ def end_to_end(articles: Path, threads: int, model: str) -> tuple[float, float, 
 
 def windows_for(model, texts: list[str]):
     """The model inputs exactly as the runtime builds them (model.BATCH windows per call), per text."""
-    from propscan import encoding
-    from propscan.model import BATCH
+    from propscan.pipeline import encoding
+    from propscan.pipeline.model import BATCH
 
     per_text, n_tokens = [], 0
     for text in texts:
@@ -68,7 +68,7 @@ def windows_for(model, texts: list[str]):
 def onnx_throughput(model, per_text) -> float:
     """As the runtime runs them: a text's windows side by side on the model's threads, and as many
     texts at once as the CLI analyses (analyze.in_order), at most ``threads`` calls running."""
-    from propscan.analyze import in_order
+    from propscan.pipeline.analyze import in_order
 
     t0 = time.perf_counter()
     for _, done in in_order(lambda batches: model.map_calls(lambda b: model.run_windows(*b), batches), per_text, model.threads):
@@ -94,7 +94,7 @@ def torch_throughput(batches, encoder: str, threads: int) -> float | None:
 
 
 def measure(name: str, articles: Path, threads: int, with_torch: bool) -> dict:
-    from propscan.model import Model, locate
+    from propscan.pipeline.model import Model, locate
 
     folder = locate(name)  # builds the accurate model first if it is not in the cache yet
     secs, peak_mb, rows = end_to_end(articles, threads, name)
@@ -115,7 +115,7 @@ def measure(name: str, articles: Path, threads: int, with_torch: bool) -> dict:
 
 
 def main() -> None:
-    from propscan.model import available
+    from propscan.pipeline.model import available
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")

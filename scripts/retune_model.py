@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from propscan.training.build import retune_model_folder
-from propscan.model import MODEL_DIR
+from propscan.pipeline.model import MODEL_DIR
 from propscan.ptc import read_articles, read_labels
 
 HERE = Path(__file__).resolve().parent

@@ -26,7 +26,7 @@ SCHEMA = ROOT / "src" / "propscan" / "schema" / "analysis.schema.json"
 @pytest.fixture(scope="session")
 def model():
     """The shipped model, loaded once for the whole test session."""
-    from propscan.model import load
+    from propscan.pipeline.model import load
 
     return load()
 

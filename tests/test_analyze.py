@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from propscan.analyze import in_order
+from propscan.pipeline.analyze import in_order
 
 
 class Boom(Exception):
@@ -74,7 +74,7 @@ def test_stopping_early_leaves_no_thread_running() -> None:
 
 def test_what_cleaning_removed_is_listed(model) -> None:
     """The JSON says which debris was left out of the analysis, with ranges into the user's text."""
-    from propscan.analyze import analyze
+    from propscan.pipeline.analyze import analyze
     from propscan.document import Document
 
     body = "The shameful traitors on the council voted again, and the so-called experts cheered them on."
@@ -94,7 +94,7 @@ def test_every_span_says_which_words_carried_it():
     it, mapped back to the user's text like the span (here through cleaning, which moves offsets)."""
     from pathlib import Path
 
-    from propscan.analyze import analyze
+    from propscan.pipeline.analyze import analyze
     from propscan.document import Analysis, Document
 
     text = Path(__file__).resolve().parents[1].joinpath("examples", "city-council-op-ed.txt").read_text()

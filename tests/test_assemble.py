@@ -19,9 +19,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from propscan import assemble, encoders  # noqa: E402
+from propscan.pipeline import assemble, encoders  # noqa: E402
 from propscan.errors import ModelError  # noqa: E402
-from propscan.model import MODEL_DIR, Model  # noqa: E402
+from propscan.pipeline.model import MODEL_DIR, Model  # noqa: E402
 
 TEXT = "They will stop at nothing to destroy our great nation. Wake up, patriots, before it is too late!"
 
@@ -30,7 +30,7 @@ TEXT = "They will stop at nothing to destroy our great nation. Wake up, patriots
 def package(tmp_path_factory) -> Path:
     import torch
 
-    from propscan import encoding
+    from propscan.pipeline import encoding
     from propscan.training.export import export_package
     from propscan.training.train import TrainConfig, build_model, save_checkpoint
 
@@ -166,7 +166,7 @@ def test_an_unwritable_cache_is_one_clear_error(pkg, tmp_path, monkeypatch):
 
 
 def test_two_processes_build_it_once(pkg, tmp_path):
-    script = "import sys; from propscan import assemble; print(assemble.ensure_built(sys.argv[1]))"
+    script = "import sys; from propscan.pipeline import assemble; print(assemble.ensure_built(sys.argv[1]))"
     env = {**os.environ, "PROPSCAN_CACHE_DIR": str(tmp_path / "cache")}
     procs = [subprocess.Popen([sys.executable, "-c", script, str(pkg)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
@@ -184,7 +184,7 @@ def test_cli_names_the_install_command_when_the_base_wheels_are_missing(pkg, tmp
     one line naming the command to run, exit 2 (the package here stands in for the accurate one)."""
     from typer.testing import CliRunner
 
-    from propscan import model
+    from propscan.pipeline import model
     from propscan.cli.main import app
 
     manifest = json.loads((pkg / "package.json").read_text())
@@ -205,7 +205,7 @@ def test_cli_names_the_install_command_when_the_base_wheels_are_missing(pkg, tmp
 def test_without_its_package_accurate_is_one_clear_line(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from propscan import model
+    from propscan.pipeline import model
     from propscan.cli.main import app
 
     monkeypatch.setitem(model.NAMES, "accurate", tmp_path / "no-package")
@@ -221,8 +221,8 @@ def test_the_shipped_accurate_model_builds_and_runs(tmp_path, monkeypatch):
     """The real accurate model: its package assembles over the installed MPNet wheels, meets its probe,
     and analyses a text. Needs make install-accurate (CI's make test does not install the 400 MB of
     wheels, so it is skipped there; the CLI test above covers that case)."""
-    from propscan.analyze import analyze_text
-    from propscan.model import ACCURATE_DIR, locate
+    from propscan.pipeline.analyze import analyze_text
+    from propscan.pipeline.model import ACCURATE_DIR, locate
 
     if not (assemble.is_package(ACCURATE_DIR) and encoders.available("all-mpnet-base-v2")):
         pytest.skip("no accurate model package in this release, or its base wheels are not installed (make install-accurate)")

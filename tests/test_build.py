@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, copy_smallest_ptc, require_train_extra, run_cli
-from propscan.model import MODEL_DIR
+from propscan.pipeline.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
@@ -88,9 +88,9 @@ def test_the_exported_network_computes_what_the_checkpoint_does(built, tmp_path)
     """fp32 ONNX against PyTorch on one window of real text; the numpy span head against torch's."""
     import torch
 
-    from propscan import encoding
+    from propscan.pipeline import encoding
     from propscan.training.export import export_onnx
-    from propscan.model import Model
+    from propscan.pipeline.model import Model
     from propscan.training.train import load_checkpoint
 
     out, _ = built

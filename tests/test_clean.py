@@ -1,4 +1,4 @@
-"""Tests for propscan.clean: debris removal and the exact offset map back to the original text."""
+"""Tests for propscan.pipeline.clean: debris removal and the exact offset map back to the original text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from propscan.clean import Cleaned, Removed, clean
+from propscan.pipeline.clean import Cleaned, Removed, clean
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SEED = SHARED / "examples" / "seed-opinion-article.txt"

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PTC_DEV_ARTICLES, ROOT, run_cli
-from propscan import corpus
-from propscan.corpus import BatchWriter, CorpusError, DocRow, Result, SetKey, connect, content_hash
+from propscan.corpus import runner as corpus
+from propscan.corpus.runner import BatchWriter, CorpusError, DocRow, Result, SetKey, connect, content_hash
 from propscan.document import Document
 
 KILL_DOCS = int(os.environ.get("PROPSCAN_KILL_TEST_DOCS", "2000"))
@@ -203,8 +203,8 @@ def test_sentence_hits_counts_overlaps():
 
 
 def test_run_stores_every_document_once(small_corpus, small_db, model):
-    from propscan.analyze import analyze
-    from propscan.ingest import iter_documents
+    from propscan.pipeline.analyze import analyze
+    from propscan.pipeline.ingest import iter_documents
 
     n = small_corpus["n_docs"]
     assert db_rows(small_db, "SELECT COUNT(*) FROM documents")[0][0] == n
@@ -250,16 +250,16 @@ def test_documents_analysed_side_by_side_are_stored_in_order_and_analysed_once(t
     analysed in its turn; the stored order is the input order."""
     import threading
 
-    import propscan.analyze
+    import propscan.pipeline.analyze
     from propscan.errors import PropscanError
-    from propscan.model import MODEL_DIR, Model
+    from propscan.pipeline.model import MODEL_DIR, Model
 
     a = "The corrupt elite lie to you every day. Only a fool trusts these crooks."
     b = "Our brave heroes will never surrender. Make our nation great again!"
     rows = [("x1", a), ("x2", a), ("x3", b), ("x1", a), ("x4", b + " Now."), ("x5", a)]
     src = tmp_path / "news.jsonl"
     src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in rows), encoding="utf-8")
-    real, calls, lock, live, peak = propscan.analyze.analyze, [], threading.Lock(), [0], [0]
+    real, calls, lock, live, peak = propscan.pipeline.analyze.analyze, [], threading.Lock(), [0], [0]
 
     def counting(doc, **kw):
         with lock:
@@ -276,7 +276,7 @@ def test_documents_analysed_side_by_side_are_stored_in_order_and_analysed_once(t
             with lock:
                 live[0] -= 1
 
-    monkeypatch.setattr(propscan.analyze, "analyze", counting)
+    monkeypatch.setattr(propscan.pipeline.analyze, "analyze", counting)
     events = []
     s = corpus.run(tmp_path / "c.sqlite", [str(src)], model=Model(MODEL_DIR, threads=2), on_event=lambda k, m: events.append((k, m)))
     assert events == [
@@ -440,7 +440,7 @@ def test_stats_cli_json_and_table(fixture_db):
 
 def test_plots_png_svg_html(fixture_db, small_db, tmp_path):
     conn = connect(small_db)
-    from propscan.corpus_site import write_plot
+    from propscan.corpus.site import write_plot
 
     month = corpus.compute_stats(conn, "month")
     png = write_plot(month, tmp_path / "trend.png")
@@ -571,8 +571,8 @@ def test_import_shards_matches_local_run(small_corpus, small_db, model, tmp_path
     pa = pytest.importorskip("pyarrow", reason="pyarrow (propscan[corpus]) is not installed")
     import pyarrow.parquet as pq
 
-    from propscan.analyze import analyze
-    from propscan.ingest import iter_documents
+    from propscan.pipeline.analyze import analyze
+    from propscan.pipeline.ingest import iter_documents
 
     rows, failures = [], []
     for item in iter_documents(small_corpus["inputs"]):
@@ -755,7 +755,7 @@ def test_kill_nine_and_resume(tmp_path):
 
 
 def test_plain_text_documents_are_titled_by_their_headline():
-    from propscan.corpus import doc_row
+    from propscan.corpus.runner import doc_row
     from propscan.document import HEADLINE_CHARS
 
     assert doc_row(Document("783", "\n  Trump Tells  Rally Crowd: 'We Will Win'\n\nBody text here.")).title == "Trump Tells Rally Crowd: 'We Will Win'"

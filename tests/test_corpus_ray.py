@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from propscan import corpus
+from propscan.corpus import runner as corpus
 from test_corpus import add_bad_inputs, assert_same_results, copy_ptc, db_rows, write_synthetic
 
 pytest.importorskip("ray", reason="ray is not installed (pip install 'propscan[ray]')")

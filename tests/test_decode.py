@@ -1,4 +1,4 @@
-"""Unit tests of propscan.decode and detect's run helpers on hand-made arrays, plus decode_spans on real model outputs."""
+"""Unit tests of propscan.pipeline.decode and detect's run helpers on hand-made arrays, plus decode_spans on real model outputs."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import re
 import numpy as np
 import pytest
 
-from propscan import encoding
-from propscan.decode import TRIM, article_score, decode_spans, sentence_bounds, sentence_scores
-from propscan.detect import char_span, runs, snap
+from propscan.pipeline import encoding
+from propscan.pipeline.decode import TRIM, article_score, decode_spans, sentence_bounds, sentence_scores
+from propscan.pipeline.detect import char_span, runs, snap
 from propscan.document import SentenceScore, Span
-from propscan.encoding import Encoded
+from propscan.pipeline.encoding import Encoded
 from propscan.techniques import TECHNIQUE_IDS
 
 LOADED = (
@@ -268,7 +268,7 @@ def test_decode_min_confidence_one_finds_nothing(model, loaded_out) -> None:
 
 
 def test_decode_min_confidence_zero_covers_every_content_word(model, loaded_out) -> None:
-    from propscan.detect import STOP_WORDS
+    from propscan.pipeline.detect import STOP_WORDS
 
     spans = decode_spans(model, LOADED, loaded_out, 0.0)
     assert spans

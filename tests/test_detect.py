@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from propscan import calibrate, encoding
-from propscan.detect import STOP_WORDS, Context, Detector, Settings, in_heading, repeats, resolve_cutoffs, trim
-from propscan.model import MODEL_DIR
+from propscan.pipeline import calibrate, encoding
+from propscan.pipeline.detect import STOP_WORDS, Context, Detector, Settings, in_heading, repeats, resolve_cutoffs, trim
+from propscan.pipeline.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS, check_confidence, parse_cutoffs, reliability, resolve
 
 
@@ -157,7 +157,7 @@ def test_a_model_with_other_labels_is_refused(tmp_path) -> None:
     import shutil
 
     from propscan.errors import ModelError
-    from propscan.model import Model
+    from propscan.pipeline.model import Model
 
     for f in MODEL_DIR.iterdir():
         shutil.copy(f, tmp_path / f.name)

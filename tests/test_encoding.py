@@ -1,4 +1,4 @@
-"""Tests for propscan.encoding: tokenisation offsets and the window machinery."""
+"""Tests for propscan.pipeline.encoding: tokenisation offsets and the window machinery."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import propscan
-from propscan.encoding import (
+from propscan.pipeline.encoding import (
     STRIDE,
     WINDOW,
     Encoded,

@@ -1,4 +1,4 @@
-"""Golden-file tests for propscan.formats (csv, semeval, markdown, jsonl) and checks of terminal.py.
+"""Golden-file tests for propscan.outputs.formats (csv, semeval, markdown, jsonl) and checks of terminal.py.
 
 The analyses are built by hand (no model): non-ASCII text (accents, curly quotes, CJK, an emoji
 outside the BMP, so code-point offsets differ from UTF-16 ones) and a span whose text holds a comma,
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from propscan import formats, terminal
+from propscan.outputs import formats, terminal
 from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
 
 GOLDEN = Path(__file__).resolve().parent / "golden"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from propscan import formats
-from propscan.analyze import analyze, blocks
+from propscan.outputs import formats
+from propscan.pipeline.analyze import analyze, blocks
 from propscan.document import Analysis, Document, ModelInfo, Span
 
 ARTICLE = "These traitors and vile criminals are destroying our great nation! The so-called experts are lying to you."
@@ -174,7 +174,7 @@ def test_blocks_cover_the_text_at_breaks():
 
 
 def test_a_long_text_is_analysed_block_by_block(model, monkeypatch):
-    import propscan.analyze as pipeline
+    import propscan.pipeline.analyze as pipeline
 
     text = "\n".join(f"Paragraph {i}: these vile traitors are destroying our great nation again." for i in range(60))
     whole = analyze(Document("d", text), model=model)
@@ -222,7 +222,7 @@ def test_out_of_file_descriptors_is_logged_once(caplog):
     import errno
     import logging
 
-    from propscan.serve import _log_resource_errors_once
+    from propscan.serve.app import _log_resource_errors_once
 
     loop = asyncio.new_event_loop()
     try:

@@ -1,4 +1,4 @@
-"""Tests for propscan.ingest: text, HTML, JSONL, CSV, folders and stdin, with errors yielded per input."""
+"""Tests for propscan.pipeline.ingest: text, HTML, JSONL, CSV, folders and stdin, with errors yielded per input."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from propscan.document import Document
 from propscan.errors import InputError
-from propscan.ingest import EXTENSIONS, HTML_SIZE_FACTOR, iter_documents, read_document
+from propscan.pipeline.ingest import EXTENSIONS, HTML_SIZE_FACTOR, iter_documents, read_document
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
 SEED = Path(__file__).resolve().parents[2] / "shared" / "examples" / "seed-opinion-article.txt"

@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from propscan import ingest
+from propscan.pipeline import ingest
 from propscan.document import Document
 from propscan.errors import InputError
-from propscan.ingest import FORMATS, iter_documents
+from propscan.pipeline.ingest import FORMATS, iter_documents
 
 FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 

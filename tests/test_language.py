@@ -8,9 +8,9 @@ import json
 import pytest
 
 from conftest import run_cli
-from propscan.analyze import analyze
+from propscan.pipeline.analyze import analyze
 from propscan.document import Document
-from propscan.language import MIN_CHARS, identify
+from propscan.pipeline.language import MIN_CHARS, identify
 
 # our own writing, one paragraph each
 TEXTS = {
@@ -49,7 +49,7 @@ def test_a_german_text_is_analysed_with_a_warning(model):
 
 
 def test_every_output_carries_the_warning(tmp_path, model):
-    from propscan.report import render_html
+    from propscan.outputs.report import render_html
 
     (tmp_path / "de.txt").write_text(TEXTS["de"], encoding="utf-8")
     (tmp_path / "en.txt").write_text(TEXTS["en"], encoding="utf-8")
@@ -83,7 +83,7 @@ def test_corpus_stores_the_language_and_groups_by_it(tmp_path):
     assert groups == {"de": 1, "en": 1, "fr": 1}
     import sqlite3
 
-    from propscan import corpus
+    from propscan.corpus import runner as corpus
 
     conn = sqlite3.connect(db)
     (aid,) = conn.execute("SELECT a.id FROM analyses a JOIN documents d ON d.id = a.document_id WHERE d.doc_id = 'de'").fetchone()

@@ -1,4 +1,4 @@
-"""Tests for propscan.metrics (SemEval-2020 Task 11 scoring).
+"""Tests for propscan.evaluation.metrics (SemEval-2020 Task 11 scoring).
 
 Expected values are worked out by hand in the comments next to each case.
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from propscan.metrics import PRF, flc_score, merge_overlapping, si_score, tc_score
+from propscan.evaluation.metrics import PRF, flc_score, merge_overlapping, si_score, tc_score
 
 approx = pytest.approx
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from propscan import encoding
-from propscan.analyze import analyze, analyze_text
-from propscan.decode import TRIM
+from propscan.pipeline import encoding
+from propscan.pipeline.analyze import analyze, analyze_text
+from propscan.pipeline.decode import TRIM
 from propscan.document import Analysis, Document
-from propscan.model import BATCH, MODEL_DIR
+from propscan.pipeline.model import BATCH, MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS
 
 N_OUT = len(TECHNIQUE_IDS) + 1
@@ -261,7 +261,7 @@ def test_token_outputs_do_not_depend_on_distant_text(model, long_out) -> None:
 def test_windows_side_by_side_give_the_one_at_a_time_outputs(long_text) -> None:
     """Windows run on a pool of single-threaded calls, in rounds; the result is the same, to the bit, as
     running them one after another, whatever the number of threads and however the rounds fall."""
-    from propscan.model import WINDOWS_SIDE_BY_SIDE, Model
+    from propscan.pipeline.model import WINDOWS_SIDE_BY_SIDE, Model
 
     one, two, three = (Model(threads=k) for k in (1, 2, 3))
     ref = one.token_outputs(long_text)
@@ -279,8 +279,8 @@ def test_texts_side_by_side_never_run_more_calls_than_threads(long_text) -> None
     calls run at once (one per core), short one-window texts included."""
     import threading
 
-    from propscan.analyze import in_order
-    from propscan.model import Model
+    from propscan.pipeline.analyze import in_order
+    from propscan.pipeline.model import Model
 
     model = Model(threads=2)
     real, lock, live, peak = model.session, threading.Lock(), [0], [0]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from propscan import metrics
-from propscan.model import MODEL_DIR
+from propscan.evaluation import metrics
+from propscan.pipeline.model import MODEL_DIR
 from propscan.ptc import read_articles, read_labels
 
 PTC_DEV = Path(__file__).resolve().parents[2] / "shared/data/ptc/dev"
@@ -74,7 +74,7 @@ def test_no_junk_spans_on_dev(dev_predictions) -> None:
     """No span is only function words, punctuation or digits; every span starts and ends on a whole word."""
     import re
 
-    from propscan.detect import STOP_WORDS
+    from propscan.pipeline.detect import STOP_WORDS
 
     arts, _, pred = dev_predictions
     for p in pred:

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from propscan import encoding, features
-from propscan.model import REPETITION, repetition_prior
+from propscan.pipeline import encoding, features
+from propscan.pipeline.model import REPETITION, repetition_prior
 from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
 from propscan.training.tune import REPEAT_BONUSES, tune_repeat_bonus

@@ -1,4 +1,4 @@
-"""Tests for propscan.report (HTML report + static site) and propscan.chart.
+"""Tests for propscan.outputs.report (HTML report + static site) and propscan.outputs.chart.
 
 The first half checks the HTML as text (escaping, offsets, self-containedness, speed); the second
 half opens the report in headless Debian Chromium through Playwright (see tests/browser_util.py):
@@ -21,11 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from browser_util import OUTPUT, Recording, launch
-from propscan.chart import technique_bar_chart
+from propscan.outputs.chart import technique_bar_chart
 from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
 from propscan.errors import InputError
 from propscan.document import sentence_hits as _sentence_hits
-from propscan.report import assign_lanes, render_html, safe_file_name, write_site
+from propscan.outputs.report import assign_lanes, render_html, safe_file_name, write_site
 from propscan.techniques import BY_ID, TECHNIQUE_IDS
 
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -169,7 +169,7 @@ def test_document_strings_are_escaped():
 
 
 def test_script_json_escapes_closing_tags():
-    from propscan.report import script_json
+    from propscan.outputs.report import script_json
 
     s = str(script_json({"x": "</script><!-- & \u2028"}))
     assert "<" not in s and ">" not in s and "&" not in s
@@ -540,10 +540,10 @@ def test_browser_site_index_sorts(browser, tmp_path):
 def test_removed_debris_is_struck_through_and_can_be_hidden():
     """Text cleaning dropped is shown grey and struck through, with a toggle; the piped terminal view
     marks it {removed: ...}. Real analysis of real debris."""
-    from propscan.analyze import analyze
+    from propscan.pipeline.analyze import analyze
     from propscan.document import Document
-    from propscan.report import render_html
-    from propscan.terminal import plain
+    from propscan.outputs.report import render_html
+    from propscan.outputs.terminal import plain
 
     text = ("Share this article\nThe corrupt elites will stop at nothing to destroy our great nation. "
             "Wake up, patriots!\nRead more: subscribe to our newsletter\n")

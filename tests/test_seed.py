@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from propscan.analyze import analyze
-from propscan.clean import clean
+from propscan.pipeline.analyze import analyze
+from propscan.pipeline.clean import clean
 from propscan.document import Document
 
 SEED = Path(__file__).resolve().parents[2] / "shared/examples/seed-opinion-article.txt"

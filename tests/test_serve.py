@@ -1,4 +1,4 @@
-"""Tests for propscan.serve: the REST API and its limits, against the real app and the real model.
+"""Tests for propscan.serve.app: the REST API and its limits, against the real app and the real model.
 
 httpx drives the app in-process (Starlette's TestClient, or httpx.ASGITransport for the concurrency
 tests). The only stub is a slow wrapper around the real model, for the queue/timeout tests. The last
@@ -24,11 +24,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from propscan import serve
-from propscan.analyze import analyze
+from propscan.serve import app as serve
+from propscan.pipeline.analyze import analyze
 from propscan.document import Document
-from propscan.formats import to_csv
-from propscan.serve import Settings, SettingsError, check_settings, create_app, is_loopback, parse_size
+from propscan.outputs.formats import to_csv
+from propscan.serve.app import Settings, SettingsError, check_settings, create_app, is_loopback, parse_size
 from propscan.techniques import TECHNIQUE_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -465,7 +465,7 @@ def test_timeout_is_504_and_the_slot_comes_back(model):
 
 
 def _fuzz_app():
-    from propscan.model import load
+    from propscan.pipeline.model import load
 
     return create_app(model=load(), settings=Settings(max_docs=4))
 
@@ -505,7 +505,7 @@ else:
 def test_report_request_models_follow_the_schema():
     """POST /v1/report reads an analysis with pydantic models; they must name exactly the fields the
     JSON Schema (the one definition of the format) names, so a field added to one is added to both."""
-    from propscan.serve import AnalysisIn, DocumentOut, EvidenceIn, ModelIn, RemovedIn, SentenceIn, SpanIn
+    from propscan.serve.app import AnalysisIn, DocumentOut, EvidenceIn, ModelIn, RemovedIn, SentenceIn, SpanIn
 
     def names(model) -> set[str]:
         return {f.alias or n for n, f in model.model_fields.items()}
@@ -525,7 +525,7 @@ def test_report_endpoint_serves_every_format_the_cli_writes(client):
     """One registry of writers (formats.WRITERS): /v1/report?format= gives byte for byte what the
     command line writes for the same analysis."""
     from propscan.document import Analysis
-    from propscan.formats import WRITERS
+    from propscan.outputs.formats import WRITERS
 
     a = client.post("/v1/analyze", json={"text": "The reckless, shameful council will gut our schools. Wake up!"}).json()
     for name, writer in WRITERS.items():

@@ -26,7 +26,7 @@ except ImportError:  # require_browser() skips (or fails under CI) with the reas
     expect = None
 
 from browser_util import OUTPUT, Recording, launch, require_browser
-from propscan.serve import create_app
+from propscan.serve.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = Path(__file__).resolve().parents[2] / "shared/examples/seed-opinion-article.txt"
@@ -269,8 +269,8 @@ def test_the_page_offers_both_models_and_picks_accurate_for_a_pasted_article(bro
     import torch
     import uvicorn
 
-    from propscan import encoders, encoding
-    from propscan import model as model_mod
+    from propscan.pipeline import encoders, encoding
+    from propscan.pipeline import model as model_mod
     from propscan.training.export import export_package
     from propscan.training.train import TrainConfig, build_model, save_checkpoint
 

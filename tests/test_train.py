@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import require_train_extra
-from propscan import encoding
-from propscan.model import MODEL_DIR
+from propscan.pipeline import encoding
+from propscan.pipeline.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS
 from propscan.training.train import (
     ANY, N_OUT, TrainConfig, WeakExample, _length_buckets, _weak_loss, article_examples, extra_examples, weak_examples,
@@ -194,7 +194,7 @@ def _split_zip(tmp_path: Path, n_parts: int) -> list[Path]:
 
 
 def test_join_split_zip_unpacks_the_member_in_one_move(tmp_path):
-    from propscan.encoders import join_split_zip
+    from propscan.pipeline.encoders import join_split_zip
 
     dest = tmp_path / "cache" / "all-mpnet-base-v2"
     assert join_split_zip(_split_zip(tmp_path, 3), dest, "all-mpnet-base-v2") == dest
@@ -204,7 +204,7 @@ def test_join_split_zip_unpacks_the_member_in_one_move(tmp_path):
 
 
 def test_join_split_zip_refuses_a_missing_part(tmp_path):
-    from propscan.encoders import join_split_zip
+    from propscan.pipeline.encoders import join_split_zip
 
     parts = _split_zip(tmp_path, 3)
     with pytest.raises(ValueError, match="2 parts of all-mpnet-base-v2 do not join into a zip"):
@@ -213,7 +213,7 @@ def test_join_split_zip_refuses_a_missing_part(tmp_path):
 
 
 def test_mpnet_without_its_wheels_says_how_to_install(tmp_path, monkeypatch):
-    from propscan import encoders
+    from propscan.pipeline import encoders
 
     monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(encoders, "MPNET_PARTS", ["propscan-test-no-such-dist-001"])
@@ -255,7 +255,7 @@ def test_encoder_names_the_model_and_its_card(tmp_path):
 
 
 def test_teacher_targets_with_the_same_tokenizer_are_the_teachers_probabilities():
-    from propscan.model import load
+    from propscan.pipeline.model import load
     from propscan.training.train import teacher_targets
 
     teacher = load()

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from propscan import encoding
-from propscan.model import MODEL_DIR, Model
+from propscan.pipeline import encoding
+from propscan.pipeline.model import MODEL_DIR, Model
 from propscan.training.train import (
     N_OUT,
     TrainConfig,

@@ -1,3 +1,3 @@
-from .cli import main
+from propscan.cli import main
 
 main()

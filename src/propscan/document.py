@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .techniques import TECHNIQUE_IDS
+from propscan.techniques import TECHNIQUE_IDS
 
 SCHEMA_VERSION = "1.2"
 SCHEMA_ID = "https://propscan.invalid/schema/analysis/1.2"

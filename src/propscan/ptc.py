@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import InputError
-from .techniques import TECHNIQUE_IDS
+from propscan.errors import InputError
+from propscan.techniques import TECHNIQUE_IDS
 
 ARTICLE_NAME = re.compile(r"^article(.+)\.txt$")
 
@@ -128,7 +128,7 @@ def format_si(rows: Iterable[Label]) -> Iterator[str]:
 
 
 def write_labels(path: Path, rows: Iterable[Label], si: bool = False) -> None:
-    from .store import atomic_write_text
+    from propscan.atomic import atomic_write_text
 
     lines = format_si(rows) if si else format_flc(rows)
     atomic_write_text(Path(path), "".join(lines))

@@ -1,6 +1,6 @@
 """The command line (``propscan``): thin commands over the library. Nothing in the library imports it."""
 
-from .common import err, fail, progress_bar, say
-from .main import app, main
+from propscan.cli.common import err, fail, progress_bar, say
+from propscan.cli.main import app, main
 
 __all__ = ["app", "main", "err", "fail", "progress_bar", "say"]

@@ -52,7 +52,7 @@ def url_list(path: Optional[Path]) -> list[str]:
 
 def cutoff_options(min_confidence: str | None, threshold_for: list[str] | None) -> tuple[float | None, dict[str, float]]:
     """--min-confidence and --threshold-for, checked: a one-line error and exit 2 when wrong."""
-    from ..techniques import check_confidence, parse_cutoffs
+    from propscan.techniques import check_confidence, parse_cutoffs
 
     value = None
     try:

@@ -11,12 +11,21 @@ from typing import Optional
 
 import typer
 
-from ..corpus import (
-    DEFAULT_BATCH, RunSummary, Stats, choose_set, compute_stats, connect, count_documents, export, import_shards, run,
+from propscan.corpus.runner import (
+    DEFAULT_BATCH,
+    RunSummary,
+    Stats,
+    choose_set,
+    compute_stats,
+    connect,
+    count_documents,
+    export,
+    import_shards,
+    run,
 )
-from ..errors import PropscanError
-from ..techniques import BY_ID
-from . import common as cli
+from propscan.errors import PropscanError
+from propscan.techniques import BY_ID
+from propscan.cli import common as cli
 
 corpus_app = typer.Typer(
     no_args_is_help=True,
@@ -59,14 +68,14 @@ def run_command(
     threshold = cli.cutoff_options(threshold_arg, None)[0]
     if engine not in ("local", "ray"):
         cli.fail(f"--engine: {engine!r}; choose local or ray")
-    from ..ingest import FORMATS
+    from propscan.pipeline.ingest import FORMATS
 
     if input_format not in FORMATS:
         cli.fail(f"--input-format: unknown format {input_format!r}; choose one of {', '.join(FORMATS)}")
     if engine == "ray":
         if shards is None:
             cli.fail("--engine ray needs --shards DIR (where the Parquet result shards go)")
-        from ..corpus_ray import run_ray
+        from propscan.corpus.ray_engine import run_ray
 
         try:
             s = run_ray(
@@ -84,7 +93,7 @@ def run_command(
     if db is None:
         cli.fail("--db is required (the corpus database to write)")
     try:
-        from ..model import load
+        from propscan.pipeline.model import load
 
         model = load(model_dir)
         conn = connect(db)
@@ -159,7 +168,7 @@ def stats_command(
         if st is None:
             cli.fail(f"{db}: no analyses yet (run propscan corpus run first)", 1)
         if plot is not None:
-            from ..corpus_site import write_plot
+            from propscan.corpus.site import write_plot
 
             write_plot(st, plot)
     except PropscanError as e:
@@ -241,7 +250,7 @@ def report_command(
     no_articles: bool = typer.Option(False, "--no-articles", help="Skip the per-article report pages."),
 ) -> None:
     """Write a static HTML site: index, outlet pages, technique pages with the most confident spans, article reports."""
-    from ..corpus_site import write_corpus_site
+    from propscan.corpus.site import write_corpus_site
 
     if output.exists() and not output.is_dir():
         cli.fail(f"{output}: is a file; give a folder for the site")

@@ -15,10 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import InputError, PropscanError
-from ..store import atomic_writer
-from . import common
-from .common import cutoff_options, err, fail, progress_bar, say, url_list
+from propscan.errors import InputError, PropscanError
+from propscan.atomic import atomic_writer
+from propscan.cli import common
+from propscan.cli.common import cutoff_options, err, fail, progress_bar, say, url_list
 
 app = typer.Typer(
     add_completion=False,
@@ -55,10 +55,10 @@ def analyze(
     ),
 ) -> None:
     """Analyse articles and print or write the spans found."""
-    from .. import formats, terminal
-    from ..analyze import analyze as run
-    from ..ingest import iter_documents
-    from ..model import load
+    from propscan.outputs import formats, terminal
+    from propscan.pipeline.analyze import analyze as run
+    from propscan.pipeline.ingest import iter_documents
+    from propscan.pipeline.model import load
 
     min_conf, per_technique = cutoff_options(threshold, threshold_for)
     paths = list(paths or []) + url_list(urls)
@@ -119,7 +119,7 @@ class _NothingWritten(Exception):
 def _analyze_all(docs, analyze_one, keep, errors: list, progress: bool, ahead: int) -> int:
     """Analyse each document, hand each result to ``keep`` in input order, record errors and go on;
     returns the count. Up to ``ahead`` documents are analysed at once (analyze.in_order)."""
-    from ..analyze import in_order
+    from propscan.pipeline.analyze import in_order
 
     done = 0
     t0 = time.perf_counter()
@@ -145,11 +145,11 @@ def _analyze_all(docs, analyze_one, keep, errors: list, progress: bool, ahead: i
 
 
 def _write(fmt: str, analyses: list, output: Optional[Path], as_folder: bool = False) -> None:
-    from .. import formats
-    from ..store import atomic_write_text
+    from propscan.outputs import formats
+    from propscan.atomic import atomic_write_text
 
     if fmt == "html" and output is not None and (as_folder or (len(analyses) > 1 and not output.suffix)):
-        from ..report import write_site
+        from propscan.outputs.report import write_site
 
         err.print(f"wrote {write_site(analyses, output)} and {len(analyses)} report{'' if len(analyses) == 1 else 's'}")
         return
@@ -174,9 +174,9 @@ def evaluate(
     """Score predictions (or the model) with the SemEval-2020 Task 11 formulas: SI, TC, FLC, per technique."""
     import json
 
-    from ..evaluate import predict, score
-    from ..model import load
-    from ..ptc import read_articles, read_labels
+    from propscan.evaluation.evaluate import predict, score
+    from propscan.pipeline.model import load
+    from propscan.ptc import read_articles, read_labels
 
     min_conf, per_technique = cutoff_options(threshold, threshold_for)
     try:
@@ -207,7 +207,7 @@ def evaluate(
 
 
 def _print_report(report) -> None:
-    from ..techniques import BY_ID
+    from propscan.techniques import BY_ID
 
     con = Console()
     summary = Table(title="SemEval-2020 Task 11 figures", title_justify="left")
@@ -264,7 +264,7 @@ def train(
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
 ) -> None:
     """Train, export to ONNX, tune thresholds on held-out data: reproduces the shipped model."""
-    from ..ptc import read_articles, read_labels
+    from propscan.ptc import read_articles, read_labels
 
     cfg = _train_config(recipe)
     if epochs is not None:
@@ -303,9 +303,9 @@ def train(
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        from ..training.build import build_model_folder, check_export
-        from ..model import Model
-        from ..training.train import base_encoder_dir, train_device
+        from propscan.training.build import build_model_folder, check_export
+        from propscan.pipeline.model import Model
+        from propscan.training.train import base_encoder_dir, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
@@ -323,7 +323,7 @@ def _train_config(recipe: Optional[Path]):
     import json
     from dataclasses import fields
 
-    from ..training.train import TrainConfig
+    from propscan.training.train import TrainConfig
 
     if recipe is None:
         return TrainConfig()
@@ -351,8 +351,8 @@ def clean(
     """Show what cleaning would remove before analysis (repeated teasers, share/comment footers, search debris), and why."""
     import json
 
-    from ..clean import clean as clean_text
-    from ..ingest import iter_documents
+    from propscan.pipeline.clean import clean as clean_text
+    from propscan.pipeline.ingest import iter_documents
 
     con = Console()
     failed = False
@@ -388,8 +388,8 @@ def techniques(
     import json
     from dataclasses import asdict
 
-    from ..model import check, reliability
-    from ..techniques import TECHNIQUES
+    from propscan.pipeline.model import check, reliability
+    from propscan.techniques import TECHNIQUES
 
     try:
         config = check(model_dir)  # read model.json only: nothing is built or loaded
@@ -432,7 +432,7 @@ def serve(
     model_dir: Optional[str] = common.MODEL,
 ) -> None:
     """Serve the web page and the REST API (FastAPI on uvicorn); localhost only by default."""
-    from .. import serve as server
+    from propscan.serve import app as server
 
     try:
         size = server.parse_size(max_body)
@@ -452,7 +452,7 @@ def serve(
         fail(str(e))
 
 
-from .corpus import corpus_app  # noqa: E402  (propscan corpus ...: SQLite corpus runs, stats, exports, site)
+from propscan.cli.corpus import corpus_app
 
 app.add_typer(corpus_app, name="corpus")
 

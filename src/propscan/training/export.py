@@ -1,6 +1,6 @@
 """Export a training checkpoint to the runtime format: ONNX (optionally int8) + span head in numpy.
 
-Needs the ``train`` extra. The written folder is what ``propscan.model.Model`` loads.
+Needs the ``train`` extra. The written folder is what ``propscan.pipeline.model.Model`` loads.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .train import load_checkpoint
+from propscan.training.train import load_checkpoint
 
 
 def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
@@ -21,7 +21,7 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
     fp32 = out / "model.fp32.onnx"
     _export_fp32(model, fp32)
     if quantize:
-        from ..assemble import quantize as to_int8
+        from propscan.pipeline.assemble import quantize as to_int8
 
         to_int8(fp32, out / "model.onnx")
         fp32.unlink()
@@ -83,7 +83,7 @@ PROBE_TEXT = "They will stop at nothing to destroy our country, and the corrupt 
 
 
 def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path:
-    """Write an adapter package (see ``propscan.assemble``) of a LoRA checkpoint into ``out``, and
+    """Write an adapter package (see ``propscan.pipeline.assemble``) of a LoRA checkpoint into ``out``, and
     beside it ``model.onnx``: the int8 network the package builds into, for tuning and dev figures.
 
     The graph keeps every weight training made (heads, and anything not found in the base file); each
@@ -97,8 +97,8 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path
     from onnx import numpy_helper
     from safetensors.numpy import load_file
 
-    from .. import assemble, encoders, encoding
-    from .train import adapter_factors
+    from propscan.pipeline import assemble, encoders, encoding
+    from propscan.training.train import adapter_factors
 
     model, cfg = load_checkpoint(checkpoint, merge=False)
     if not cfg.lora_rank:

@@ -1,7 +1,7 @@
 """Training: fine-tune a small encoder for multi-label token tagging plus a span classifier.
 
 Needs the ``train`` extra (torch, transformers, the bundled base encoder). The runtime never imports
-this module. Outputs a checkpoint folder that ``propscan.export`` turns into the shipped ONNX model.
+this module. Outputs a checkpoint folder that ``propscan.training.export`` turns into the shipped ONNX model.
 
 Model: encoder -> per-token sigmoid over 14 techniques + 1 "any technique" channel (techniques
 overlap, so multi-label); and a span head (MLP over pooled token states + features.extra_features)
@@ -20,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import encoding, features
-from ..ptc import Label
-from ..techniques import TECHNIQUE_IDS
+from propscan.pipeline import encoding, features
+from propscan.ptc import Label
+from propscan.techniques import TECHNIQUE_IDS
 
 N_TECH = len(TECHNIQUE_IDS)
 ANY = N_TECH  # index of the "any technique" channel
 N_OUT = N_TECH + 1
 
 
-from ..encoders import base_encoder_dir, encoder_info  # noqa: F401 (re-exported for build and the CLI)
+from propscan.pipeline.encoders import base_encoder_dir, encoder_info
 
 
 @dataclass
@@ -401,7 +401,7 @@ def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
 def _load_teacher(cfg: TrainConfig, log):
     if not cfg.teacher:
         return None
-    from ..model import Model
+    from propscan.pipeline.model import Model
 
     teacher = Model(Path(cfg.teacher), threads=cfg.threads)
     log(f"distilling from {teacher.name} {teacher.version} (teacher weight {cfg.teacher_weight})")
@@ -410,7 +410,7 @@ def _load_teacher(cfg: TrainConfig, log):
 
 def extra_examples(tok, path: Path, cfg: TrainConfig, teacher=None) -> list[Example]:
     """Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON: [{text, labels:[{start,end,technique}]}])."""
-    from ..techniques import normalise
+    from propscan.techniques import normalise
 
     items = json.loads(path.read_text(encoding="utf-8"))
     out: list[Example] = []
@@ -466,7 +466,7 @@ def transfer_passages(tok, sentences: list[str], budget: int) -> list[str]:
 
 
 def teacher_cache_dir() -> Path:
-    from ..encoders import cache_root
+    from propscan.pipeline.encoders import cache_root
 
     return cache_root() / "teacher-targets"
 
@@ -521,7 +521,7 @@ class WeakExample:
 def weak_examples(tok, path: Path, cfg: TrainConfig) -> list[WeakExample]:
     """Texts labelled with technique names only (SemEval-2024 Task 4 subtask-2a JSON); names outside our
     14 are dropped, so a text with only those counts as having none of ours."""
-    from ..techniques import normalise
+    from propscan.techniques import normalise
 
     out = []
     for item in json.loads(path.read_text(encoding="utf-8")):
@@ -606,10 +606,10 @@ def adapter_factors(peft_model) -> dict[str, np.ndarray]:
     return out
 
 
-def main() -> None:  # python -m propscan.train ARTICLES LABELS OUT [epochs]
+def main() -> None:  # python -m propscan.training.train ARTICLES LABELS OUT [epochs]
     import sys
 
-    from ..ptc import read_articles, read_labels
+    from propscan.ptc import read_articles, read_labels
 
     articles = read_articles(Path(sys.argv[1]))
     labels = read_labels(Path(sys.argv[2]), articles)

@@ -18,12 +18,13 @@ import math
 
 import numpy as np
 
-from .. import calibrate, metrics
-from ..detect import REPETITION, Context, Detector, Settings, detect
-from ..evaluate import correct, flc_rows, gold_span_counts, tc_labels
-from ..model import Model, TokenOutputs
-from ..ptc import Label
-from ..techniques import TECHNIQUE_IDS
+from propscan.pipeline import calibrate
+from propscan.evaluation import metrics
+from propscan.pipeline.detect import REPETITION, Context, Detector, Settings, detect
+from propscan.evaluation.evaluate import correct, flc_rows, gold_span_counts, tc_labels
+from propscan.pipeline.model import Model, TokenOutputs
+from propscan.ptc import Label
+from propscan.techniques import TECHNIQUE_IDS
 
 # Evidence cutoffs searched, fine at the low end: rare techniques rarely get high probabilities.
 GRID = np.round(np.concatenate([[0.02, 0.03, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 0.05)]), 2)

@@ -11,9 +11,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .document import Analysis
-from .model import reliability
-from .techniques import BY_ID
+from propscan.document import Analysis
+from propscan.pipeline.model import reliability
+from propscan.techniques import BY_ID
 
 
 def highlighted(a: Analysis) -> Text:

@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import InputError
+from propscan.errors import InputError
 
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 CONNECT_TIMEOUT = 10.0  # seconds

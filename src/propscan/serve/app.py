@@ -63,12 +63,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .document import SCHEMA_VERSION, Analysis, Document
-from .errors import InputError, PropscanError
-from .formats import WRITERS
-from .ingest import EXTENSIONS
-from .model import NAMES, reliability
-from .techniques import TECHNIQUE_IDS, TECHNIQUES, parse_cutoffs, resolve
+from propscan.document import SCHEMA_VERSION, Analysis, Document
+from propscan.errors import InputError, PropscanError
+from propscan.outputs.formats import WRITERS
+from propscan.pipeline.ingest import EXTENSIONS
+from propscan.pipeline.model import NAMES, reliability
+from propscan.techniques import TECHNIQUE_IDS, TECHNIQUES, parse_cutoffs, resolve
 
 log = logging.getLogger("uvicorn.error.propscan")  # printed by uvicorn's own log handlers
 
@@ -150,7 +150,7 @@ def check_settings(s: Settings) -> list[str]:
         if not ok:
             raise SettingsError(message)
     if s.model_dir is not None:  # a model folder that cannot load is a one-line error now, not a failed startup
-        from .model import check
+        from propscan.pipeline.model import check
 
         try:
             check(s.model_dir)
@@ -572,14 +572,14 @@ class _State:
     def get_model(self, name: str | None = None) -> Any:
         """The server's model, or the one a request names (fast, accurate), loaded once per process."""
         if name is not None and not (self.model is None and (self.settings.model_dir or "fast") == name):
-            from .model import load
+            from propscan.pipeline.model import load
 
             with self.lock:  # the first request for the accurate model may build it (about a minute)
                 return load(name)
         if self.model is None:
             with self.lock:
                 if self.model is None:
-                    from .model import load
+                    from propscan.pipeline.model import load
 
                     self.model = load(self.settings.model_dir)
         return self.model
@@ -587,7 +587,7 @@ class _State:
 
 def _read_document(data: bytes, fmt: str, doc_id: str, max_bytes: int, meta: dict[str, Any], where: str = "") -> Document:
     """Bytes -> Document through ingest's own readers (decoding, HTML extraction, limits)."""
-    from .ingest import read_document
+    from propscan.pipeline.ingest import read_document
 
     try:
         doc = read_document("-", input_format=fmt, stdin=io.BytesIO(data), max_bytes=max_bytes)
@@ -609,7 +609,7 @@ def _document(item: DocumentIn, default_id: str, settings: Settings, where: str 
 def _fetched_document(url: str, doc_id: str, settings: Settings, where: str) -> Document:
     """A public page fetched for the client: only with --allow-fetch, never a loopback, private,
     link-local, multicast or reserved address (checked after DNS and at every redirect)."""
-    from . import fetch
+    from propscan.pipeline import fetch
 
     if not settings.allow_fetch:
         raise Problem(403, f"{where}this server does not fetch links; send the page's html instead, or start the "
@@ -626,8 +626,8 @@ def _fetched_document(url: str, doc_id: str, settings: Settings, where: str) -> 
 
 
 def _analyze(state: _State, docs: list[Document], opts: Options, cancel: threading.Event) -> list[dict[str, Any]]:
-    from .analyze import analyze
-    from .decode import article_score
+    from propscan.pipeline.analyze import analyze
+    from propscan.pipeline.decode import article_score
 
     try:
         model = state.get_model(opts.model)
@@ -666,7 +666,7 @@ def _analyze_batch(state: _State, items: list[DocumentIn], opts: Options, cancel
 def _analyze_upload(state: _State, name: str, data: bytes, doc_id: str | None, opts: Options, cancel: threading.Event) -> bytes:
     from pathlib import PurePosixPath
 
-    from .ptc import article_id_for
+    from propscan.ptc import article_id_for
 
     suffix = PurePosixPath(name).suffix.lower()
     fmt = UPLOAD_FORMATS.get(suffix, "auto")
@@ -677,8 +677,8 @@ def _analyze_upload(state: _State, name: str, data: bytes, doc_id: str | None, o
 
 
 def _render(body: dict[str, Any], fmt: str, cancel: threading.Event) -> str:
-    from . import formats
-    from .report import validate_analysis
+    from propscan.outputs import formats
+    from propscan.outputs.report import validate_analysis
 
     try:
         a = Analysis.from_dict(body)
@@ -1136,7 +1136,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
             m = state.model or await anyio.to_thread.run_sync(state.get_model)
             cfg = getattr(m, "config", {}) or {}
         else:
-            from .model import check
+            from propscan.pipeline.model import check
 
             try:
                 cfg = check(model)
@@ -1150,7 +1150,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
     async def models() -> list[dict[str, Any]]:
         """fast, and accurate where this server has it installed; ``default`` marks the one used when a
         request names none."""
-        from .model import available, check
+        from propscan.pipeline.model import available, check
 
         default = settings.model_dir or "fast"
         configs = {n: check(n) for n in available()}
@@ -1226,7 +1226,7 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         text = await gate.run(_render, body.model_dump(by_alias=True), format)
         if format != "html":
             return Response(text, media_type=f"{WRITERS[format].media_type}; charset=utf-8")
-        from .report import page_assets
+        from propscan.outputs.report import page_assets
 
         csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
                f"script-src {page_assets()['report_js_hash']}")
@@ -1322,7 +1322,7 @@ def _render_page(state: _State) -> tuple[bytes, str]:
     """The web page (GET /): the report's CSS and look; its script and the report's script allowed by hash."""
     from markupsafe import Markup
 
-    from .report import page_assets, csp_hash, template_env, script_json
+    from propscan.outputs.report import page_assets, csp_hash, template_env, script_json
 
     assets = page_assets()
     env = template_env()
@@ -1367,7 +1367,7 @@ MODEL_ABOUT = {"fast": "MiniLM, quick; the default for folders and the API",
 def _page_models(s: Settings) -> list[dict[str, Any]]:
     """The models the page offers: fast and, where installed, accurate, which the page picks for a pasted
     article (one article: quality over speed). A server started with a model folder offers only that."""
-    from .model import available
+    from propscan.pipeline.model import available
 
     if s.model_dir not in (None, "fast", "accurate"):
         return []
@@ -1494,4 +1494,4 @@ def run(settings: Settings) -> None:
         uvicorn.run(create_app(settings=settings), **common)
         return
     os.environ[SETTINGS_ENV] = settings.to_env()
-    uvicorn.run("propscan.serve:_app_from_env", factory=True, workers=settings.workers, **common)
+    uvicorn.run("propscan.serve.app:_app_from_env", factory=True, workers=settings.workers, **common)

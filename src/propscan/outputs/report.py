@@ -31,12 +31,12 @@ from typing import Any, Callable, Iterable
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
-from .chart import technique_bar_chart
-from .document import Analysis, Span, headline, sentence_hits
-from .errors import InputError
-from .model import reliability
-from .store import atomic_write_text
-from .techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
+from propscan.outputs.chart import technique_bar_chart
+from propscan.document import Analysis, Span, headline, sentence_hits
+from propscan.errors import InputError
+from propscan.pipeline.model import reliability
+from propscan.atomic import atomic_write_text
+from propscan.techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
 
 # Underline style per technique (cycled over the inventory order), so colour is never the only cue.
 UNDERLINE_STYLES = ("solid", "dashed", "dotted", "double")

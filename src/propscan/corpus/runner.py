@@ -14,7 +14,7 @@ version, threshold and cleaning).
 
 Heavy optional packages are imported lazily: pyarrow (``pip install 'propscan[corpus]'``) for Parquet
 export and shard import, matplotlib (same extra) for PNG/SVG plots, ray (``propscan[ray]``) for the
-Ray engine (:mod:`propscan.corpus_ray`).
+Ray engine (:mod:`propscan.corpus.ray_engine`).
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .document import Analysis, Document, ModelInfo, SentenceScore, Span, headline
-from .errors import InputError, PropscanError
-from .formats import csv_cell
-from .techniques import BY_ID, TECHNIQUE_IDS, resolve
+from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span, headline
+from propscan.errors import InputError, PropscanError
+from propscan.outputs.formats import csv_cell
+from propscan.techniques import BY_ID, TECHNIQUE_IDS, resolve
 
 DEFAULT_BATCH = 32  # documents per commit
 COMMIT_SECONDS = 2.0  # ... or at least this often, so a slow corpus still saves its progress
@@ -361,7 +361,7 @@ def outlet_for(metadata: dict[str, Any]) -> str | None:
 
 
 def doc_row(doc: Document) -> DocRow:
-    from .decode import sentence_bounds
+    from propscan.pipeline.decode import sentence_bounds
 
     meta = doc.metadata or {}
     title = meta.get("title")
@@ -625,7 +625,7 @@ def count_documents(paths: Iterable[str], input_format: str = "auto", max_total_
     Folders are walked as ``ingest`` walks them (hidden entries skipped, files taken by extension); each
     text/HTML file is one document, each non-blank JSONL line one record.
     """
-    from .ingest import EXTENSIONS, folder_files
+    from propscan.pipeline.ingest import EXTENSIONS, folder_files
 
     total = 0
     budget = max_total_bytes
@@ -683,9 +683,9 @@ def run(
     Documents already analysed with the same key are skipped; failures are recorded and the run goes on.
     On KeyboardInterrupt the finished documents are committed before the interrupt propagates.
     """
-    from .analyze import analyze, in_order
-    from .ingest import iter_documents
-    from .model import load
+    from propscan.pipeline.analyze import analyze, in_order
+    from propscan.pipeline.ingest import iter_documents
+    from propscan.pipeline.model import load
 
     conn = db if isinstance(db, sqlite3.Connection) else connect(db)
     model = model or load(model_dir)
@@ -1054,7 +1054,7 @@ def export(conn: sqlite3.Connection, fmt: str, output: Path, key: SetKey | None,
     """Write the spans (joined with their documents) as parquet, csv or jsonl, atomically. Returns the row count."""
     if fmt not in EXPORT_FORMATS:
         raise CorpusError(f"--format: {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    from .store import atomic_writer
+    from propscan.atomic import atomic_writer
 
     rows = iter_export_rows(conn, key)
     n = 0

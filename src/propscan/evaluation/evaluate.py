@@ -8,11 +8,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import calibrate, encoding, metrics
-from .decode import decode_spans
-from .model import Model, TokenOutputs
-from .ptc import Label
-from .techniques import TECHNIQUE_IDS
+from propscan.pipeline import calibrate, encoding
+from propscan.evaluation import metrics
+from propscan.pipeline.decode import decode_spans
+from propscan.pipeline.model import Model, TokenOutputs
+from propscan.ptc import Label
+from propscan.techniques import TECHNIQUE_IDS
 
 
 @dataclass

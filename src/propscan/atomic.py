@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, TextIO
 
-from .errors import OutputError
+from propscan.errors import OutputError
 
 # errors of writing the data itself (not of anything else the caller does while a file is open)
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS}

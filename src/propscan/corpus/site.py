@@ -6,7 +6,7 @@ requests).
 
 Site: ``index.html`` (totals, techniques, outlets, trend), ``outlets/<outlet>.html``,
 ``techniques/<technique>.html`` (the most confident example spans with their context) and the per-article
-reports, written with :func:`propscan.report.write_site` into ``articles/<outlet>/`` (one folder per
+reports, written with :func:`propscan.outputs.report.write_site` into ``articles/<outlet>/`` (one folder per
 outlet, at most ``ARTICLE_CHUNK`` articles each, so memory stays bounded). Every page is
 self-contained: no scripts, no external requests (a Content-Security-Policy of ``default-src 'none'``
 enforces it); everything taken from the corpus is HTML-escaped by Jinja's autoescape.
@@ -25,13 +25,25 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from .corpus import (
-    NO_DATE, UNKNOWN_OUTLET, CorpusError, Group, SetKey, Stats, _KEY_WHERE, _key_params, base_groups, grouped,
-    load_analysis, missing_extra, period, total,
+from propscan.corpus.runner import (
+    NO_DATE,
+    UNKNOWN_OUTLET,
+    CorpusError,
+    Group,
+    SetKey,
+    Stats,
+    _KEY_WHERE,
+    _key_params,
+    base_groups,
+    grouped,
+    load_analysis,
+    missing_extra,
+    period,
+    total,
 )
-from .model import reliability
-from .store import atomic_write_text
-from .techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
+from propscan.pipeline.model import reliability
+from propscan.atomic import atomic_write_text
+from propscan.techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
 
 # Okabe-Ito: colour-blind safe series colours (the overall line is drawn black and thicker)
 SERIES = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#999933", "#882255")
@@ -46,7 +58,7 @@ _T_INDEX = {t: i for i, t in enumerate(TECHNIQUE_IDS)}
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    from .report import make_env
+    from propscan.outputs.report import make_env
 
     return make_env(pct=lambda x: f"{100 * x:.1f}%", num=lambda x: f"{x:,}")
 
@@ -354,7 +366,7 @@ def stats_page(st: Stats) -> str:
 
 
 def _slugger():
-    from .report import safe_file_name
+    from propscan.outputs.report import safe_file_name
 
     taken: set[str] = set()
     return lambda name: safe_file_name(name, taken)
@@ -403,7 +415,7 @@ def write_corpus_site(
     conn: sqlite3.Connection, out_dir: Path, key: SetKey, *, examples: int = 20, articles: bool = True
 ) -> Path:
     """Write the site for one analysis set; returns the path of ``index.html``. Files are written atomically."""
-    from .report import write_site
+    from propscan.outputs.report import write_site
 
     out_dir = Path(out_dir)
     params = _key_params(key)
@@ -479,7 +491,7 @@ def write_corpus_site(
         row["href"] = outlet_href[g.key]
         return row
 
-    from .chart import technique_bar_chart
+    from propscan.outputs.chart import technique_bar_chart
 
     # index
     atomic_write_text(

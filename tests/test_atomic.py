@@ -1,4 +1,4 @@
-"""Tests for propscan.store: atomic writes."""
+"""Tests for propscan.atomic: atomic writes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from propscan import store
-from propscan.store import atomic_write_bytes, atomic_write_text
+from propscan import atomic
+from propscan.atomic import atomic_write_bytes, atomic_write_text
 
 
 def _leftovers(folder: Path, keep: set[str]) -> list[str]:
@@ -128,7 +128,7 @@ def test_bad_text_raises_before_touching_file(tmp_path):
 
 def test_module_uses_os_replace():
     # the monkeypatching above only proves something if store renames through os.replace
-    assert store.os is os
+    assert atomic.os is os
 
 
 def _umask() -> int:
@@ -138,7 +138,7 @@ def _umask() -> int:
 
 
 _MODE_BUG = (
-    "store.atomic_write_bytes creates the temp file with tempfile.mkstemp (mode 0600) and renames it "
+    "atomic.atomic_write_bytes creates the temp file with tempfile.mkstemp (mode 0600) and renames it "
     "into place without chmod, so every output file is 0600 instead of 0666 & ~umask, and an existing "
     "file's permissions are replaced by 0600"
 )

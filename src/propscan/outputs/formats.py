@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Iterable
 
-from .document import Analysis
-from .ptc import Label, format_flc
-from .techniques import BY_ID
+from propscan.document import Analysis
+from propscan.ptc import Label, format_flc
+from propscan.techniques import BY_ID
 
 
 
@@ -96,13 +96,13 @@ def to_markdown(analyses: Iterable[Analysis]) -> str:
 
 
 def _text(analyses: list[Analysis]) -> str:
-    from .terminal import as_text
+    from propscan.outputs.terminal import as_text
 
     return "\n".join(as_text(a) for a in analyses)
 
 
 def _html(analyses: list[Analysis]) -> str:
-    from .report import render_html
+    from propscan.outputs.report import render_html
 
     return render_html(analyses)
 

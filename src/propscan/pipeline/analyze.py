@@ -7,12 +7,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from .clean import Cleaned, clean as clean_text
-from .decode import article_score, decode_spans, sentence_scores
-from .document import Analysis, Document, ModelInfo, SentenceScore, Span
-from .errors import PropscanError
-from .language import identify
-from .model import Model, load
+from propscan.pipeline.clean import Cleaned, clean as clean_text
+from propscan.pipeline.decode import article_score, decode_spans, sentence_scores
+from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
+from propscan.errors import PropscanError
+from propscan.pipeline.language import identify
+from propscan.pipeline.model import Model, load
 
 # Texts longer than this many characters are analysed block by block, so memory stays bounded by one
 # block's encoder states (about 25k tokens x 384 floats) whatever the text's length, and time stays

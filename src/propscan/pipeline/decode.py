@@ -10,9 +10,9 @@ import re
 
 import numpy as np
 
-from .detect import ANY, TRIM, detect, resolve_cutoffs
-from .document import SentenceScore, Span, sentence_hits
-from .model import Model, TokenOutputs
+from propscan.pipeline.detect import ANY, TRIM, detect, resolve_cutoffs
+from propscan.document import SentenceScore, Span, sentence_hits
+from propscan.pipeline.model import Model, TokenOutputs
 
 __all__ = ["ANY", "TRIM", "decode_spans", "sentence_bounds", "sentence_scores", "article_score"]
 # a sentence ends at . ! ? or … (optionally followed by a closing quote or bracket) before whitespace

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from .techniques import BY_ID
+from propscan.techniques import BY_ID
 
 ROW = 24  # px per bar
 LABEL_W = 262  # room for the longest name ("Whataboutism / straw man / red herring") at 12px

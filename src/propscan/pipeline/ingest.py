@@ -52,10 +52,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .document import Document
-from . import fetch
-from .errors import InputError
-from .ptc import article_id_for
+from propscan.document import Document
+from propscan.pipeline import fetch
+from propscan.errors import InputError
+from propscan.ptc import article_id_for
 
 FORMATS = ("auto", "text", "html", "jsonl", "csv")
 EXTENSIONS = {

@@ -30,11 +30,24 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .corpus import (
-    CorpusError, RunSummary, SetKey, _now, connect, doc_row, docrow_dict, failure_schema, import_shards, is_done,
-    missing_extra, result_from_analysis, shard_files, shard_row, shard_schema,
+from propscan.corpus.runner import (
+    CorpusError,
+    RunSummary,
+    SetKey,
+    _now,
+    connect,
+    doc_row,
+    docrow_dict,
+    failure_schema,
+    import_shards,
+    is_done,
+    missing_extra,
+    result_from_analysis,
+    shard_files,
+    shard_row,
+    shard_schema,
 )
-from .errors import InputError, PropscanError
+from propscan.errors import InputError, PropscanError
 
 
 def _ray():
@@ -50,7 +63,7 @@ class Analyzer:
     """The Ray Data callable class: the model is loaded once per actor, then every batch is analysed."""
 
     def __init__(self, model_dir: str | None, threshold: float | None, clean: bool, threads: int = 1):
-        from .model import Model, locate
+        from propscan.pipeline.model import Model, locate
 
         self.model = Model(locate(model_dir), threads=threads)
         self.threshold = threshold
@@ -60,8 +73,8 @@ class Analyzer:
     def __call__(self, batch):
         import pyarrow as pa
 
-        from .analyze import analyze
-        from .document import Document
+        from propscan.pipeline.analyze import analyze
+        from propscan.document import Document
 
         out = []
         for r in batch.to_pylist():
@@ -87,7 +100,7 @@ def analyzer_class(model_dir: str | None, threshold: float | None, clean: bool, 
 
 
 def _model_key(model_dir: str | None, threshold: float | None, clean: bool) -> SetKey:
-    from .model import check
+    from propscan.pipeline.model import check
 
     try:
         config = check(model_dir)
@@ -157,8 +170,8 @@ def run_ray(
         import pyarrow as pa
     except ImportError:
         raise missing_extra("pyarrow", "ray", "--engine ray") from None
-    from .corpus import count_documents
-    from .ingest import iter_documents
+    from propscan.corpus.runner import count_documents
+    from propscan.pipeline.ingest import iter_documents
 
     shards = Path(shards)
     shards.mkdir(parents=True, exist_ok=True)
@@ -170,7 +183,7 @@ def run_ray(
     summary = RunSummary()
 
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
-    from .model import env_threads
+    from propscan.pipeline.model import env_threads
 
     threads = env_threads() or 1
     analyzer = analyzer_class(model_dir, threshold, clean, threads)

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from . import encoding
-from .calibrate import Calibration
-from .document import Span
-from .features import occurs_earlier
-from .techniques import TECHNIQUE_IDS
+from propscan.pipeline import encoding
+from propscan.pipeline.calibrate import Calibration
+from propscan.document import Span
+from propscan.pipeline.features import occurs_earlier
+from propscan.techniques import TECHNIQUE_IDS
 
 ANY = len(TECHNIQUE_IDS)
 TRIM = " \n\t.,:;"

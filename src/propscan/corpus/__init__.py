@@ -1,0 +1,1 @@
+"""Corpus mode: a resumable SQLite store of analyses, its runners, statistics, exports and static site."""

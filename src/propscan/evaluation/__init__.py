@@ -1,0 +1,1 @@
+"""Evaluation: the SemEval-2020 Task 11 formulas and scoring a model against gold."""
