@@ -26,8 +26,9 @@ from pathlib import Path
 import pytest
 
 from conftest import PTC_DEV_ARTICLES, ROOT, run_cli
-from propscan.corpus import runner as corpus
-from propscan.corpus.runner import BatchWriter, CorpusError, DocRow, Result, SetKey, connect, content_hash
+from propscan.corpus import database, export, rows, runner, shards, stats
+from propscan.corpus.database import CorpusError, connect
+from propscan.corpus.rows import BatchWriter, DocRow, Result, SetKey, content_hash
 from propscan.document import Document
 
 KILL_DOCS = int(os.environ.get("PROPSCAN_KILL_TEST_DOCS", "2000"))
@@ -134,7 +135,7 @@ def small_corpus(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def small_db(small_corpus, model) -> Path:
     db = small_corpus["base"] / "small.sqlite"
-    s = corpus.run(db, small_corpus["inputs"], model=model, batch=5)
+    s = runner.run(db, small_corpus["inputs"], model=model, batch=5)
     assert s.read == small_corpus["n_docs"]
     assert s.failed == 2
     return db
@@ -174,28 +175,28 @@ def assert_same_results(db_a: Path, db_b: Path) -> None:
 
 
 def test_outlet_and_date_rules():
-    assert corpus.outlet_for({"site": "  The  Planet ", "url": "https://x.example"}) == "The Planet"
-    assert corpus.outlet_for({"outlet": "Bugle"}) == "Bugle"
-    assert corpus.outlet_for({"url": "https://www.News.Example:8080/a?b=1"}) == "news.example"
-    assert corpus.outlet_for({"url": "news.example/a/b"}) == "news.example"
-    assert corpus.outlet_for({"path": "/data/corpora/guardian/a1.txt"}) == "guardian"
-    assert corpus.outlet_for({"path": "<stdin>"}) is None
-    assert corpus.outlet_for({}) is None
-    assert corpus.date_for("2024-03-05") == "2024-03-05"
-    assert corpus.date_for("2024-03-05T23:30:00-05:00") == "2024-03-05"  # the date as written, no shift
-    assert corpus.date_for("2024-03-05T10:00:00Z") == "2024-03-05"
-    assert corpus.date_for("2024-03-05 garbage") == "2024-03-05"
-    assert corpus.date_for("2024-02-30") is None
-    assert corpus.date_for("March 5, 2024") is None
-    assert corpus.date_for(20240305) is None
-    assert corpus.date_for(None) is None
+    assert rows.outlet_for({"site": "  The  Planet ", "url": "https://x.example"}) == "The Planet"
+    assert rows.outlet_for({"outlet": "Bugle"}) == "Bugle"
+    assert rows.outlet_for({"url": "https://www.News.Example:8080/a?b=1"}) == "news.example"
+    assert rows.outlet_for({"url": "news.example/a/b"}) == "news.example"
+    assert rows.outlet_for({"path": "/data/corpora/guardian/a1.txt"}) == "guardian"
+    assert rows.outlet_for({"path": "<stdin>"}) is None
+    assert rows.outlet_for({}) is None
+    assert rows.date_for("2024-03-05") == "2024-03-05"
+    assert rows.date_for("2024-03-05T23:30:00-05:00") == "2024-03-05"  # the date as written, no shift
+    assert rows.date_for("2024-03-05T10:00:00Z") == "2024-03-05"
+    assert rows.date_for("2024-03-05 garbage") == "2024-03-05"
+    assert rows.date_for("2024-02-30") is None
+    assert rows.date_for("March 5, 2024") is None
+    assert rows.date_for(20240305) is None
+    assert rows.date_for(None) is None
 
 
 def test_sentence_hits_counts_overlaps():
     sents = [(0, 10, 0.1), (11, 20, 0.2), (21, 30, 0.3)]
     spans = [("Doubt", 5, 12, 0.5, "{}"), ("Doubt", 12, 14, 0.5, "{}"), ("Slogans", 20, 21, 0.5, "{}"), ("Doubt", 0, 30, 0.5, "{}")]
-    assert corpus.sentence_hits(sents, spans) == [2, 3, 1]
-    assert corpus.sentence_hits(sents, []) == [0, 0, 0]
+    assert rows.sentence_hits(sents, spans) == [2, 3, 1]
+    assert rows.sentence_hits(sents, []) == [0, 0, 0]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_run_stores_every_document_once(small_corpus, small_db, model):
             "SELECT a.id FROM analyses a JOIN documents d ON d.id = a.document_id WHERE d.doc_id = ? AND d.sha256 = ?",
             (doc.id, content_hash(doc.text)),
         ).fetchone()
-        got = corpus.load_analysis(conn, aid)
+        got = rows.load_analysis(conn, aid)
         assert got.to_dict() == want.to_dict()
     conn.close()
 
@@ -278,7 +279,7 @@ def test_documents_analysed_side_by_side_are_stored_in_order_and_analysed_once(t
 
     monkeypatch.setattr(propscan.pipeline.analyze, "analyze", counting)
     events = []
-    s = corpus.run(tmp_path / "c.sqlite", [str(src)], model=Model(MODEL_DIR, threads=2), on_event=lambda k, m: events.append((k, m)))
+    s = runner.run(tmp_path / "c.sqlite", [str(src)], model=Model(MODEL_DIR, threads=2), on_event=lambda k, m: events.append((k, m)))
     assert events == [
         ("failed", "x1: x1: simulated failure"), ("analysed", "x2"), ("analysed", "x3"),
         ("copied", "x1"), ("analysed", "x4"), ("copied", "x5"),
@@ -291,7 +292,7 @@ def test_documents_analysed_side_by_side_are_stored_in_order_and_analysed_once(t
 
 def test_rerun_is_idempotent(small_corpus, small_db, model):
     before = {t: db_rows(small_db, f"SELECT COUNT(*) FROM {t}")[0][0] for t in ("documents", "analyses", "spans", "sentences", "failures")}
-    s = corpus.run(small_db, small_corpus["inputs"], model=model)
+    s = runner.run(small_db, small_corpus["inputs"], model=model)
     assert (s.analysed, s.copied, s.already, s.failed) == (0, 0, small_corpus["n_docs"], 2)
     after = {t: db_rows(small_db, f"SELECT COUNT(*) FROM {t}")[0][0] for t in before}
     assert after == before
@@ -302,16 +303,16 @@ def test_other_threshold_is_a_second_analysis_set(small_corpus, small_db, model,
     db = tmp_path / "two.sqlite"
     shutil.copyfile(small_db, db)
     jsonl = sorted(Path(small_corpus["inputs"][0]).rglob("news-0.jsonl"))[0]
-    s = corpus.run(db, [str(jsonl)], model=model, threshold=0.3)
+    s = runner.run(db, [str(jsonl)], model=model, threshold=0.3)
     assert s.analysed > 0
-    sets = corpus.analysis_sets(connect(db))
+    sets = rows.analysis_sets(connect(db))
     assert [k.threshold for k, _, _ in sets] == [0.3, None]
-    st = corpus.compute_stats(connect(db), "outlet")
+    st = stats.compute_stats(connect(db), "outlet")
     assert st.key.threshold == 0.3 and st.note
-    st = corpus.compute_stats(connect(db), "outlet", threshold="tuned")
+    st = stats.compute_stats(connect(db), "outlet", threshold="tuned")
     assert st.key.threshold is None and st.total.documents == small_corpus["n_docs"]
     with pytest.raises(CorpusError, match="no analyses match"):
-        corpus.compute_stats(connect(db), "outlet", threshold="0.9")
+        stats.compute_stats(connect(db), "outlet", threshold="0.9")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -359,9 +360,9 @@ def by_key(st) -> dict:
 
 
 def test_stats_by_outlet_hand_computed(fixture_db):
-    st = corpus.compute_stats(connect(fixture_db), "outlet")
+    st = stats.compute_stats(connect(fixture_db), "outlet")
     g = by_key(st)
-    assert [x.key for x in st.groups] == ["X", "Y", corpus.UNKNOWN_OUTLET]
+    assert [x.key for x in st.groups] == ["X", "Y", rows.UNKNOWN_OUTLET]
     x = g["X"]
     assert (x.documents, x.words, x.spans, x.sentences, x.sentences_hit) == (2, 16, 3, 5, 2)
     assert x.spans_per_1k_words == pytest.approx(1000 * 3 / 16)
@@ -370,7 +371,7 @@ def test_stats_by_outlet_hand_computed(fixture_db):
     y = g["Y"]
     assert (y.documents, y.words, y.spans, y.sentences, y.sentences_hit) == (1, 4, 2, 2, 2)
     assert y.spans_per_1k_words == pytest.approx(500.0)
-    u = g[corpus.UNKNOWN_OUTLET]
+    u = g[rows.UNKNOWN_OUTLET]
     assert (u.documents, u.words, u.spans, u.sentences, u.sentences_hit) == (1, 5, 1, 1, 1)
     t = st.total
     assert (t.documents, t.words, t.spans, t.sentences, t.sentences_hit) == (4, 25, 6, 8, 5)
@@ -381,36 +382,36 @@ def test_stats_by_outlet_hand_computed(fixture_db):
 
 def test_stats_by_time_hand_computed(fixture_db):
     conn = connect(fixture_db)
-    day = by_key(corpus.compute_stats(conn, "day"))
-    assert list(day) == ["2024-01-01", "2024-01-09", "2024-02-15", corpus.NO_DATE]
+    day = by_key(stats.compute_stats(conn, "day"))
+    assert list(day) == ["2024-01-01", "2024-01-09", "2024-02-15", rows.NO_DATE]
     assert day["2024-01-09"].spans == 0 and day["2024-01-09"].share_sentences == 0.0
-    week = corpus.compute_stats(conn, "week")
-    assert [g.key for g in week.groups] == ["2024-W01", "2024-W02", "2024-W07", corpus.NO_DATE]
-    month = by_key(corpus.compute_stats(conn, "month"))
+    week = stats.compute_stats(conn, "week")
+    assert [g.key for g in week.groups] == ["2024-W01", "2024-W02", "2024-W07", rows.NO_DATE]
+    month = by_key(stats.compute_stats(conn, "month"))
     jan = month["2024-01"]
     assert (jan.documents, jan.words, jan.spans, jan.sentences, jan.sentences_hit) == (2, 16, 3, 5, 2)
     assert month["2024-02"].spans_per_1k_words == pytest.approx(500.0)
     # per (outlet, period) groups feed the per-outlet trend lines
-    st = corpus.compute_stats(conn, "month")
+    st = stats.compute_stats(conn, "month")
     assert st.by_outlet_period[("X", "2024-01")].spans == 3
     assert st.by_outlet_period[("Y", "2024-02")].spans == 2
 
 
 def test_stats_for_one_technique_hand_computed(fixture_db):
     conn = connect(fixture_db)
-    st = corpus.compute_stats(conn, "outlet", technique="Doubt")
+    st = stats.compute_stats(conn, "outlet", technique="Doubt")
     g = by_key(st)
     # Doubt: A 4-18 overlaps sentence 0-19 only; C 0-3 overlaps 0-10
     assert (g["X"].spans, g["X"].sentences, g["X"].sentences_hit) == (1, 5, 1)
     assert (g["Y"].spans, g["Y"].sentences_hit) == (1, 1)
-    assert (g[corpus.UNKNOWN_OUTLET].spans, g[corpus.UNKNOWN_OUTLET].sentences_hit) == (0, 0)
+    assert (g[rows.UNKNOWN_OUTLET].spans, g[rows.UNKNOWN_OUTLET].sentences_hit) == (0, 0)
     assert st.total.spans_per_1k_words == pytest.approx(1000 * 2 / 25)
     assert st.total.share_sentences == pytest.approx(2 / 8)
     # names and aliases are accepted
-    st2 = corpus.compute_stats(conn, "outlet", technique="loaded language")
+    st2 = stats.compute_stats(conn, "outlet", technique="loaded language")
     assert st2.technique == "Loaded_Language" and st2.total.spans == 3 and st2.total.sentences_hit == 3
     with pytest.raises(CorpusError, match="unknown technique"):
-        corpus.compute_stats(conn, "outlet", technique="Telepathy")
+        stats.compute_stats(conn, "outlet", technique="Telepathy")
 
 
 def test_stats_cli_json_and_table(fixture_db):
@@ -442,16 +443,16 @@ def test_plots_png_svg_html(fixture_db, small_db, tmp_path):
     conn = connect(small_db)
     from propscan.corpus.site import write_plot
 
-    month = corpus.compute_stats(conn, "month")
+    month = stats.compute_stats(conn, "month")
     png = write_plot(month, tmp_path / "trend.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     OUTPUT.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(png, OUTPUT / "corpus-stats.png")
-    outlet = corpus.compute_stats(conn, "outlet")
+    outlet = stats.compute_stats(conn, "outlet")
     png2 = write_plot(outlet, tmp_path / "outlets.png")
     assert png2.stat().st_size > 5_000
     shutil.copyfile(png2, OUTPUT / "corpus-outlets.png")
-    svg = write_plot(corpus.compute_stats(conn, "week", technique="Loaded_Language"), tmp_path / "week.svg").read_text()
+    svg = write_plot(stats.compute_stats(conn, "week", technique="Loaded_Language"), tmp_path / "week.svg").read_text()
     assert svg.lstrip().startswith("<?xml") and "<svg" in svg
     html = write_plot(month, tmp_path / "trend.html").read_text()
     assert "<svg" in html and "Content-Security-Policy" in html
@@ -460,8 +461,8 @@ def test_plots_png_svg_html(fixture_db, small_db, tmp_path):
         write_plot(month, tmp_path / "x.pdf")
     # a trend of undated documents only is an error with a reason, not an empty chart
     with pytest.raises(CorpusError, match="no dated documents"):
-        st = corpus.compute_stats(connect(fixture_db), "day")
-        st.groups = [g for g in st.groups if g.key == corpus.NO_DATE]
+        st = stats.compute_stats(connect(fixture_db), "day")
+        st.groups = [g for g in st.groups if g.key == rows.NO_DATE]
         write_plot(st, tmp_path / "none.png")
 
 
@@ -490,7 +491,7 @@ def test_export_csv_jsonl_parquet(small_db, tmp_path):
 
             rows = pq.read_table(out).to_pylist()
         assert len(rows) == n_spans
-        assert list(rows[0]) == list(corpus.EXPORT_COLUMNS)
+        assert list(rows[0]) == list(export.EXPORT_COLUMNS)
         got = [(r["doc_id"], r["outlet"] or None, r["date"] or None, r["technique"], int(r["start"]), int(r["end"]), float(r["score"]), r["text"]) for r in rows]
         for g, w in zip(got, want):
             assert g[:6] == w[:6] and g[7] == w[7]
@@ -506,7 +507,7 @@ def test_export_csv_guards_formula_cells(model, tmp_path):
     text = "The corrupt, disgraceful mayor betrayed every honest family in this city. Shameful!"
     feed.write_text(json.dumps({"id": "=HYPERLINK(\"http://x\")", "text": text}) + "\n", encoding="utf-8")
     db = tmp_path / "f.sqlite"
-    assert corpus.run(db, [str(feed)], model=model).failed == 0
+    assert runner.run(db, [str(feed)], model=model).failed == 0
     out = tmp_path / "spans.csv"
     res = run_cli("corpus", "export", "--db", db, "--format", "csv", "-o", out)
     assert res.rc == 0, res.stderr
@@ -532,11 +533,11 @@ def test_report_site_is_self_contained_and_escaped(tmp_path, model):
     src.write_text("".join(json.dumps(r) + "\n" for r in recs), encoding="utf-8")
     (tmp_path / "bad.txt").write_bytes(b"")
     db = tmp_path / "site.sqlite"
-    corpus.run(db, [str(src), str(tmp_path / "bad.txt")], model=model)
+    runner.run(db, [str(src), str(tmp_path / "bad.txt")], model=model)
     # a failure message with markup in the file name must be escaped too
     conn = connect(db)
     conn.execute("BEGIN")
-    corpus.record_failure(conn, "/in/<b>bold</b>.txt", "", "empty")
+    rows.record_failure(conn, "/in/<b>bold</b>.txt", "", "empty")
     conn.execute("COMMIT")
     conn.close()
     res = run_cli("corpus", "report", "--db", db, "-o", tmp_path / "site", "--examples", "5")
@@ -574,29 +575,29 @@ def test_import_shards_matches_local_run(small_corpus, small_db, model, tmp_path
     from propscan.pipeline.analyze import analyze
     from propscan.pipeline.ingest import iter_documents
 
-    rows, failures = [], []
+    out_rows, failures = [], []
     for item in iter_documents(small_corpus["inputs"]):
         if isinstance(item, Document):
-            r = corpus.doc_row(item)
+            r = rows.doc_row(item)
             a = analyze(item, model=model)
-            rows.append(corpus.shard_row(corpus.docrow_dict(r), corpus.result_from_analysis(a, True, "ray"), KEY_FOR(model)))
+            out_rows.append(shards.shard_row(shards.docrow_dict(r), rows.result_from_analysis(a, True, "ray"), KEY_FOR(model)))
         else:
             failures.append({"source": item.source, "doc_id": "", "error": item.problem, "at": "2024-01-01T00:00:00Z"})
-    shards = tmp_path / "shards"
-    shards.mkdir()
-    half = len(rows) // 2
-    pq.write_table(pa.Table.from_pylist(rows[:half], schema=corpus.shard_schema()), shards / "part-a-00000.parquet")
-    pq.write_table(pa.Table.from_pylist(rows[half:], schema=corpus.shard_schema()), shards / "part-a-00001.parquet")
-    pq.write_table(pa.Table.from_pylist(failures, schema=corpus.failure_schema()), shards / "failures-a.parquet")
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    half = len(out_rows) // 2
+    pq.write_table(pa.Table.from_pylist(out_rows[:half], schema=shards.shard_schema()), folder / "part-a-00000.parquet")
+    pq.write_table(pa.Table.from_pylist(out_rows[half:], schema=shards.shard_schema()), folder / "part-a-00001.parquet")
+    pq.write_table(pa.Table.from_pylist(failures, schema=shards.failure_schema()), folder / "failures-a.parquet")
     db = tmp_path / "imported.sqlite"
-    res = run_cli("corpus", "import", "--db", db, shards)
+    res = run_cli("corpus", "import", "--db", db, folder)
     assert res.rc == 0, res.stderr
-    assert f"{len(rows)} analyses added" in res.stderr
+    assert f"{len(out_rows)} analyses added" in res.stderr
     assert_same_results(small_db, db)
     assert db_rows(db, "SELECT COUNT(*) FROM failures")[0][0] == 2
-    res = run_cli("corpus", "import", "--db", db, shards)  # idempotent
+    res = run_cli("corpus", "import", "--db", db, folder)  # idempotent
     assert res.rc == 0 and "0 analyses added" in res.stderr
-    assert db_rows(db, "SELECT COUNT(*) FROM analyses")[0][0] == len(rows)
+    assert db_rows(db, "SELECT COUNT(*) FROM analyses")[0][0] == len(out_rows)
 
 
 def KEY_FOR(model) -> SetKey:
@@ -621,18 +622,18 @@ V1_ROWS = [
 def test_old_database_is_upgraded(tmp_path):
     db = tmp_path / "old.sqlite"
     conn = connect(db, target=1)
-    assert corpus.user_version(conn) == 1
+    assert database.user_version(conn) == 1
     for sql in V1_ROWS:
         conn.execute(sql)
     conn.close()
     conn = connect(db)
-    assert corpus.user_version(conn) == corpus.SCHEMA_VERSION == len(corpus.MIGRATIONS)
-    assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == list(range(1, corpus.SCHEMA_VERSION + 1))
+    assert database.user_version(conn) == database.SCHEMA_VERSION == len(database.MIGRATIONS)
+    assert [r[0] for r in conn.execute("SELECT version FROM schema_version ORDER BY version")] == list(range(1, database.SCHEMA_VERSION + 1))
     assert conn.execute('SELECT start, n_spans FROM sentences ORDER BY start').fetchall() == [(0, 1), (9, 0)]
     assert conn.execute("SELECT n_sentences_hit FROM analyses").fetchone()[0] == 1
     assert conn.execute("SELECT attempts FROM failures").fetchone()[0] == 1
     assert conn.execute("SELECT doc_id, outlet, technique, text FROM span_view").fetchall() == [("a", "X", "Doubt", "one")]
-    st = corpus.compute_stats(conn, "outlet")
+    st = stats.compute_stats(conn, "outlet")
     assert st.total.share_sentences == 0.5 and st.total.spans == 1
     conn.close()
     # the CLI upgrades too, and a second open changes nothing
@@ -643,7 +644,7 @@ def test_old_database_is_upgraded(tmp_path):
 def test_newer_or_foreign_database_is_refused(tmp_path):
     newer = tmp_path / "newer.sqlite"
     c = sqlite3.connect(newer)
-    c.execute(f"PRAGMA user_version = {corpus.SCHEMA_VERSION + 1}")
+    c.execute(f"PRAGMA user_version = {database.SCHEMA_VERSION + 1}")
     c.close()
     with pytest.raises(CorpusError, match="newer than this propscan"):
         connect(newer)
@@ -667,9 +668,9 @@ def test_a_failing_insert_leaves_no_partial_document(tmp_path):
     good = _res([("Doubt", 0, 3, 0.5)], [(0, 13)])
     bad = Result(KEY, 0.5, [("Doubt", 0, 3, 0.5, "{}"), (None, 4, 7, 0.5, "{}")], [(0, 13, 0.1)])  # type: ignore[list-item]
     conn.execute("BEGIN")
-    assert corpus._insert(conn, _doc("ok", text, "X", None), good)
+    assert rows._insert(conn, _doc("ok", text, "X", None), good)
     with pytest.raises(sqlite3.IntegrityError):
-        corpus._insert(conn, _doc("bad", text + "!", "X", None), bad)
+        rows._insert(conn, _doc("bad", text + "!", "X", None), bad)
     conn.execute("COMMIT")
     assert conn.execute("SELECT doc_id FROM documents").fetchall() == [("ok",)]
     assert conn.execute("SELECT COUNT(*) FROM spans").fetchone()[0] == 1
@@ -755,7 +756,7 @@ def test_kill_nine_and_resume(tmp_path):
 
 
 def test_plain_text_documents_are_titled_by_their_headline():
-    from propscan.corpus.runner import doc_row
+    from propscan.corpus.rows import doc_row
     from propscan.document import HEADLINE_CHARS
 
     assert doc_row(Document("783", "\n  Trump Tells  Rally Crowd: 'We Will Win'\n\nBody text here.")).title == "Trump Tells Rally Crowd: 'We Will Win'"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from propscan.corpus import runner as corpus
+from propscan.corpus import runner
 from test_corpus import add_bad_inputs, assert_same_results, copy_ptc, db_rows, write_synthetic
 
 pytest.importorskip("ray", reason="ray is not installed (pip install 'propscan[ray]')")
@@ -31,7 +31,7 @@ def ray_corpus(tmp_path_factory) -> dict:
 def test_ray_engine_matches_local_engine(ray_corpus, model):
     base = ray_corpus["base"]
     local = base / "local.sqlite"
-    s = corpus.run(local, ray_corpus["inputs"], model=model)
+    s = runner.run(local, ray_corpus["inputs"], model=model)
     assert s.read == ray_corpus["n_docs"] and s.failed == 2
 
     shards = base / "shards"

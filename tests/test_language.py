@@ -83,10 +83,10 @@ def test_corpus_stores_the_language_and_groups_by_it(tmp_path):
     assert groups == {"de": 1, "en": 1, "fr": 1}
     import sqlite3
 
-    from propscan.corpus import runner as corpus
+    from propscan.corpus import rows
 
     conn = sqlite3.connect(db)
     (aid,) = conn.execute("SELECT a.id FROM analyses a JOIN documents d ON d.id = a.document_id WHERE d.doc_id = 'de'").fetchone()
-    a = corpus.load_analysis(conn, aid)
+    a = rows.load_analysis(conn, aid)
     assert a.language == "de" and a.warnings and "German" in a.warnings[0]
     conn.close()

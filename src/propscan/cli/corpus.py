@@ -11,18 +11,12 @@ from typing import Optional
 
 import typer
 
-from propscan.corpus.runner import (
-    DEFAULT_BATCH,
-    RunSummary,
-    Stats,
-    choose_set,
-    compute_stats,
-    connect,
-    count_documents,
-    export,
-    import_shards,
-    run,
-)
+from propscan.corpus.database import connect
+from propscan.corpus.export import export
+from propscan.corpus.rows import DEFAULT_BATCH, choose_set
+from propscan.corpus.runner import RunSummary, count_documents, run
+from propscan.corpus.shards import import_shards
+from propscan.corpus.stats import Stats, compute_stats
 from propscan.errors import PropscanError
 from propscan.techniques import BY_ID
 from propscan.cli import common as cli

@@ -452,7 +452,7 @@ def serve(
         fail(str(e))
 
 
-from propscan.cli.corpus import corpus_app
+from propscan.cli.corpus import corpus_app  # noqa: E402  (propscan corpus ...: SQLite corpus runs, stats, exports, site)
 
 app.add_typer(corpus_app, name="corpus")
 

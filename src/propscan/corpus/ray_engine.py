@@ -30,19 +30,13 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from propscan.corpus.runner import (
-    CorpusError,
-    RunSummary,
-    SetKey,
-    _now,
-    connect,
-    doc_row,
+from propscan.corpus.database import CorpusError, now, connect, missing_extra
+from propscan.corpus.rows import SetKey, doc_row, is_done, result_from_analysis
+from propscan.corpus.runner import RunSummary
+from propscan.corpus.shards import (
     docrow_dict,
     failure_schema,
     import_shards,
-    is_done,
-    missing_extra,
-    result_from_analysis,
     shard_files,
     shard_row,
     shard_schema,
@@ -261,7 +255,7 @@ def run_ray(
             seen: set[tuple[str, str]] = set()
             for item in iter_documents(paths, input_format=input_format, text_field=text_field, id_field=id_field, max_bytes=max_bytes):
                 if isinstance(item, InputError):
-                    failures.append({"source": item.source, "doc_id": "", "error": item.problem, "at": _now()})
+                    failures.append({"source": item.source, "doc_id": "", "error": item.problem, "at": now()})
                     summary.record("failed", str(item), emit)
                     advance()
                     continue

@@ -25,22 +25,9 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from propscan.corpus.runner import (
-    NO_DATE,
-    UNKNOWN_OUTLET,
-    CorpusError,
-    Group,
-    SetKey,
-    Stats,
-    _KEY_WHERE,
-    _key_params,
-    base_groups,
-    grouped,
-    load_analysis,
-    missing_extra,
-    period,
-    total,
-)
+from propscan.corpus.database import CorpusError, missing_extra
+from propscan.corpus.rows import NO_DATE, UNKNOWN_OUTLET, SetKey, KEY_WHERE, key_params, load_analysis
+from propscan.corpus.stats import Group, Stats, base_groups, grouped, period, total
 from propscan.pipeline.model import reliability
 from propscan.atomic import atomic_write_text
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
@@ -374,8 +361,8 @@ def _slugger():
 
 def _auto_period(conn: sqlite3.Connection, key: SetKey) -> str:
     lo, hi = conn.execute(
-        f"SELECT MIN(d.date), MAX(d.date) FROM analyses a JOIN documents d ON d.id = a.document_id WHERE {_KEY_WHERE}",
-        _key_params(key),
+        f"SELECT MIN(d.date), MAX(d.date) FROM analyses a JOIN documents d ON d.id = a.document_id WHERE {KEY_WHERE}",
+        key_params(key),
     ).fetchone()
     if not lo:
         return "month"
@@ -418,7 +405,7 @@ def write_corpus_site(
     from propscan.outputs.report import write_site
 
     out_dir = Path(out_dir)
-    params = _key_params(key)
+    params = key_params(key)
     base = base_groups(conn, key)
     outlets = [g for g in grouped(base, "outlet")]
     overall = total(base)
@@ -436,7 +423,7 @@ def write_corpus_site(
         cond = "d.outlet IS NULL" if g.key == UNKNOWN_OUTLET else "d.outlet = ?"
         rows = conn.execute(
             "SELECT a.id, d.doc_id, d.title, d.date, a.score, a.n_spans FROM analyses a JOIN documents d ON d.id = a.document_id"
-            f" WHERE {_KEY_WHERE} AND {cond} ORDER BY d.date IS NULL, d.date DESC, d.doc_id, a.id",
+            f" WHERE {KEY_WHERE} AND {cond} ORDER BY d.date IS NULL, d.date DESC, d.doc_id, a.id",
             params + (() if g.key == UNKNOWN_OUTLET else (g.key,)),
         ).fetchall()
         listed = []
@@ -468,7 +455,7 @@ def write_corpus_site(
         t: (n, docs, mean)
         for t, n, docs, mean in conn.execute(
             "SELECT s.technique, COUNT(*), COUNT(DISTINCT s.analysis_id), AVG(s.score) FROM spans s"
-            f" JOIN analyses a ON a.id = s.analysis_id WHERE {_KEY_WHERE} GROUP BY s.technique",
+            f" JOIN analyses a ON a.id = s.analysis_id WHERE {KEY_WHERE} GROUP BY s.technique",
             params,
         )
     }
@@ -483,7 +470,7 @@ def write_corpus_site(
     failures = conn.execute("SELECT source, doc_id, error, at FROM failures ORDER BY id LIMIT 200").fetchall()
     n_failures = conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0]
     dates = conn.execute(
-        f"SELECT MIN(d.date), MAX(d.date) FROM analyses a JOIN documents d ON d.id = a.document_id WHERE {_KEY_WHERE}", params
+        f"SELECT MIN(d.date), MAX(d.date) FROM analyses a JOIN documents d ON d.id = a.document_id WHERE {KEY_WHERE}", params
     ).fetchone()
 
     def outlet_row(g: Group) -> dict[str, Any]:
@@ -542,7 +529,7 @@ def write_corpus_site(
         found = conn.execute(
             'SELECT a.id, d.doc_id, d.title, d.outlet, d.date, d.sha256, s.start, s."end", s.score, d.text'
             " FROM spans s JOIN analyses a ON a.id = s.analysis_id JOIN documents d ON d.id = a.document_id"
-            f" WHERE s.technique = ? AND {_KEY_WHERE} ORDER BY s.score DESC, d.doc_id, s.start LIMIT ?",
+            f" WHERE s.technique = ? AND {KEY_WHERE} ORDER BY s.score DESC, d.doc_id, s.start LIMIT ?",
             (t, *params, examples * 4),
         ).fetchall()
         seen: set[tuple] = set()

@@ -29,7 +29,7 @@ ANY = N_TECH  # index of the "any technique" channel
 N_OUT = N_TECH + 1
 
 
-from propscan.pipeline.encoders import base_encoder_dir, encoder_info
+from propscan.pipeline.encoders import base_encoder_dir, encoder_info  # noqa: F401 (re-exported for build and the CLI)
 
 
 @dataclass
