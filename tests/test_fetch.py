@@ -112,7 +112,8 @@ def test_private_addresses_are_refused_when_asked(site):
 def _client(model, **settings):
     from fastapi.testclient import TestClient
 
-    from propscan.serve.app import Settings, create_app
+    from propscan.serve.app import create_app
+    from propscan.serve.settings import Settings
 
     return TestClient(create_app(model=model, settings=Settings(**settings)))
 
@@ -138,7 +139,7 @@ def test_the_server_refuses_loopback_and_private_addresses(model, site):
 
 
 def test_the_server_fetches_a_page_when_allowed(model, site, monkeypatch):
-    from propscan.serve.app import FETCH_PRIVATE_ENV
+    from propscan.serve.work import FETCH_PRIVATE_ENV
 
     monkeypatch.setenv(FETCH_PRIVATE_ENV, "1")  # the test's pages are on loopback
     with _client(model, allow_fetch=True) as c:

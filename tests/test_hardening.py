@@ -222,11 +222,11 @@ def test_out_of_file_descriptors_is_logged_once(caplog):
     import errno
     import logging
 
-    from propscan.serve.app import _log_resource_errors_once
+    from propscan.serve.limits import log_resource_errors_once
 
     loop = asyncio.new_event_loop()
     try:
-        _log_resource_errors_once(loop)
+        log_resource_errors_once(loop)
         with caplog.at_level(logging.ERROR, logger="uvicorn.error.propscan"):
             for _ in range(50):
                 loop.call_exception_handler({"message": "socket.accept() out of system resource",

@@ -28,7 +28,8 @@ from propscan.serve import app as serve
 from propscan.pipeline.analyze import analyze
 from propscan.document import Document
 from propscan.outputs.formats import to_csv
-from propscan.serve.app import Settings, SettingsError, check_settings, create_app, is_loopback, parse_size
+from propscan.serve.app import create_app
+from propscan.serve.settings import Settings, SettingsError, check_settings, is_loopback, parse_size
 from propscan.techniques import TECHNIQUE_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -354,9 +355,10 @@ def test_public_bind_refused_without_key(host):
 
 def test_cli_serve_refuses_public_bind(monkeypatch):
     from propscan.cli import app
+    from propscan.serve import server
 
     started = []
-    monkeypatch.setattr(serve, "run", lambda settings: started.append(settings))
+    monkeypatch.setattr(server, "run", lambda settings: started.append(settings))
     monkeypatch.delenv("PROPSCAN_API_KEY", raising=False)
     r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
     assert r.exit_code == 2 and not started
@@ -505,7 +507,15 @@ else:
 def test_report_request_models_follow_the_schema():
     """POST /v1/report reads an analysis with pydantic models; they must name exactly the fields the
     JSON Schema (the one definition of the format) names, so a field added to one is added to both."""
-    from propscan.serve.app import AnalysisIn, DocumentOut, EvidenceIn, ModelIn, RemovedIn, SentenceIn, SpanIn
+    from propscan.serve.schemas import (
+        AnalysisIn,
+        DocumentOut,
+        EvidenceIn,
+        ModelIn,
+        RemovedIn,
+        SentenceIn,
+        SpanIn,
+    )
 
     def names(model) -> set[str]:
         return {f.alias or n for n, f in model.model_fields.items()}

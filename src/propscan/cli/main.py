@@ -432,23 +432,24 @@ def serve(
     model_dir: Optional[str] = common.MODEL,
 ) -> None:
     """Serve the web page and the REST API (FastAPI on uvicorn); localhost only by default."""
-    from propscan.serve import app as server
+    from propscan.serve.server import run as run_server
+    from propscan.serve.settings import Settings, SettingsError, check_settings, parse_size
 
     try:
-        size = server.parse_size(max_body)
+        size = parse_size(max_body)
     except ValueError as e:
         fail(f"--max-body: {e}")
-    settings = server.Settings(
+    settings = Settings(
         host=host, port=port, workers=workers, api_key=api_key or None, insecure_public=insecure_public,
         max_body=size, max_docs=max_docs, timeout=timeout, queue=queue,
         model_dir=model_dir, header_timeout=header_timeout, max_connections=max_connections,
         allow_fetch=allow_fetch,
     )
     try:
-        for warning in server.check_settings(settings):
+        for warning in check_settings(settings):
             say("warning:", warning, "yellow")
-        server.run(settings)
-    except server.SettingsError as e:
+        run_server(settings)
+    except SettingsError as e:
         fail(str(e))
 
 
