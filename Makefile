@@ -67,8 +67,8 @@ browser: $(TEST_STAMP)
 	fi
 	$(BIN)/pip install -q playwright
 
-# the train extra too, so CI trains a small model end to end (tests/test_build.py); the runtime's
-# independence of torch is tested with torch made unimportable (tests/test_cli.py)
+# the train extra too, so CI trains a small model end to end (tests/training/test_build.py); the runtime's
+# independence of torch is tested with torch made unimportable (tests/cli/test_cli.py)
 test: install-train browser
 	$(BIN)/python -m pytest -q
 

@@ -183,7 +183,7 @@ def stats_command(
 
 
 # below this many columns the top techniques go into a table of their own under the figures, so that no
-# column is squeezed to a word per line (checked at 80 columns by tests/test_cli.py)
+# column is squeezed to a word per line (checked at 80 columns by tests/cli/test_cli.py)
 WIDE_STATS = 110
 
 

@@ -34,6 +34,8 @@ def _app_from_env() -> FastAPI:
 # ("slowloris") client could hold a connection, and a file descriptor, for ever. The value reaches
 # the protocol, in every worker process, through this environment variable.
 HEADER_TIMEOUT_ENV = "PROPSCAN_HEADER_TIMEOUT"
+# what each uvicorn worker process imports (--workers N > 1)
+APP_FACTORY = "propscan.serve.server:_app_from_env"
 
 
 # --max-connections (default 512) open connections per worker before new requests get 503 (uvicorn's
@@ -105,4 +107,4 @@ def run(settings: Settings) -> None:
         uvicorn.run(create_app(settings=settings), **common)
         return
     os.environ[SETTINGS_ENV] = settings.to_env()
-    uvicorn.run("propscan.serve.server:_app_from_env", factory=True, workers=settings.workers, **common)
+    uvicorn.run(APP_FACTORY, factory=True, workers=settings.workers, **common)

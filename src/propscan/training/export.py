@@ -167,7 +167,7 @@ def simplify_graph(model) -> dict[str, int]:
       bias is rebuilt in every layer from the same mask. One copy is kept.
 
     Measured with onnxruntime's profiler on one 256-token MiniLM window (1 thread): the Where and IsNaN
-    nodes took 16% of the time. Outputs are unchanged (tests/test_assemble.py checks it).
+    nodes took 16% of the time. Outputs are unchanged (tests/pipeline/test_assemble.py checks it).
     """
     graph = model.graph
     producer = {o: n for n in graph.node for o in n.output}

@@ -19,7 +19,7 @@ from propscan.evaluation import metrics
 from propscan.pipeline.model import MODEL_DIR
 from propscan.ptc import read_articles, read_labels
 
-PTC_DEV = Path(__file__).resolve().parents[2] / "shared/data/ptc/dev"
+PTC_DEV = Path(__file__).resolve().parents[3] / "shared/data/ptc/dev"
 
 
 @pytest.fixture(scope="module")

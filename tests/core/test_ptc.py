@@ -19,7 +19,7 @@ from propscan.ptc import (
     write_labels,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 PTC_DEV = DATA / "ptc" / "dev"
 
 ART_1 = "Title line\n\nThe reckless, shameful vote was a disgrace.\nEveryone knows it!\n"

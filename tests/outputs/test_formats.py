@@ -4,7 +4,7 @@ The analyses are built by hand (no model): non-ASCII text (accents, curly quotes
 outside the BMP, so code-point offsets differ from UTF-16 ones) and a span whose text holds a comma,
 a double quote, a pipe and a newline. To regenerate the golden files after an intended change:
 
-    PROPSCAN_UPDATE_GOLDEN=1 python -m pytest tests/test_formats.py
+    PROPSCAN_UPDATE_GOLDEN=1 python -m pytest tests/outputs/test_formats.py
 
 then read the diff of tests/golden/ before keeping it.
 """
@@ -24,7 +24,7 @@ from rich.console import Console
 from propscan.outputs import formats, terminal
 from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
 
-GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 TEXT = (
     "Zürich’s mayor called the plan “a disgrace, a \"betrayal\" | nothing more\nthan theft”.\n"

@@ -28,8 +28,8 @@ except ImportError:  # require_browser() skips (or fails under CI) with the reas
 from browser_util import OUTPUT, Recording, launch, require_browser
 from propscan.serve.app import create_app
 
-ROOT = Path(__file__).resolve().parents[1]
-SEED = Path(__file__).resolve().parents[2] / "shared/examples/seed-opinion-article.txt"
+ROOT = Path(__file__).resolve().parents[2]
+SEED = Path(__file__).resolve().parents[3] / "shared/examples/seed-opinion-article.txt"
 SCHEMA = json.loads((ROOT / "src/propscan/schema/analysis.schema.json").read_text(encoding="utf-8"))
 XSS = "<img src=x onerror=alert(1)> and <script>alert(1)</script>"
 

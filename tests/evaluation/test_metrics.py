@@ -281,7 +281,7 @@ def test_tc_techniques_given_fixes_keys():
 
 # ---------------------------------------------------------------- real data
 
-DEV_FLC = Path(__file__).resolve().parents[2] / "shared/data/ptc/dev/dev-task-flc-tc.labels"
+DEV_FLC = Path(__file__).resolve().parents[3] / "shared/data/ptc/dev/dev-task-flc-tc.labels"
 
 
 def test_real_dev_labels_self_and_shortened():

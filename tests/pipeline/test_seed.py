@@ -14,7 +14,7 @@ from propscan.pipeline.analyze import analyze
 from propscan.pipeline.clean import clean
 from propscan.document import Document
 
-SEED = Path(__file__).resolve().parents[2] / "shared/examples/seed-opinion-article.txt"
+SEED = Path(__file__).resolve().parents[3] / "shared/examples/seed-opinion-article.txt"
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from propscan.pipeline.clean import Cleaned, Removed, clean
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
 SEED = SHARED / "examples" / "seed-opinion-article.txt"
 PTC_DEV = SHARED / "data" / "ptc" / "dev" / "dev-articles"
 

@@ -248,7 +248,7 @@ def big_analysis(size: int) -> Analysis:
     import random
 
     rng = random.Random(0)
-    para = (Path(__file__).resolve().parents[1] / "examples" / "city-council-op-ed.txt").read_text(encoding="utf-8")
+    para = (Path(__file__).resolve().parents[2] / "examples" / "city-council-op-ed.txt").read_text(encoding="utf-8")
     text = (para * (size // len(para) + 1))[:size]
     sents, spans = [], []
     for s, e in _sentences(text):

@@ -10,7 +10,7 @@ import pytest
 
 from propscan.techniques import ALIASES, BY_ID, TECHNIQUE_IDS, TECHNIQUES, UnknownTechnique, normalise
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 PTC_TRAIN_LABELS = DATA / "ptc" / "train" / "train-task-flc-tc.labels"
 SEMEVAL2021_TRAIN = DATA / "semeval2021t6" / "train" / "training_set_task2.txt"
 SEMEVAL2024_TRAIN = DATA / "semeval2024t4" / "train" / "subtask2a_train.json"

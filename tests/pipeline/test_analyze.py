@@ -97,7 +97,7 @@ def test_every_span_says_which_words_carried_it():
     from propscan.pipeline.analyze import analyze
     from propscan.document import Analysis, Document
 
-    text = Path(__file__).resolve().parents[1].joinpath("examples", "city-council-op-ed.txt").read_text()
+    text = Path(__file__).resolve().parents[2].joinpath("examples", "city-council-op-ed.txt").read_text()
     a = analyze(Document("op-ed", "Share this article\n\n" + text))
     assert a.spans
     for s in a.spans:

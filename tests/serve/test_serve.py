@@ -32,7 +32,7 @@ from propscan.serve.app import create_app
 from propscan.serve.settings import Settings, SettingsError, check_settings, is_loopback, parse_size
 from propscan.techniques import TECHNIQUE_IDS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "src/propscan/schema/analysis.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 EXAMPLE = (ROOT / "examples/city-council-op-ed.txt").read_text(encoding="utf-8")
@@ -351,6 +351,14 @@ def test_public_bind_refused_without_key(host):
         create_app(settings=Settings(host=host))
     assert check_settings(Settings(host=host, api_key="k" * 32))  # a warning about plain HTTP, no error
     assert any("without an API key" in w for w in check_settings(Settings(host=host, insecure_public=True)))
+
+
+def test_worker_processes_find_the_app_factory():
+    from uvicorn.importer import import_from_string
+
+    from propscan.serve import server
+
+    assert import_from_string(server.APP_FACTORY) is server._app_from_env
 
 
 def test_cli_serve_refuses_public_bind(monkeypatch):

@@ -17,8 +17,8 @@ from propscan.document import Document
 from propscan.errors import InputError
 from propscan.pipeline.ingest import EXTENSIONS, HTML_SIZE_FACTOR, iter_documents, read_document
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "html"
-SEED = Path(__file__).resolve().parents[2] / "shared" / "examples" / "seed-opinion-article.txt"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "html"
+SEED = Path(__file__).resolve().parents[3] / "shared" / "examples" / "seed-opinion-article.txt"
 
 
 def docs_and_errors(items) -> tuple[list[Document], list[InputError]]:
