@@ -91,3 +91,27 @@ def test_no_import_cycles():
     for m in sorted(g):
         if m not in state:
             assert (cycle := visit(m, [])) is None, " -> ".join(cycle)
+
+
+# Imports inside functions hide the import graph. Allowed only where a command would otherwise pay for
+# what it does not use: `propscan serve` (FastAPI and uvicorn, about 0.5 s at every start-up of the
+# command line) and training (the [train] extra, which a runtime install lacks).
+DEFERRED = {"cli.main": ("serve.", "training.")}
+
+
+def test_imports_inside_functions_only_defer_the_server_and_training():
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        mod = _module(path)
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                    for name in names:
+                        if name.split(".")[0] == "propscan" or (isinstance(node, ast.ImportFrom) and node.level):
+                            target = name.removeprefix("propscan").lstrip(".")
+                            if not target.startswith(DEFERRED.get(mod, ())):
+                                wrong.append(f"{mod}.{fn.name} imports {name or '.'}")
+    assert wrong == []

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from propscan.atomic import atomic_write_text
 from propscan.errors import InputError
 from propscan.techniques import TECHNIQUE_IDS
 
@@ -128,7 +129,5 @@ def format_si(rows: Iterable[Label]) -> Iterator[str]:
 
 
 def write_labels(path: Path, rows: Iterable[Label], si: bool = False) -> None:
-    from propscan.atomic import atomic_write_text
-
     lines = format_si(rows) if si else format_flc(rows)
     atomic_write_text(Path(path), "".join(lines))

@@ -155,6 +155,7 @@ def test_text_after_a_prefix_gives_shifted_spans(model, prefix: str) -> None:
     b = covered(shifted.spans, lo=p)
     assert len(a & b) / len(a | b) >= 0.5, (sorted(a ^ b))
     # most spans reappear with the same offsets, give or take one word piece at either end
+
     def near(s, t) -> bool:
         return abs(s.start + p - t.start) <= 4 and abs(s.end + p - t.end) <= 4
     found = sum(any(near(s, t) for t in shifted.spans) for s in base.spans)

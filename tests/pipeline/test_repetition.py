@@ -100,7 +100,6 @@ def test_tune_repeat_bonus_picks_the_best_grid_value(model) -> None:
     assert by_bonus[max(REPEAT_BONUSES)] >= 0.5
 
 
-
 def _earlier_brute_force(text: str, start: int, end: int) -> bool:
     """Reference: some whole-word occurrence of the stripped span text ends at or before ``start``."""
     needle = text[start:end].strip()

@@ -7,8 +7,17 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
+
+from propscan.techniques import check_confidence, parse_cutoffs
 
 # soft_wrap: an error stays on one line however long the path, even when stderr is not a terminal
 err = Console(stderr=True, soft_wrap=True)
@@ -52,8 +61,6 @@ def url_list(path: Optional[Path]) -> list[str]:
 
 def cutoff_options(min_confidence: str | None, threshold_for: list[str] | None) -> tuple[float | None, dict[str, float]]:
     """--min-confidence and --threshold-for, checked: a one-line error and exit 2 when wrong."""
-    from propscan.techniques import check_confidence, parse_cutoffs
-
     value = None
     try:
         if min_confidence is not None:

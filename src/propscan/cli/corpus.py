@@ -11,15 +11,19 @@ from typing import Optional
 
 import typer
 
+from propscan.cli import common as cli
 from propscan.corpus.database import connect
 from propscan.corpus.export import export
+from propscan.corpus.ray_engine import run_ray
 from propscan.corpus.rows import DEFAULT_BATCH, choose_set
 from propscan.corpus.runner import RunSummary, count_documents, run
 from propscan.corpus.shards import import_shards
+from propscan.corpus.site import write_corpus_site, write_plot
 from propscan.corpus.stats import Stats, compute_stats
 from propscan.errors import PropscanError
+from propscan.pipeline.ingest import FORMATS
+from propscan.pipeline.model import load
 from propscan.techniques import BY_ID
-from propscan.cli import common as cli
 
 corpus_app = typer.Typer(
     no_args_is_help=True,
@@ -62,15 +66,11 @@ def run_command(
     threshold = cli.cutoff_options(threshold_arg, None)[0]
     if engine not in ("local", "ray"):
         cli.fail(f"--engine: {engine!r}; choose local or ray")
-    from propscan.pipeline.ingest import FORMATS
-
     if input_format not in FORMATS:
         cli.fail(f"--input-format: unknown format {input_format!r}; choose one of {', '.join(FORMATS)}")
     if engine == "ray":
         if shards is None:
             cli.fail("--engine ray needs --shards DIR (where the Parquet result shards go)")
-        from propscan.corpus.ray_engine import run_ray
-
         try:
             s = run_ray(
                 paths, shards, db=db, threshold=threshold, clean=not no_clean, input_format=input_format,
@@ -87,8 +87,6 @@ def run_command(
     if db is None:
         cli.fail("--db is required (the corpus database to write)")
     try:
-        from propscan.pipeline.model import load
-
         model = load(model_dir)
         conn = connect(db)
     except PropscanError as e:
@@ -162,8 +160,6 @@ def stats_command(
         if st is None:
             cli.fail(f"{db}: no analyses yet (run propscan corpus run first)", 1)
         if plot is not None:
-            from propscan.corpus.site import write_plot
-
             write_plot(st, plot)
     except PropscanError as e:
         cli.fail(str(e))
@@ -244,8 +240,6 @@ def report_command(
     no_articles: bool = typer.Option(False, "--no-articles", help="Skip the per-article report pages."),
 ) -> None:
     """Write a static HTML site: index, outlet pages, technique pages with the most confident spans, article reports."""
-    from propscan.corpus.site import write_corpus_site
-
     if output.exists() and not output.is_dir():
         cli.fail(f"{output}: is a file; give a folder for the site")
     index = _on_analysis_set(

@@ -15,10 +15,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from propscan.errors import InputError, PropscanError
-from propscan.atomic import atomic_writer
+from propscan.atomic import atomic_write_text, atomic_writer
 from propscan.cli import common
 from propscan.cli.common import cutoff_options, err, fail, progress_bar, say, url_list
+from propscan.cli.corpus import corpus_app
+from propscan.errors import InputError, PropscanError
+from propscan.evaluation.evaluate import predict, score
+from propscan.outputs import formats, terminal
+from propscan.outputs.report import write_site
+from propscan.pipeline.analyze import analyze as run
+from propscan.pipeline.analyze import in_order
+from propscan.pipeline.clean import clean as clean_text
+from propscan.pipeline.ingest import iter_documents
+from propscan.pipeline.model import Model, check, load, reliability
+from propscan.ptc import read_articles, read_labels
+from propscan.techniques import BY_ID, TECHNIQUES
 
 app = typer.Typer(
     add_completion=False,
@@ -26,6 +37,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Find propaganda and persuasion techniques in news articles, span by span.",
 )
+
+
 @app.command()
 def analyze(
     paths: Optional[list[str]] = common.PATHS,
@@ -55,11 +68,6 @@ def analyze(
     ),
 ) -> None:
     """Analyse articles and print or write the spans found."""
-    from propscan.outputs import formats, terminal
-    from propscan.pipeline.analyze import analyze as run
-    from propscan.pipeline.ingest import iter_documents
-    from propscan.pipeline.model import load
-
     min_conf, per_technique = cutoff_options(threshold, threshold_for)
     paths = list(paths or []) + url_list(urls)
     if not paths:
@@ -119,8 +127,6 @@ class _NothingWritten(Exception):
 def _analyze_all(docs, analyze_one, keep, errors: list, progress: bool, ahead: int) -> int:
     """Analyse each document, hand each result to ``keep`` in input order, record errors and go on;
     returns the count. Up to ``ahead`` documents are analysed at once (analyze.in_order)."""
-    from propscan.pipeline.analyze import in_order
-
     done = 0
     t0 = time.perf_counter()
     with progress_bar(progress) as bar:
@@ -145,12 +151,7 @@ def _analyze_all(docs, analyze_one, keep, errors: list, progress: bool, ahead: i
 
 
 def _write(fmt: str, analyses: list, output: Optional[Path], as_folder: bool = False) -> None:
-    from propscan.outputs import formats
-    from propscan.atomic import atomic_write_text
-
     if fmt == "html" and output is not None and (as_folder or (len(analyses) > 1 and not output.suffix)):
-        from propscan.outputs.report import write_site
-
         err.print(f"wrote {write_site(analyses, output)} and {len(analyses)} report{'' if len(analyses) == 1 else 's'}")
         return
     text = formats.WRITERS[fmt].write(analyses)
@@ -173,10 +174,6 @@ def evaluate(
 ) -> None:
     """Score predictions (or the model) with the SemEval-2020 Task 11 formulas: SI, TC, FLC, per technique."""
     import json
-
-    from propscan.evaluation.evaluate import predict, score
-    from propscan.pipeline.model import load
-    from propscan.ptc import read_articles, read_labels
 
     min_conf, per_technique = cutoff_options(threshold, threshold_for)
     try:
@@ -207,8 +204,6 @@ def evaluate(
 
 
 def _print_report(report) -> None:
-    from propscan.techniques import BY_ID
-
     con = Console()
     summary = Table(title="SemEval-2020 Task 11 figures", title_justify="left")
     for col in ("task", "precision", "recall", "F1", "predicted", "gold"):
@@ -264,8 +259,6 @@ def train(
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
 ) -> None:
     """Train, export to ONNX, tune thresholds on held-out data: reproduces the shipped model."""
-    from propscan.ptc import read_articles, read_labels
-
     cfg = _train_config(recipe)
     if epochs is not None:
         cfg.epochs = epochs
@@ -304,7 +297,6 @@ def train(
         import transformers  # noqa: F401
 
         from propscan.training.build import build_model_folder, check_export
-        from propscan.pipeline.model import Model
         from propscan.training.train import base_encoder_dir, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
@@ -351,9 +343,6 @@ def clean(
     """Show what cleaning would remove before analysis (repeated teasers, share/comment footers, search debris), and why."""
     import json
 
-    from propscan.pipeline.clean import clean as clean_text
-    from propscan.pipeline.ingest import iter_documents
-
     con = Console()
     failed = False
     for item in iter_documents([path], input_format=input_format):
@@ -387,9 +376,6 @@ def techniques(
     """List the 14 techniques: definitions, examples, and how reliably a model finds each."""
     import json
     from dataclasses import asdict
-
-    from propscan.pipeline.model import check, reliability
-    from propscan.techniques import TECHNIQUES
 
     try:
         config = check(model_dir)  # read model.json only: nothing is built or loaded
@@ -433,7 +419,12 @@ def serve(
 ) -> None:
     """Serve the web page and the REST API (FastAPI on uvicorn); localhost only by default."""
     from propscan.serve.server import run as run_server
-    from propscan.serve.settings import Settings, SettingsError, check_settings, parse_size
+    from propscan.serve.settings import (
+        Settings,
+        SettingsError,
+        check_settings,
+        parse_size,
+    )
 
     try:
         size = parse_size(max_body)
@@ -452,8 +443,6 @@ def serve(
     except SettingsError as e:
         fail(str(e))
 
-
-from propscan.cli.corpus import corpus_app  # noqa: E402  (propscan corpus ...: SQLite corpus runs, stats, exports, site)
 
 app.add_typer(corpus_app, name="corpus")
 

@@ -27,7 +27,6 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-
 # Each entry is (description, SQL script); entry k (0-based) upgrades a database from version k to k + 1.
 # Never edit a released entry: append a new one. Statements run one by one inside one transaction.
 MIGRATIONS: list[tuple[str, str]] = [

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from propscan.atomic import atomic_writer
 from propscan.corpus.database import CorpusError, missing_extra
 from propscan.corpus.rows import KEY_WHERE, SetKey, key_params
 from propscan.outputs.formats import csv_cell
 
 EXPORT_FORMATS = ("parquet", "csv", "jsonl")
-
-
 
 
 EXPORT_COLUMNS = (
@@ -44,8 +43,6 @@ def export(conn: sqlite3.Connection, fmt: str, output: Path, key: SetKey | None,
     """Write the spans (joined with their documents) as parquet, csv or jsonl, atomically. Returns the row count."""
     if fmt not in EXPORT_FORMATS:
         raise CorpusError(f"--format: {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    from propscan.atomic import atomic_writer
-
     rows = iter_export_rows(conn, key)
     n = 0
     if fmt == "parquet":

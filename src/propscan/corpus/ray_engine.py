@@ -30,9 +30,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from propscan.corpus.database import CorpusError, now, connect, missing_extra
+from propscan.corpus.database import CorpusError, connect, missing_extra, now
 from propscan.corpus.rows import SetKey, doc_row, is_done, result_from_analysis
-from propscan.corpus.runner import RunSummary
+from propscan.corpus.runner import RunSummary, count_documents
 from propscan.corpus.shards import (
     docrow_dict,
     failure_schema,
@@ -41,7 +41,11 @@ from propscan.corpus.shards import (
     shard_row,
     shard_schema,
 )
+from propscan.document import Document
 from propscan.errors import InputError, PropscanError
+from propscan.pipeline.analyze import analyze
+from propscan.pipeline.ingest import iter_documents
+from propscan.pipeline.model import Model, check, env_threads, locate
 
 
 def _ray():
@@ -57,8 +61,6 @@ class Analyzer:
     """The Ray Data callable class: the model is loaded once per actor, then every batch is analysed."""
 
     def __init__(self, model_dir: str | None, threshold: float | None, clean: bool, threads: int = 1):
-        from propscan.pipeline.model import Model, locate
-
         self.model = Model(locate(model_dir), threads=threads)
         self.threshold = threshold
         self.clean = clean
@@ -66,9 +68,6 @@ class Analyzer:
 
     def __call__(self, batch):
         import pyarrow as pa
-
-        from propscan.pipeline.analyze import analyze
-        from propscan.document import Document
 
         out = []
         for r in batch.to_pylist():
@@ -94,8 +93,6 @@ def analyzer_class(model_dir: str | None, threshold: float | None, clean: bool, 
 
 
 def _model_key(model_dir: str | None, threshold: float | None, clean: bool) -> SetKey:
-    from propscan.pipeline.model import check
-
     try:
         config = check(model_dir)
     except PropscanError as e:
@@ -164,9 +161,6 @@ def run_ray(
         import pyarrow as pa
     except ImportError:
         raise missing_extra("pyarrow", "ray", "--engine ray") from None
-    from propscan.corpus.runner import count_documents
-    from propscan.pipeline.ingest import iter_documents
-
     shards = Path(shards)
     shards.mkdir(parents=True, exist_ok=True)
     key = _model_key(model_dir, threshold, clean)
@@ -177,8 +171,6 @@ def run_ray(
     summary = RunSummary()
 
     address = ray_address or os.environ.get("RAY_ADDRESS") or None
-    from propscan.pipeline.model import env_threads
-
     threads = env_threads() or 1
     analyzer = analyzer_class(model_dir, threshold, clean, threads)
     state: dict[str, Any] = {"started": False, "actors": None}

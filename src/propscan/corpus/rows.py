@@ -25,6 +25,7 @@ from propscan.document import (
     Span,
     headline,
 )
+from propscan.pipeline.decode import sentence_bounds
 
 DEFAULT_BATCH = 32  # documents per commit
 COMMIT_SECONDS = 2.0  # ... or at least this often, so a slow corpus still saves its progress
@@ -133,8 +134,6 @@ def outlet_for(metadata: dict[str, Any]) -> str | None:
 
 
 def doc_row(doc: Document) -> DocRow:
-    from propscan.pipeline.decode import sentence_bounds
-
     meta = doc.metadata or {}
     title = meta.get("title")
     if not (isinstance(title, str) and title.strip()):

@@ -41,9 +41,9 @@ from propscan.corpus.rows import (
     result_from_analysis,
 )
 from propscan.errors import InputError, PropscanError
-
-
-
+from propscan.pipeline.analyze import analyze, in_order
+from propscan.pipeline.ingest import EXTENSIONS, folder_files, iter_documents
+from propscan.pipeline.model import load
 
 
 @dataclass
@@ -80,8 +80,6 @@ def count_documents(paths: Iterable[str], input_format: str = "auto", max_total_
     Folders are walked as ``ingest`` walks them (hidden entries skipped, files taken by extension); each
     text/HTML file is one document, each non-blank JSONL line one record.
     """
-    from propscan.pipeline.ingest import EXTENSIONS, folder_files
-
     total = 0
     budget = max_total_bytes
     for p in paths:
@@ -138,10 +136,6 @@ def run(
     Documents already analysed with the same key are skipped; failures are recorded and the run goes on.
     On KeyboardInterrupt the finished documents are committed before the interrupt propagates.
     """
-    from propscan.pipeline.analyze import analyze, in_order
-    from propscan.pipeline.ingest import iter_documents
-    from propscan.pipeline.model import load
-
     conn = db if isinstance(db, sqlite3.Connection) else connect(db)
     model = model or load(model_dir)
     key = SetKey(model.name, model.version, threshold, clean)

@@ -11,7 +11,6 @@ from propscan.corpus.database import CorpusError, missing_extra, now
 from propscan.corpus.rows import BatchWriter, DocRow, Result, SetKey, is_done
 
 
-
 def shard_schema():
     try:
         import pyarrow as pa

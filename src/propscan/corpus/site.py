@@ -25,11 +25,20 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from propscan.corpus.database import CorpusError, missing_extra
-from propscan.corpus.rows import NO_DATE, UNKNOWN_OUTLET, SetKey, KEY_WHERE, key_params, load_analysis
-from propscan.corpus.stats import Group, Stats, base_groups, grouped, period, total
-from propscan.pipeline.model import reliability
 from propscan.atomic import atomic_write_text
+from propscan.corpus.database import CorpusError, missing_extra
+from propscan.corpus.rows import (
+    KEY_WHERE,
+    NO_DATE,
+    UNKNOWN_OUTLET,
+    SetKey,
+    key_params,
+    load_analysis,
+)
+from propscan.corpus.stats import Group, Stats, base_groups, grouped, period, total
+from propscan.outputs.chart import technique_bar_chart
+from propscan.outputs.report import make_env, safe_file_name, write_site
+from propscan.pipeline.model import reliability
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
 
 # Okabe-Ito: colour-blind safe series colours (the overall line is drawn black and thicker)
@@ -45,8 +54,6 @@ _T_INDEX = {t: i for i, t in enumerate(TECHNIQUE_IDS)}
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    from propscan.outputs.report import make_env
-
     return make_env(pct=lambda x: f"{100 * x:.1f}%", num=lambda x: f"{x:,}")
 
 
@@ -353,8 +360,6 @@ def stats_page(st: Stats) -> str:
 
 
 def _slugger():
-    from propscan.outputs.report import safe_file_name
-
     taken: set[str] = set()
     return lambda name: safe_file_name(name, taken)
 
@@ -402,8 +407,6 @@ def write_corpus_site(
     conn: sqlite3.Connection, out_dir: Path, key: SetKey, *, examples: int = 20, articles: bool = True
 ) -> Path:
     """Write the site for one analysis set; returns the path of ``index.html``. Files are written atomically."""
-    from propscan.outputs.report import write_site
-
     out_dir = Path(out_dir)
     params = key_params(key)
     base = base_groups(conn, key)
@@ -477,8 +480,6 @@ def write_corpus_site(
         row = _table_rows([g])[0]
         row["href"] = outlet_href[g.key]
         return row
-
-    from propscan.outputs.chart import technique_bar_chart
 
     # index
     atomic_write_text(

@@ -14,8 +14,8 @@ from propscan.corpus.rows import (
     NO_DATE,
     UNKNOWN_OUTLET,
     SetKey,
-    key_params,
     choose_set,
+    key_params,
 )
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, resolve
 
@@ -23,8 +23,6 @@ GROUPINGS = ("outlet", "day", "week", "month")
 
 
 TOP_TECHNIQUES = 3
-
-
 
 
 @dataclass

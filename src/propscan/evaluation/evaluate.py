@@ -8,8 +8,8 @@ from typing import Callable
 
 import numpy as np
 
-from propscan.pipeline import calibrate, encoding
 from propscan.evaluation import metrics
+from propscan.pipeline import calibrate, encoding
 from propscan.pipeline.decode import decode_spans
 from propscan.pipeline.model import Model, TokenOutputs
 from propscan.ptc import Label

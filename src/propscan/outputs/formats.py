@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from propscan.document import Analysis
+from propscan.outputs.report import render_html
+from propscan.outputs.terminal import as_text
 from propscan.ptc import Label, format_flc
 from propscan.techniques import BY_ID
-
 
 
 def to_json(analyses: list[Analysis]) -> str:
@@ -96,14 +97,10 @@ def to_markdown(analyses: Iterable[Analysis]) -> str:
 
 
 def _text(analyses: list[Analysis]) -> str:
-    from propscan.outputs.terminal import as_text
-
     return "\n".join(as_text(a) for a in analyses)
 
 
 def _html(analyses: list[Analysis]) -> str:
-    from propscan.outputs.report import render_html
-
     return render_html(analyses)
 
 

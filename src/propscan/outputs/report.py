@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import heapq
+import itertools
 import json
 import re
 import unicodedata
@@ -31,11 +31,11 @@ from typing import Any, Callable, Iterable
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup, escape
 
-from propscan.outputs.chart import technique_bar_chart
+from propscan.atomic import atomic_write_text
 from propscan.document import Analysis, Span, headline, sentence_hits
 from propscan.errors import InputError
+from propscan.outputs.chart import technique_bar_chart
 from propscan.pipeline.model import reliability
-from propscan.atomic import atomic_write_text
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, TECHNIQUES
 
 # Underline style per technique (cycled over the inventory order), so colour is never the only cue.

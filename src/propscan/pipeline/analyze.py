@@ -7,10 +7,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from propscan.pipeline.clean import Cleaned, clean as clean_text
-from propscan.pipeline.decode import article_score, decode_spans, sentence_scores
 from propscan.document import Analysis, Document, ModelInfo, SentenceScore, Span
 from propscan.errors import PropscanError
+from propscan.pipeline.clean import Cleaned
+from propscan.pipeline.clean import clean as clean_text
+from propscan.pipeline.decode import article_score, decode_spans, sentence_scores
 from propscan.pipeline.language import identify
 from propscan.pipeline.model import Model, load
 
@@ -23,18 +24,20 @@ BLOCK_CHARS = 100_000
 
 
 def analyze(
-    doc: Document,
+    doc: Document | str,
     model: Model | None = None,
     threshold: float | None = None,
     clean: bool = True,
     threshold_for: dict[str, float] | None = None,
     skip_non_english: bool = False,
 ) -> Analysis:
-    """Analyse one document.
+    """Analyse one document (a plain string is a document with the id "text").
 
     ``threshold`` is the minimum confidence (a calibrated probability, 0..1) for every technique
     instead of the cutoffs tuned per technique; ``threshold_for`` sets it for single techniques.
     """
+    if isinstance(doc, str):
+        doc = Document("text", doc)
     model = model or load()
     cleaned = clean_text(doc.text) if clean else Cleaned(doc.text, doc.text, [])
     text = cleaned.text

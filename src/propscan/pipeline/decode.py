@@ -10,8 +10,8 @@ import re
 
 import numpy as np
 
-from propscan.pipeline.detect import ANY, TRIM, detect, resolve_cutoffs
 from propscan.document import SentenceScore, Span, sentence_hits
+from propscan.pipeline.detect import ANY, TRIM, detect, resolve_cutoffs
 from propscan.pipeline.model import Model, TokenOutputs
 
 __all__ = ["ANY", "TRIM", "decode_spans", "sentence_bounds", "sentence_scores", "article_score"]

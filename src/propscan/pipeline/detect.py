@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from propscan.document import Span
 from propscan.pipeline import encoding
 from propscan.pipeline.calibrate import Calibration
-from propscan.document import Span
 from propscan.pipeline.features import occurs_earlier
 from propscan.techniques import TECHNIQUE_IDS
 

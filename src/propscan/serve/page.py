@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from propscan.outputs.report import csp_hash, page_assets, script_json, template_env
+from propscan.pipeline.model import available
 from propscan.serve.settings import Settings, human_size
 from propscan.serve.work import State
 
@@ -11,8 +13,6 @@ from propscan.serve.work import State
 def render_page(state: State) -> tuple[bytes, str]:
     """The web page (GET /): the report's CSS and look; its script and the report's script allowed by hash."""
     from markupsafe import Markup
-
-    from propscan.outputs.report import csp_hash, page_assets, script_json, template_env
 
     assets = page_assets()
     env = template_env()
@@ -57,8 +57,6 @@ MODEL_ABOUT = {"fast": "MiniLM, quick; the default for folders and the API",
 def _page_models(s: Settings) -> list[dict[str, Any]]:
     """The models the page offers: fast and, where installed, accurate, which the page picks for a pasted
     article (one article: quality over speed). A server started with a model folder offers only that."""
-    from propscan.pipeline.model import available
-
     if s.model_dir not in (None, "fast", "accurate"):
         return []
     names = available()

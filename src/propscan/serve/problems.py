@@ -12,8 +12,6 @@ PROBLEM_BASE = "https://propscan.invalid/problems/"
 PROBLEM_JSON = "application/problem+json"
 
 
-
-
 class Problem(HTTPException):
     """An error answered as ``application/problem+json``. A subclass of HTTPException, so FastAPI and
     Starlette pass it through to the handler wherever it is raised (a body read, a dependency, a job)."""

@@ -20,8 +20,6 @@ ReportFormat = Literal[tuple(WRITERS)]  # type: ignore[valid-type]  # formats.WR
 ModelName = Literal[tuple(NAMES)]  # type: ignore[valid-type]  # fast, accurate
 
 
-
-
 def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)  # optional, not nullable: no "default": null in the OpenAPI schema
 
@@ -66,7 +64,6 @@ class Options(BaseModel):
         description="fast (MiniLM) or accurate (MPNet, where the server has it installed: see GET /v1/models); "
         "default: the server's model (fast unless started with --model).",
     )
-
 
     @field_validator("threshold_for", mode="before")
     @classmethod

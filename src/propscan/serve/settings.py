@@ -10,6 +10,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from propscan.errors import PropscanError
+from propscan.pipeline.model import check
 
 log = logging.getLogger("uvicorn.error.propscan")  # printed by uvicorn's own log handlers
 
@@ -18,8 +19,6 @@ SETTINGS_ENV = "PROPSCAN_SERVE_SETTINGS"  # how `run` hands the settings to uvic
 
 
 DEFAULT_MAX_BODY = 2_000_000
-
-
 
 
 class SettingsError(PropscanError):
@@ -82,8 +81,6 @@ def check_settings(s: Settings) -> list[str]:
         if not ok:
             raise SettingsError(message)
     if s.model_dir is not None:  # a model folder that cannot load is a one-line error now, not a failed startup
-        from propscan.pipeline.model import check
-
         try:
             check(s.model_dir)
         except PropscanError as e:

@@ -10,8 +10,6 @@ from propscan.serve.schemas import MAX_ID
 _MAX_UPLOAD_FIELDS = 32
 
 
-
-
 def parse_multipart(body: bytes, content_type: str) -> tuple[list[tuple[str, str]], list[tuple[str, str, bytes]]]:
     """-> (fields [(name, value)], files [(name, filename, data)]). Raises Problem(400) for a bad body."""
     from python_multipart.multipart import MultipartParser, parse_options_header

@@ -11,7 +11,14 @@ from typing import Any
 
 from propscan.document import Analysis, Document
 from propscan.errors import InputError, PropscanError
-from propscan.pipeline.ingest import EXTENSIONS
+from propscan.outputs import formats
+from propscan.outputs.report import validate_analysis
+from propscan.pipeline import fetch
+from propscan.pipeline.analyze import analyze
+from propscan.pipeline.decode import article_score
+from propscan.pipeline.ingest import EXTENSIONS, read_document
+from propscan.pipeline.model import load
+from propscan.ptc import article_id_for
 from propscan.serve.gate import Cancelled, Gate
 from propscan.serve.problems import Problem
 from propscan.serve.schemas import DocumentIn, Options
@@ -25,8 +32,6 @@ UPLOAD_FORMATS = {ext: fmt for ext, fmt in EXTENSIONS.items() if fmt in ("text",
 FETCH_PRIVATE_ENV = "PROPSCAN_TEST_FETCH_PRIVATE"
 
 
-
-
 @dataclass
 class State:
     settings: Settings
@@ -38,23 +43,17 @@ class State:
     def get_model(self, name: str | None = None) -> Any:
         """The server's model, or the one a request names (fast, accurate), loaded once per process."""
         if name is not None and not (self.model is None and (self.settings.model_dir or "fast") == name):
-            from propscan.pipeline.model import load
-
             with self.lock:  # the first request for the accurate model may build it (about a minute)
                 return load(name)
         if self.model is None:
             with self.lock:
                 if self.model is None:
-                    from propscan.pipeline.model import load
-
                     self.model = load(self.settings.model_dir)
         return self.model
 
 
 def _read_document(data: bytes, fmt: str, doc_id: str, max_bytes: int, meta: dict[str, Any], where: str = "") -> Document:
     """Bytes -> Document through ingest's own readers (decoding, HTML extraction, limits)."""
-    from propscan.pipeline.ingest import read_document
-
     try:
         doc = read_document("-", input_format=fmt, stdin=io.BytesIO(data), max_bytes=max_bytes)
     except InputError as e:
@@ -75,8 +74,6 @@ def _document(item: DocumentIn, default_id: str, settings: Settings, where: str 
 def _fetched_document(url: str, doc_id: str, settings: Settings, where: str) -> Document:
     """A public page fetched for the client: only with --allow-fetch, never a loopback, private,
     link-local, multicast or reserved address (checked after DNS and at every redirect)."""
-    from propscan.pipeline import fetch
-
     if not settings.allow_fetch:
         raise Problem(403, f"{where}this server does not fetch links; send the page's html instead, or start the "
                       "server with --allow-fetch", title="Fetching is off", kind="fetch-disabled")
@@ -92,9 +89,6 @@ def _fetched_document(url: str, doc_id: str, settings: Settings, where: str) -> 
 
 
 def _analyze(state: State, docs: list[Document], opts: Options, cancel: threading.Event) -> list[dict[str, Any]]:
-    from propscan.pipeline.analyze import analyze
-    from propscan.pipeline.decode import article_score
-
     try:
         model = state.get_model(opts.model)
     except PropscanError as e:
@@ -132,8 +126,6 @@ def analyze_batch(state: State, items: list[DocumentIn], opts: Options, cancel: 
 def analyze_upload(state: State, name: str, data: bytes, doc_id: str | None, opts: Options, cancel: threading.Event) -> bytes:
     from pathlib import PurePosixPath
 
-    from propscan.ptc import article_id_for
-
     suffix = PurePosixPath(name).suffix.lower()
     fmt = UPLOAD_FORMATS.get(suffix, "auto")
     meta = {"filename": name} if name else {}
@@ -143,9 +135,6 @@ def analyze_upload(state: State, name: str, data: bytes, doc_id: str | None, opt
 
 
 def render_report(body: dict[str, Any], fmt: str, cancel: threading.Event) -> str:
-    from propscan.outputs import formats
-    from propscan.outputs.report import validate_analysis
-
     try:
         a = Analysis.from_dict(body)
         validate_analysis(a)

@@ -13,9 +13,14 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from propscan.evaluation.evaluate import evaluate
+from propscan.pipeline.assemble import SOURCE_FILES, is_package
+from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label
+from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.train import TrainConfig, encoder_info, held_out, train_soup
+from propscan.training.tune import tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 
@@ -32,8 +37,6 @@ def finish_model_folder(
     log=print,
 ) -> dict:
     """Export a checkpoint, tune detection on the held-out articles, score dev, write model.json + card."""
-    from propscan.pipeline.model import Model
-
     version = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     name = encoder_info(cfg.encoder)[0]
@@ -73,10 +76,6 @@ def check_export(cfg: TrainConfig, quantize: bool) -> None:
 
 def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) -> dict:
     """Tune detection on the held-out articles, score PTC dev with it, and put both into ``meta``."""
-    from propscan.evaluation.evaluate import evaluate
-    from propscan.techniques import TECHNIQUE_IDS
-    from propscan.training.tune import tune
-
     log(f"tuning detection on {len(val_articles)} held-out train articles")
     tuned = tune(model, val_articles, val_labels, log=log)
     model.configure(tuned)
@@ -105,18 +104,12 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     The version changes (its outputs do); the fp32 dev figures are dropped: they were measured with the
     earlier decoding.
     """
-    from propscan.pipeline.model import Model
-
     meta = json.loads((folder / "model.json").read_text())
     meta["version"] = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, meta["train_config"]["val_every"])
     for stale in ("dev_fp32", "heldout_flc_f1", "dev_by_technique"):
         meta.pop(stale, None)
-    from propscan.pipeline.assemble import is_package
-
     if is_package(folder):  # an adapter package: tune the network it builds into, and name the new version
-        from propscan.pipeline.model import locate
-
         package = json.loads((folder / "package.json").read_text())
         (folder / "package.json").write_text(json.dumps({**package, "version": meta["version"]}, indent=1) + "\n")
         model = Model(locate(folder))
@@ -238,8 +231,6 @@ def write_model_card(out: Path, meta: dict) -> str:
 
 def technique_table(meta: dict) -> list[str]:
     """Card lines: each technique's held-out and dev FLC precision, recall and F1, and what that means."""
-    from propscan.techniques import BY_ID, reliability
-
     rows = meta.get("by_technique", {})
     if not rows:
         return []
@@ -309,9 +300,6 @@ def _install_target(cfg: dict) -> str:
 
 
 def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
-    from propscan.evaluation.evaluate import evaluate
-    from propscan.pipeline.model import Model
-
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = export_onnx(checkpoint, Path(tmp), quantize=False)
         shutil.copy(out / "model.json", fp32 / "model.json")
@@ -341,8 +329,6 @@ def build_model_folder(
 def copy_model(src: Path, dst: Path) -> None:
     """Replace the model folder at dst with src's shipped files: the runtime files, or for a model trained
     with adapters its package (the network is assembled from it on the user's machine, see assemble)."""
-    from propscan.pipeline.assemble import SOURCE_FILES, is_package
-
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from propscan.training.train import load_checkpoint
+from propscan.pipeline import assemble, encoders, encoding
+from propscan.pipeline.assemble import quantize as to_int8
+from propscan.training.train import adapter_factors, load_checkpoint
 
 
 def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
@@ -21,8 +23,6 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
     fp32 = out / "model.fp32.onnx"
     _export_fp32(model, fp32)
     if quantize:
-        from propscan.pipeline.assemble import quantize as to_int8
-
         to_int8(fp32, out / "model.onnx")
         fp32.unlink()
     else:
@@ -96,9 +96,6 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path
     import torch
     from onnx import numpy_helper
     from safetensors.numpy import load_file
-
-    from propscan.pipeline import assemble, encoders, encoding
-    from propscan.training.train import adapter_factors
 
     model, cfg = load_checkpoint(checkpoint, merge=False)
     if not cfg.lora_rank:

@@ -29,7 +29,10 @@ ANY = N_TECH  # index of the "any technique" channel
 N_OUT = N_TECH + 1
 
 
-from propscan.pipeline.encoders import base_encoder_dir, encoder_info  # noqa: F401 (re-exported for build and the CLI)
+from propscan.pipeline.encoders import base_encoder_dir, cache_root, encoder_info  # noqa: F401 (re-exported for build and the CLI)
+from propscan.pipeline.model import Model
+from propscan.ptc import read_articles, read_labels
+from propscan.techniques import normalise
 
 
 @dataclass
@@ -171,6 +174,7 @@ def article_examples(
         if a < 0:
             continue
         # the window holding the span with the most context around it (or the biggest part of it)
+
         def score(w):
             wa, wb = wins[w]
             overlap = min(b, wb) - max(a, wa)
@@ -401,8 +405,6 @@ def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
 def _load_teacher(cfg: TrainConfig, log):
     if not cfg.teacher:
         return None
-    from propscan.pipeline.model import Model
-
     teacher = Model(Path(cfg.teacher), threads=cfg.threads)
     log(f"distilling from {teacher.name} {teacher.version} (teacher weight {cfg.teacher_weight})")
     return teacher
@@ -410,8 +412,6 @@ def _load_teacher(cfg: TrainConfig, log):
 
 def extra_examples(tok, path: Path, cfg: TrainConfig, teacher=None) -> list[Example]:
     """Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON: [{text, labels:[{start,end,technique}]}])."""
-    from propscan.techniques import normalise
-
     items = json.loads(path.read_text(encoding="utf-8"))
     out: list[Example] = []
     for k, item in enumerate(items):
@@ -466,8 +466,6 @@ def transfer_passages(tok, sentences: list[str], budget: int) -> list[str]:
 
 
 def teacher_cache_dir() -> Path:
-    from propscan.pipeline.encoders import cache_root
-
     return cache_root() / "teacher-targets"
 
 
@@ -521,8 +519,6 @@ class WeakExample:
 def weak_examples(tok, path: Path, cfg: TrainConfig) -> list[WeakExample]:
     """Texts labelled with technique names only (SemEval-2024 Task 4 subtask-2a JSON); names outside our
     14 are dropped, so a text with only those counts as having none of ours."""
-    from propscan.techniques import normalise
-
     out = []
     for item in json.loads(path.read_text(encoding="utf-8")):
         text = item["text"].replace("\\n", "\n")  # the files write line breaks as the two characters \n
@@ -608,8 +604,6 @@ def adapter_factors(peft_model) -> dict[str, np.ndarray]:
 
 def main() -> None:  # python -m propscan.training.train ARTICLES LABELS OUT [epochs]
     import sys
-
-    from propscan.ptc import read_articles, read_labels
 
     articles = read_articles(Path(sys.argv[1]))
     labels = read_labels(Path(sys.argv[2]), articles)

@@ -18,10 +18,10 @@ import math
 
 import numpy as np
 
-from propscan.pipeline import calibrate
 from propscan.evaluation import metrics
-from propscan.pipeline.detect import REPETITION, Context, Detector, Settings, detect
 from propscan.evaluation.evaluate import correct, flc_rows, gold_span_counts, tc_labels
+from propscan.pipeline import calibrate
+from propscan.pipeline.detect import REPETITION, Context, Detector, Settings, detect
 from propscan.pipeline.model import Model, TokenOutputs
 from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
