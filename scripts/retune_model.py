@@ -1,7 +1,7 @@
 """Tune the detection of an existing model folder again on the held-out PTC train articles (same weights),
 score PTC dev, and rewrite its model.json and MODEL_CARD.md.
 
-    python scripts/retune_model.py [--model DIR] [--ptc ../shared/data/ptc]
+    python scripts/retune_model.py [--model DIR] [--ptc ../shared/data/ptc] [--version V]
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=MODEL_DIR)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
+    ap.add_argument("--version", default=None, help="the new version (default: today's date)")
     args = ap.parse_args()
     train = read_articles(args.ptc / "train/train-articles")
     labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
     dev_articles = read_articles(args.ptc / "dev/dev-articles")
     dev = (dev_articles, read_labels(args.ptc / "dev/dev-task-flc-tc.labels", dev_articles))
-    retune_model_folder(args.model, train, labels, dev)
+    retune_model_folder(args.model, train, labels, dev, version=args.version)
 
 
 if __name__ == "__main__":

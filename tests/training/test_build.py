@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, copy_smallest_ptc, require_train_extra, run_cli
+from propscan.pipeline.calibrate import Calibration
 from propscan.pipeline.model import MODEL_DIR
+from propscan.ptc import read_articles
 from propscan.techniques import TECHNIQUE_IDS
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
@@ -41,7 +43,7 @@ def built(tmp_path_factory, ptc_sample):
     return out, res
 
 
-def test_train_writes_a_model_folder_with_its_card(built):
+def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     out, res = built
     assert res.rc == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
     shipped = json.loads((MODEL_DIR / "model.json").read_text())
@@ -61,6 +63,14 @@ def test_train_writes_a_model_folder_with_its_card(built):
         assert meta["detectors"][t]["source"] in ("channel", "classify", "repeat") and meta["calibration"][t][0] > 0
         assert set(meta["by_technique"][t]) == {"heldout", "dev"}
     assert 0 <= meta["dev"]["ece"] <= 1 and 0 <= meta["dev"]["flc_mean_technique_f1"] <= 1
+    # the confidences were fitted on held-out + dev; dev's ECE is the out-of-fold one
+    fit = meta["calibration_fit"]
+    assert fit["fitted_on"] == {"heldout_articles": 2, "dev_articles": len(read_articles(ptc_sample.articles))}
+    assert meta["dev"]["ece"] == fit["dev_ece_out_of_fold"] and 0 <= meta["dev"]["ece_in_sample"] <= 1
+    # ... which moved the confidences, not the spans: each cutoff is still the tuned evidence cutoff
+    cal = Calibration(meta["calibration"])
+    for t in TECHNIQUE_IDS:
+        assert 0 <= float(cal(t, meta["thresholds"][t])) - meta["cutoffs"][t] < 1e-4
     for task in ("si", "flc", "tc"):
         assert 0 <= meta["dev"][task]["f1"] <= 1 and 0 <= meta["dev_fp32"][f"{task}_f1"] <= 1
     assert meta["dev"]["tc"]["n_gold"] > 0  # the dev sample's gold spans were scored

@@ -20,7 +20,7 @@ from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.train import TrainConfig, encoder_info, held_out, train_soup
-from propscan.training.tune import tune
+from propscan.training.tune import calibrate_with_dev, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 
@@ -78,6 +78,8 @@ def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) 
     """Tune detection on the held-out articles, score PTC dev with it, and put both into ``meta``."""
     log(f"tuning detection on {len(val_articles)} held-out train articles")
     tuned = tune(model, val_articles, val_labels, log=log)
+    if dev is not None:  # the same spans; their confidences fitted on held-out + dev (dev ECE out of fold)
+        tuned.update(calibrate_with_dev(model, tuned, (val_articles, val_labels), dev, log))
     model.configure(tuned)
     meta.update({k: v for k, v in tuned.items() if k != "heldout_by_technique"})
     meta["labels"] = list(TECHNIQUE_IDS)  # the order of the model's output channels
@@ -86,11 +88,13 @@ def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) 
         report = evaluate(model, dev[0], dev[1])
         meta["dev"] = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
         meta["dev"]["flc_mean_technique_f1"] = round(report.mean_technique_f1, 4)
-        meta["dev"]["ece"] = round(report.ece, 4)
+        # dev took part in the calibration's fit: its honest ECE is the out-of-fold one
+        meta["dev"]["ece"] = tuned["calibration_fit"]["dev_ece_out_of_fold"]
+        meta["dev"]["ece_in_sample"] = round(report.ece, 4)
         for t, prf in report.flc_by_technique.items():
             by_tech[t]["dev"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in prf.as_dict().items()}
         log(f"PTC dev: SI F1 {report.si.f1:.4f}  FLC F1 {report.flc.f1:.4f}  TC F1 {report.tc.f1:.4f}  "
-            f"mean technique FLC F1 {report.mean_technique_f1:.4f}  ECE {report.ece:.4f}")
+            f"mean technique FLC F1 {report.mean_technique_f1:.4f}  ECE {meta['dev']['ece']:.4f} (out of fold)")
     meta["by_technique"] = by_tech
     meta.pop("dev_by_technique", None)  # the older per-technique F1 table, superseded by by_technique
     return tuned
@@ -175,7 +179,10 @@ def write_model_card(out: Path, meta: dict) -> str:
         f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on held-out TC).",
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
-        "technique, by a per-technique Platt map fitted on the held-out articles (shrunk towards one pooled map).",
+        "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on "
+        + ("the held-out articles and PTC dev: dev never chose a detector or a cutoff, and its calibration error "
+           "below is out of fold (each fifth of dev scored with maps fitted without it)."
+           if "fitted_on" in meta.get("calibration_fit", {}) else "the held-out articles."),
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",
@@ -198,7 +205,8 @@ def write_model_card(out: Path, meta: dict) -> str:
                       f"FLC {d['flc']['f1'] - f['flc_f1']:+.4f}, TC {d['tc']['f1'] - f['tc_f1']:+.4f})."]
         if "ece" in d:
             lines += ["", f"Mean of the 14 per-technique FLC F1 scores: {d['flc_mean_technique_f1']:.4f}. "
-                      f"Expected calibration error of the span confidences (10 bins): {d['ece']:.4f}."]
+                      f"Expected calibration error of the span confidences (10 bins): {d['ece']:.4f}"
+                      + (" (out of fold)." if "ece_in_sample" in d else ".")]
         lines += ["", *technique_table(meta)]
         lines.append("")
     cfg = meta.get("train_config", {})
