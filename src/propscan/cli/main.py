@@ -43,7 +43,7 @@ app = typer.Typer(
 def analyze(
     paths: Optional[list[str]] = common.PATHS,
     format: Optional[str] = typer.Option(
-        None, "--format", "-f", help="text | json | jsonl | semeval | csv | markdown | html. Default: text on a terminal, json otherwise."
+        None, "--format", "-f", help=f"{' | '.join(formats.WRITERS)}. Default: text on a terminal, json otherwise."
     ),
     urls: Optional[Path] = common.URLS,
     output_arg: Optional[str] = typer.Option(
