@@ -56,7 +56,7 @@ def main() -> None:
     if "fitted_on" in config.get("calibration_fit", {}) and args.min_confidence is None:
         train = read_articles(args.ptc / "train/train-articles")
         heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
-        fit = calibrate_with_dev(Model(locate(args.model)), config, heldout, (arts, gold), log=lambda m: None)["calibration_fit"]
+        fit = calibrate_with_dev(model, config, heldout, (arts, gold), log=lambda m: None)["calibration_fit"]
         print(f"\ncalibration, out of fold (maps fitted on the {len(heldout[0])} held-out train articles and the other "
               f"four fifths of dev): expected calibration error {fit['dev_ece_out_of_fold']:.4f} (10 bins)")
         _table(fit["dev_reliability_out_of_fold"])

@@ -221,7 +221,7 @@ def test_the_shipped_accurate_model_builds_and_runs(tmp_path, monkeypatch):
     """The real accurate model: its package assembles over the installed MPNet wheels, meets its probe,
     and analyses a text. Needs make install-accurate (CI's make test does not install the 400 MB of
     wheels, so it is skipped there; the CLI test above covers that case)."""
-    from propscan.pipeline.analyze import analyze_text
+    from propscan.pipeline.analyze import analyze
     from propscan.pipeline.model import ACCURATE_DIR, locate
 
     if not (assemble.is_package(ACCURATE_DIR) and encoders.available("all-mpnet-base-v2")):
@@ -230,7 +230,7 @@ def test_the_shipped_accurate_model_builds_and_runs(tmp_path, monkeypatch):
     folder = locate("accurate")
     model = Model(folder, threads=2)
     assert model.name == "propscan-mpnet"
-    a = analyze_text(TEXT, model=model)
+    a = analyze(TEXT, model=model)
     assert a.model.name == "propscan-mpnet" and a.spans
     manifest = json.loads((ACCURATE_DIR / "package.json").read_text())
     assert manifest["base_encoder"] == "all-mpnet-base-v2"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from propscan.pipeline import encoding
-from propscan.pipeline.analyze import analyze, analyze_text
+from propscan.pipeline.analyze import analyze
 from propscan.pipeline.decode import TRIM
 from propscan.document import Analysis, Document
 from propscan.pipeline.model import BATCH, MODEL_DIR
@@ -103,7 +103,7 @@ def test_token_outputs_cover_every_token(model, long_out) -> None:
 
 
 def test_long_text_span_at_the_very_end(model, long_text) -> None:
-    a = analyze_text(long_text, model=model, threshold=0.2)
+    a = analyze(long_text, model=model, threshold=0.2)
     check_spans(a)
     last = long_text.rindex(LOADED_END)
     assert any(s.start >= last for s in a.spans), "no span in the last paragraph: text truncated?"
@@ -117,12 +117,12 @@ def test_long_text_span_at_the_very_end(model, long_text) -> None:
 @pytest.mark.parametrize("threshold", [None, 0.1, 0.3])
 def test_span_offsets_are_text_slices(model, threshold) -> None:
     for text in (LOADED, "Title\r\n\r\n" + LOADED.replace(". ", ".\r\n"), "   " + LOADED + "\n\n"):
-        check_spans(analyze_text(text, model=model, threshold=threshold))
+        check_spans(analyze(text, model=model, threshold=threshold))
 
 
 def test_determinism(model) -> None:
-    a = analyze_text(LOADED, model=model).to_dict()
-    b = analyze_text(LOADED, model=model).to_dict()
+    a = analyze(LOADED, model=model).to_dict()
+    b = analyze(LOADED, model=model).to_dict()
     assert a == b
     o1, o2 = model.token_outputs(LOADED), model.token_outputs(LOADED)
     assert np.array_equal(o1.logits, o2.logits) and np.array_equal(o1.hidden, o2.hidden)
@@ -133,8 +133,8 @@ def test_whitespace_prefix_shifts_spans_exactly(model, prefix: str) -> None:
     """Whitespace makes no tokens: the model sees the same input, so spans shift by the prefix length
     (with cleaning on, a collapsed run of line breaks must be mapped back too)."""
     for threshold in (None, 0.2):
-        base = analyze_text(LOADED, model=model, threshold=threshold)
-        shifted = analyze_text(prefix + LOADED, model=model, threshold=threshold)
+        base = analyze(LOADED, model=model, threshold=threshold)
+        shifted = analyze(prefix + LOADED, model=model, threshold=threshold)
         check_spans(shifted)
         assert [(s.start + len(prefix), s.end + len(prefix), s.technique) for s in base.spans] == [
             (s.start, s.end, s.technique) for s in shifted.spans
@@ -146,8 +146,8 @@ def test_text_after_a_prefix_gives_shifted_spans(model, prefix: str) -> None:
     """A real prefix changes the context the encoder sees, so allow small differences: the spans found in
     the text mostly reappear, shifted by the prefix length."""
     threshold = 0.2
-    base = analyze_text(LOADED, model=model, threshold=threshold)
-    shifted = analyze_text(prefix + LOADED, model=model, threshold=threshold)
+    base = analyze(LOADED, model=model, threshold=threshold)
+    shifted = analyze(prefix + LOADED, model=model, threshold=threshold)
     check_spans(shifted)
     assert base.spans, "no spans in a strongly loaded text at threshold 0.2"
     p = len(prefix)

@@ -91,10 +91,6 @@ def _remap_span(cleaned: Cleaned, s: Span) -> Span:
     return s.moved(*cleaned.to_original(s.start, s.end), cleaned.to_original)
 
 
-def analyze_text(text: str, id: str = "text", **kw) -> Analysis:
-    return analyze(Document(id, text), **kw)
-
-
 def in_order(
     fn: Callable[[Any], Any], items: Iterable[Any], ahead: int, wanted: Callable[[Any], bool] = lambda x: True
 ) -> Iterator[tuple[Any, Future | None]]:

@@ -56,6 +56,10 @@ class Calibration:
         a, b = self.coef[technique]
         return float(sigmoid((float(logit(p)) - b) / a))
 
+    def each(self, techniques: np.ndarray, evidence: np.ndarray) -> np.ndarray:
+        """The calibrated probability of every (technique, evidence) row."""
+        return np.array([float(self(t, e)) for t, e in zip(techniques, evidence)], dtype=np.float64)
+
     def to_json(self) -> dict[str, list[float]]:
         return {t: [round(a, 5), round(b, 5)] for t, (a, b) in self.coef.items()}
 
@@ -104,8 +108,7 @@ def fit(evidence: np.ndarray, correct: np.ndarray, technique: np.ndarray, techni
 
 
 def log_loss(cal: Calibration, evidence: np.ndarray, correct: np.ndarray, technique: np.ndarray) -> float:
-    p = np.array([float(cal(t, e)) for t, e in zip(technique, evidence)])
-    p = np.clip(p, EPS, 1 - EPS)
+    p = np.clip(cal.each(technique, evidence), EPS, 1 - EPS)
     y = np.asarray(correct, dtype=np.float64)
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if len(p) else 0.0
 

@@ -77,9 +77,10 @@ def check_export(cfg: TrainConfig, quantize: bool) -> None:
 def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) -> dict:
     """Tune detection on the held-out articles, score PTC dev with it, and put both into ``meta``."""
     log(f"tuning detection on {len(val_articles)} held-out train articles")
-    tuned = tune(model, val_articles, val_labels, log=log)
+    outputs: dict = {}  # the network runs once per held-out article for both steps
+    tuned = tune(model, val_articles, val_labels, log=log, cache=outputs)
     if dev is not None:  # the same spans; their confidences fitted on held-out + dev (dev ECE out of fold)
-        tuned.update(calibrate_with_dev(model, tuned, (val_articles, val_labels), dev, log))
+        tuned.update(calibrate_with_dev(model, tuned, (val_articles, val_labels), dev, log, cache=outputs))
     model.configure(tuned)
     meta.update({k: v for k, v in tuned.items() if k != "heldout_by_technique"})
     meta["labels"] = list(TECHNIQUE_IDS)  # the order of the model's output channels

@@ -124,6 +124,21 @@ def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print):
     return detectors, cutoffs, scores
 
 
+def token_outputs(model: Model, articles: dict[str, str], cache: dict | None = None) -> dict[str, TokenOutputs]:
+    """The network's outputs per article id, taken from ``cache`` (keyed by text) where there, kept there."""
+    cache = {} if cache is None else cache
+    for text in articles.values():
+        if text not in cache:
+            cache[text] = model.token_outputs(text)
+    return {aid: cache[text] for aid, text in articles.items()}
+
+
+def calibrated_cutoffs(cal: calibrate.Calibration, evidence: dict[str, float]) -> dict[str, float]:
+    """Each technique's evidence cutoff on the calibrated scale, rounded down, so the spans at the tuned
+    evidence cutoff still pass their calibrated cutoff."""
+    return {t: math.floor(float(cal(t, evidence[t])) * 1e4) / 1e4 for t in TECHNIQUE_IDS}
+
+
 def calibration_rows(model: Model, articles: dict[str, str], outs: dict[str, TokenOutputs], gold: list[Label],
                      settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The spans the tuned detectors find (uncalibrated ``settings``): evidence, right or not (annotators
@@ -175,12 +190,12 @@ def out_of_fold(heldout: tuple, dev: tuple, shrink: float) -> np.ndarray:
         if not te.any():
             continue
         cal = calibrate.fit(np.r_[h_ev, d_ev[tr]], np.r_[h_y, d_y[tr]], np.r_[h_tech, d_tech[tr]], list(TECHNIQUE_IDS), shrink)
-        oof[te] = [float(cal(t, e)) for t, e in zip(d_tech[te], d_ev[te])]
+        oof[te] = cal.each(d_tech[te], d_ev[te])
     return oof
 
 
 def calibrate_with_dev(model: Model, tuned: dict, heldout: tuple[dict[str, str], list[Label]],
-                       dev: tuple[dict[str, str], list[Label]], log=print) -> dict:
+                       dev: tuple[dict[str, str], list[Label]], log=print, cache: dict | None = None) -> dict:
     """Refit the calibration of a tuned model on the held-out train articles and PTC dev together.
 
     The detectors and their evidence cutoffs stay as tuned on held-out (dev never chooses which spans
@@ -188,7 +203,7 @@ def calibrate_with_dev(model: Model, tuned: dict, heldout: tuple[dict[str, str],
     held-out articles alone were over-confident on dev (ECE 0.079: the held-out articles also chose
     the detectors, which flatters their precision there). The dev ECE reported is out of fold: each
     fifth of the dev articles is scored with maps fitted without it (on held-out + the other four).
-    Returns the updates for ``tuned``: calibration, cutoffs, calibration_fit.
+    Returns the updates for ``tuned``: calibration, cutoffs, calibration_fit. ``cache``: as for ``tune``.
     """
     detectors = {t: Detector.from_json(d) for t, d in tuned["detectors"].items()}
     evidence = tuned["thresholds"]
@@ -196,17 +211,16 @@ def calibrate_with_dev(model: Model, tuned: dict, heldout: tuple[dict[str, str],
     model.decoding = {**model.decoding, **tuned["decoding"]}
     rows = {}
     for part, (articles, gold) in (("heldout", heldout), ("dev", dev)):
-        outs = {aid: model.token_outputs(text) for aid, text in articles.items()}
-        rows[part] = calibration_rows(model, articles, outs, gold, settings)
+        rows[part] = calibration_rows(model, articles, token_outputs(model, articles, cache), gold, settings)
     shrink = tuned["calibration_fit"]["shrink"]
     h_ev, h_y, h_tech, _ = rows["heldout"]
     d_ev, d_y, d_tech, _ = rows["dev"]
     ece, table = calibrate.reliability(out_of_fold(rows["heldout"], rows["dev"], shrink), d_y)
     held_only = calibrate.Calibration(tuned["calibration"])
-    ece_before = calibrate.reliability(np.array([float(held_only(t, e)) for t, e in zip(d_tech, d_ev)]), d_y)[0]
+    ece_before = calibrate.reliability(held_only.each(d_tech, d_ev), d_y)[0]
     log(f"  calibration on held-out + dev: dev ECE out of fold {ece:.4f} (held-out maps alone: {ece_before:.4f})")
     cal = calibrate.fit(np.r_[h_ev, d_ev], np.r_[h_y, d_y], np.r_[h_tech, d_tech], list(TECHNIQUE_IDS), shrink)
-    cutoffs = {t: math.floor(float(cal(t, evidence[t])) * 1e4) / 1e4 for t in TECHNIQUE_IDS}
+    cutoffs = calibrated_cutoffs(cal, evidence)
     fit_info = {**tuned["calibration_fit"], "fitted_on": {"heldout_articles": len(heldout[0]), "dev_articles": len(dev[0])},
                 "n_spans": int(len(h_ev) + len(d_ev)), "dev_ece_out_of_fold": round(float(ece), 4),
                 "dev_ece_heldout_maps": round(float(ece_before), 4),
@@ -221,8 +235,10 @@ def by_technique(gold: list[Row], pred: list[Row]) -> dict[str, dict]:
                 "n_pred": p.n_pred} for t, p in per.items()}
 
 
-def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print) -> dict:
-    outs: dict[str, TokenOutputs] = {aid: model.token_outputs(text) for aid, text in articles.items()}
+def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, cache: dict | None = None) -> dict:
+    """``cache`` (text -> the network's outputs), when given, keeps the outputs for a later step on the same
+    articles, such as ``calibrate_with_dev``: the network runs once per article."""
+    outs = token_outputs(model, articles, cache)
     gold_rows: list[Row] = flc_rows(gold)
     # 0. the span head's repetition bonus (TC on the held-out gold spans); the classify detectors use it
     bonus, tc_by_bonus = tune_repeat_bonus(model, articles, outs, gold)
@@ -240,8 +256,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print) -
     log(f"  Doubt held-out F1 without headings {scores['Doubt'].f1:.3f}, with {doubt_in_headings:.3f}")
     # 3. calibration on the spans found at those cutoffs; the cutoffs move onto the calibrated scale
     cal, cal_info = fit_calibration(model, articles, outs, gold, detectors, evidence, heading_doubt, log)
-    # rounded down, so the spans at the tuned evidence cutoff still pass their calibrated cutoff
-    cutoffs = {t: math.floor(float(cal(t, evidence[t])) * 1e4) / 1e4 for t in TECHNIQUE_IDS}
+    cutoffs = calibrated_cutoffs(cal, evidence)
     settings = Settings(detectors, cal, cutoffs, heading_doubt)
     pred = [(aid, s.technique, s.start, s.end) for aid, out in outs.items() for s in detect(model, settings, articles[aid], out, cutoffs)]
     micro = metrics.flc_score(gold_rows, pred)[0]
