@@ -388,3 +388,53 @@ def test_a_distilled_models_card_trains_a_teacher_that_never_shipped(tmp_path):
     # a teacher of the model's own kind is restored from git, as before
     (same,) = _teachers(TrainConfig(teacher=str(MODEL_DIR)))
     assert "train_config" not in same
+
+
+def test_lora_layers_puts_adapters_on_the_top_blocks_only():
+    from propscan.training.train import LORA_TARGETS, lora_targets
+
+    assert lora_targets(12, 0) == LORA_TARGETS
+    import re
+
+    top = re.compile(lora_targets(12, 4))
+    assert top.match("encoder.layer.8.attention.attn.q") and top.match("encoder.layer.11.output.dense")
+    assert not top.match("encoder.layer.7.attention.attn.q") and not top.match("encoder.layer.1.output.dense")
+    with pytest.raises(ValueError, match="has 6 blocks"):
+        lora_targets(6, 7)
+
+
+def test_top_blocks_over_the_cached_frozen_output_match_the_whole_encoder():
+    """Training with ``lora_layers`` runs only the top blocks over the cached output of the ones below:
+    the result must be the network's own forward pass (MiniLM, adapters set to change it)."""
+    require_train_extra()
+    import torch
+    from propscan.training.train import Example, build_model, cache_frozen_output
+
+    torch.manual_seed(0)
+    model = build_model(TrainConfig(lora_rank=4, lora_layers=2))
+    assert {n.split(".layer.")[1].split(".")[0] for n, _ in model.named_parameters() if "lora_A" in n} == {"4", "5"}
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            p.data.normal_(0, 0.05)
+    specials = encoding.special_ids(TOK)
+    windows = [np.array(TOK.encode(t, add_special_tokens=False).ids) for t in (TEXT, "A short one.")]
+    examples = [Example(w, np.zeros((len(w), N_OUT), np.float32), []) for w in windows]
+    cache_frozen_output(model, examples, specials, torch.device("cpu"), 16, log=lambda m: None)
+    from propscan.training.train import _collate
+
+    ids, mask, *_, below = _collate(examples, specials)
+    model.eval()
+    with torch.no_grad():
+        whole, _ = model(ids, mask)
+        top, _ = model(ids, mask, below)
+    real = mask.bool()
+    assert torch.allclose(whole[real], top[real], atol=1e-5)
+    assert not torch.allclose(whole[real], model.token_head(model.frozen_output(ids, mask))[real], atol=1e-3)
+
+
+def test_lora_layers_needs_adapters():
+    require_train_extra()
+    from propscan.training.train import build_model
+
+    with pytest.raises(ValueError, match="needs adapters"):
+        build_model(TrainConfig(lora_layers=2))

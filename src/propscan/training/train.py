@@ -250,10 +250,16 @@ def build_model(cfg: TrainConfig):
             return self.encoder.get_base_model() if cfg.lora_rank else self.encoder
 
         def frozen_output(self, input_ids, attention_mask):
-            """The output of the blocks below the adapters, as the next block receives it."""
-            with torch.no_grad():
-                states = self.bare()(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-            return states.hidden_states[self.n_blocks - cfg.lora_layers]
+            """The output of the blocks below the adapters, as the next block receives it: the encoder
+            run with its block list cut to those blocks (the top ones never run here)."""
+            bare = self.bare()
+            blocks = bare.encoder.layer
+            bare.encoder.layer = blocks[: self.n_blocks - cfg.lora_layers]
+            try:
+                with torch.no_grad():
+                    return bare(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            finally:
+                bare.encoder.layer = blocks
 
         def top_blocks(self, hidden, attention_mask):
             """The top ``cfg.lora_layers`` blocks over ``hidden``, as the encoder runs them (BERT and MPNet;
