@@ -34,6 +34,7 @@ GAPS = (0, 1, 2, 3, 5)
 CHANNELS = [Detector("channel", gap) for gap in GAPS]
 CLASSIFIERS = [Detector("classify", gap, th) for th in (0.2, 0.3, 0.4, 0.5) for gap in (1, 5)]
 REPEATERS = [Detector("repeat", 0, ngram=n) for n in (1, 2, 3)]
+SENTENCES = [Detector("sentence", 0, th) for th in (0.2, 0.3, 0.4, 0.5)]
 # Repetition log-odds added for spans whose words occurred earlier (model.repetition_prior). The shipped
 # model's held-out TC micro-F1 by bonus (47 articles, scripts/retune_model.py 2026-12-01): 0 -> 0.618,
 # 2 -> 0.620, 3 -> 0.621, 4 -> 0.626, 6 -> 0.627, 8 -> 0.626 (the 2026-11-25 weights peaked at 4: 0.632).
@@ -80,14 +81,18 @@ def technique_f1(
     """Technique ``t``'s held-out FLC scores with detector ``det``, per evidence cutoff in GRID."""
     tech = TECHNIQUE_IDS[t]
     g = [r for r in gold if r[1] == tech]
+    # A channel detector's runs change with the cutoff (a lower one joins more tokens), so it runs once
+    # per cutoff. Every other detector's candidates are fixed and only their evidence is compared with
+    # the cutoff, so one run at the lowest cutoff, filtered, gives each cutoff's spans.
+    found: list[tuple[str, str, int, int, float]] | None = None
     by_cut = {}
     for cut in GRID:
-        dets = {u: det if u == tech else Detector() for u in TECHNIQUE_IDS}
-        cuts = {u: float(cut) if u == tech else 2.0 for u in TECHNIQUE_IDS}
-        settings = _uncalibrated(dets, cuts, heading_doubt)
-        pred = []
-        for aid, ctx in ctxs.items():
-            pred += [(aid, s.technique, s.start, s.end) for s in _detect_in(ctx, settings)]
+        if found is None or det.source == "channel":
+            dets = {u: det if u == tech else Detector() for u in TECHNIQUE_IDS}
+            cuts = {u: float(cut) if u == tech else 2.0 for u in TECHNIQUE_IDS}
+            settings = _uncalibrated(dets, cuts, heading_doubt)
+            found = [(aid, s.technique, s.start, s.end, s.score) for aid, ctx in ctxs.items() for s in _detect_in(ctx, settings)]
+        pred = [r[:4] for r in found if r[4] >= cut]
         by_cut[float(cut)] = metrics.flc_score(g, pred, [tech])[1][tech]
         if not pred:
             break  # higher cutoffs find nothing either
@@ -102,7 +107,7 @@ def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print):
     """Per technique, the detector and evidence cutoff with the best held-out FLC F1 of its own."""
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
-        options = CHANNELS + CLASSIFIERS + (REPEATERS if t == REPETITION else [])
+        options = CHANNELS + CLASSIFIERS + SENTENCES + (REPEATERS if t == REPETITION else [])
         best = fallback = None
         for det in options:
             for cut, prf in technique_f1(ctxs, gold, t, det).items():
