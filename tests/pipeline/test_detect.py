@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from propscan.pipeline import calibrate, encoding
-from propscan.pipeline.detect import (
-    ANY, STOP_WORDS, Context, Detector, Settings, candidates, in_heading, repeats, resolve_cutoffs, trim,
-)
+from propscan.pipeline.detect import STOP_WORDS, Context, Detector, Settings, in_heading, repeats, resolve_cutoffs, trim
 from propscan.pipeline.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS, check_confidence, parse_cutoffs, reliability, resolve
 
@@ -62,23 +60,6 @@ def test_repeats_mark_later_occurrences_only(model) -> None:
     assert ("illegal aliens", first) not in found  # the first mention is not a repetition
     assert sum(1 for phrase, _ in found if phrase == "illegal aliens") == 2
     assert all(phrase.split()[0] not in STOP_WORDS for phrase, _ in found)  # "the" never starts one
-
-
-def test_sentence_detector_proposes_whole_sentences_where_any_fires(model) -> None:
-    text = "The mayor spoke on Monday. Is he really telling us the truth about the budget?\nThe vote is in May."
-    out = model.token_outputs(text)
-    out.logits[:, ANY] = -20.0  # probabilities come from the logits
-    question = text.index("Is he")
-    a, _ = encoding.token_range(out.enc, question + 3, question + 5)  # "he": one token fires
-    out.logits[a, ANY] = np.log(0.6 / 0.4)
-    ctx = Context(model, text, out)
-    doubt = TECHNIQUE_IDS.index("Doubt")
-    found = candidates(ctx, doubt, Detector("sentence", 0, 0.5), 0.0)
-    spans = [text[int(out.enc.offsets[c.a, 0]) : int(out.enc.offsets[c.b - 1, 1])] for c in found]
-    assert spans == ["Is he really telling us the truth about the budget?"]
-    assert 0.0 <= found[0].evidence <= 1.0 and found[0].evidence == pytest.approx(ctx.head([(found[0].a, found[0].b)])[0][doubt])
-    assert candidates(ctx, doubt, Detector("sentence", 0, 0.7), 0.0) == []  # no sentence reaches 0.7
-    assert Detector.from_json(Detector("sentence", 0, 0.3).to_json()) == Detector("sentence", 0, 0.3)
 
 
 # ------------------------------------------------------------------------------------------- calibration
@@ -167,7 +148,7 @@ def test_shipped_models_switch_no_technique_off(folder) -> None:
         assert 0 <= meta["cutoffs"][t] < 1, t
         assert meta["detectors"][t]["source"] in ("channel", "classify", "repeat")
         assert meta["calibration"][t][0] > 0  # increasing: a cutoff on it is a cutoff on the evidence
-        for split in ("heldout", "dev"):
+        for split in ("tuning", "dev"):
             assert set(meta["by_technique"][t][split]) >= {"precision", "recall", "f1"}
     assert 0 <= meta["dev"]["ece"] <= 1
 

@@ -55,19 +55,18 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     assert meta["name"] == "propscan-minilm" and meta["quantized"] == "int8 dynamic, per-channel"
     assert meta["teachers"] == [{"folder": str(MODEL_DIR), "name": shipped["name"], "version": shipped["version"]}]
     assert len(meta["train_config"]["members"]) == 2 and meta["train_config"]["epochs"] == 1
-    assert 0 <= meta["heldout_tc_f1"] <= 1 and 0 <= meta["heldout_flc_f1"]["micro"] <= 1
-    # every technique tuned and calibrated on the held-out articles; none switched off
+    assert 0 <= meta["tuning_tc_f1"] <= 1 and 0 <= meta["tuning_flc_f1"]["micro"] <= 1
+    # every technique tuned and calibrated on the held-out articles and dev; none switched off
+    assert meta["tuned_on"] == {"heldout_articles": 2, "dev_articles": len(read_articles(ptc_sample.articles))}
     assert meta["labels"] == list(TECHNIQUE_IDS)
     for t in TECHNIQUE_IDS:
         assert 0 <= meta["thresholds"][t] <= 1 and 0 <= meta["cutoffs"][t] < 1
         assert meta["detectors"][t]["source"] in ("channel", "classify", "repeat") and meta["calibration"][t][0] > 0
-        assert set(meta["by_technique"][t]) == {"heldout", "dev"}
+        assert set(meta["by_technique"][t]) == {"tuning", "dev"}
+    # dev took part in the tuning: its figures are cross-fitted, the shipped settings' own kept apart
+    assert meta["dev"]["cross_fitted"] is True and set(meta["dev"]["in_sample"]) >= {"si", "flc", "tc", "ece"}
     assert 0 <= meta["dev"]["ece"] <= 1 and 0 <= meta["dev"]["flc_mean_technique_f1"] <= 1
-    # the confidences were fitted on held-out + dev; dev's ECE is the out-of-fold one
-    fit = meta["calibration_fit"]
-    assert fit["fitted_on"] == {"heldout_articles": 2, "dev_articles": len(read_articles(ptc_sample.articles))}
-    assert meta["dev"]["ece"] == fit["dev_ece_out_of_fold"] and 0 <= meta["dev"]["ece_in_sample"] <= 1
-    # ... which moved the confidences, not the spans: each cutoff is still the tuned evidence cutoff
+    # the cutoffs are the tuned evidence cutoffs on the calibrated scale
     cal = Calibration(meta["calibration"])
     for t in TECHNIQUE_IDS:
         assert 0 <= float(cal(t, meta["thresholds"][t])) - meta["cutoffs"][t] < 1e-4
@@ -75,7 +74,7 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
         assert 0 <= meta["dev"][task]["f1"] <= 1 and 0 <= meta["dev_fp32"][f"{task}_f1"] <= 1
     assert meta["dev"]["tc"]["n_gold"] > 0  # the dev sample's gold spans were scored
     card = (out / "MODEL_CARD.md").read_text()
-    assert f"PTC v2 train minus held-out ({N_ARTICLES - 2} articles)" in card
+    assert f"PTC v2 train minus held-out ({N_ARTICLES - 2} articles)" in card and "cross-fitted" in card
     assert "a weight average of 2 runs" in card and f"Distilled from {shipped['name']} {shipped['version']}" in card
     split = json.loads((out / "checkpoint" / "split.json").read_text())
     assert len(split["train"]) == N_ARTICLES - 2 and len(split["val"]) == 2

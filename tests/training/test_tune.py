@@ -1,20 +1,18 @@
-"""Calibration fitted on held-out + dev: the dev figures are out of fold (a dev article never calibrates
-itself), and refitting moves the confidences, never which spans are reported."""
+"""Tuning on held-out + dev with cross-fitted dev figures: a dev article is always detected with
+settings tuned without it, so its figures are what an unseen article gets (the real shipped network,
+a few small PTC articles)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from propscan.pipeline import calibrate
-from propscan.techniques import TECHNIQUE_IDS
-from propscan.training.tune import FOLDS, folds_of, out_of_fold
+from conftest import PTC_DEV_ARTICLES, PTC_DEV_FLC, SHARED, copy_smallest_ptc
+from propscan.pipeline.model import Model
+from propscan.ptc import read_articles, read_labels
+from propscan.training.tune import FOLDS, GRID, cross_fit_predictions, dev_folds, folds_of, technique_f1, contexts
 
-
-def _rows(rng: np.random.Generator, n: int, articles: list[str]):
-    ev = rng.uniform(0.02, 0.9, n)
-    tech = rng.choice(TECHNIQUE_IDS[:4], n)
-    y = (rng.uniform(size=n) < ev * 0.7).astype(float)  # over-confident evidence, as on PTC dev
-    return ev, y, tech, rng.choice(articles, n)
+PTC_TRAIN = SHARED / "data" / "ptc" / "train"
 
 
 def test_every_dev_article_is_in_exactly_one_fold_and_every_fold_is_used():
@@ -22,28 +20,61 @@ def test_every_dev_article_is_in_exactly_one_fold_and_every_fold_is_used():
     fold = folds_of(aids)
     assert all(len(set(fold[aids == a])) == 1 for a in set(aids))
     assert set(fold) == set(range(FOLDS))
+    assert dev_folds({a: "" for a in aids.tolist()}) == dict(zip(aids.tolist(), fold.tolist()))
 
 
-def test_a_dev_fold_is_scored_without_its_own_labels():
-    rng = np.random.default_rng(0)
-    heldout = _rows(rng, 300, [f"h{i}" for i in range(20)])
-    dev = _rows(rng, 400, [f"d{i}" for i in range(25)])
-    before = out_of_fold(heldout, dev, 3.0)
-    fold = folds_of(dev[3])
-    flipped = dev[1].copy()
-    flipped[fold == 0] = 1 - flipped[fold == 0]  # other labels for fold 0's articles only
-    after = out_of_fold(heldout, (dev[0], flipped, dev[2], dev[3]), 3.0)
-    np.testing.assert_allclose(after[fold == 0], before[fold == 0])  # fold 0's scores never saw its labels
-    assert not np.allclose(after[fold != 0], before[fold != 0])  # the other folds' maps did
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    if not (PTC_DEV_ARTICLES.is_dir() and (PTC_TRAIN / "train-articles").is_dir()):
+        pytest.skip("PTC data absent")
+    h = copy_smallest_ptc(PTC_TRAIN / "train-articles", PTC_TRAIN / "train-task-flc-tc.labels", 3, tmp_path_factory.mktemp("h"))
+    d = copy_smallest_ptc(PTC_DEV_ARTICLES, PTC_DEV_FLC, FOLDS, tmp_path_factory.mktemp("d"))
+    out = []
+    for s in (h, d):
+        arts = read_articles(s.articles)
+        out.append((arts, read_labels(s.gold, arts)))
+    return Model(threads=1), out[0], out[1]
 
 
-def test_out_of_fold_calibration_corrects_over_confidence_the_held_out_maps_keep():
-    rng = np.random.default_rng(1)
-    h_ev = rng.uniform(0.02, 0.9, 600)
-    h_tech = rng.choice(TECHNIQUE_IDS[:4], 600)
-    heldout = (h_ev, (rng.uniform(size=600) < h_ev).astype(float), h_tech, rng.choice([f"h{i}" for i in range(20)], 600))
-    dev = _rows(rng, 1600, [f"d{i}" for i in range(40)])  # right less often than held-out at the same evidence
-    held_only = calibrate.fit(heldout[0], heldout[1], heldout[2], list(TECHNIQUE_IDS), 3.0)
-    ece_held = calibrate.reliability(np.array([float(held_only(t, e)) for t, e in zip(dev[2], dev[0])]), dev[1])[0]
-    ece_oof = calibrate.reliability(out_of_fold(heldout, dev, 3.0), dev[1])[0]
-    assert ece_oof < 0.6 * ece_held
+def test_a_dev_fold_is_detected_without_its_own_labels(small, monkeypatch):
+    from propscan.training import tune
+
+    model, heldout, (arts, gold) = small
+    tuned_on = []
+    real = tune.tune
+
+    def spy(model, articles, gold, **kw):
+        tuned_on.append((set(articles), {g.article_id for g in gold}))
+        return real(model, articles, gold, **kw)
+
+    monkeypatch.setattr(tune, "tune", spy)
+    pred, scores, _ = cross_fit_predictions(model, heldout, (arts, gold), log=lambda m: None)
+    fold = dev_folds(arts)
+    assert len(tuned_on) == FOLDS
+    for f, (articles, labelled) in enumerate(tuned_on):
+        mine = {a for a in arts if fold[a] == f}
+        assert articles == set(heldout[0]) | (set(arts) - mine)  # everything but the fold itself
+        assert not labelled & mine  # nor any of its labels
+    assert {p.article_id for p in pred} <= set(arts)  # only dev articles are predicted
+    assert len(scores) == len(pred) and all(0 <= s <= 1 for s in scores)
+
+
+def test_a_non_channel_detector_scored_from_one_run_matches_one_run_per_cutoff(small):
+    """technique_f1 filters one run of a classify or repeat detector by cutoff: the same scores as
+    detecting again at each cutoff."""
+    from propscan.evaluation.evaluate import flc_rows
+    from propscan.pipeline.detect import Detector
+    from propscan.training import tune
+
+    model, (arts, gold), _ = small
+    ctxs = contexts(model, arts, {a: model.token_outputs(t) for a, t in arts.items()})
+    rows = flc_rows(gold)
+    for det in (Detector("classify", 1, 0.2), Detector("repeat", 0, ngram=2)):
+        fast = technique_f1(ctxs, rows, 0, det)
+        for cut, prf in fast.items():
+            settings = tune._uncalibrated({t: det if i == 0 else Detector() for i, t in enumerate(tune.TECHNIQUE_IDS)},
+                                          {t: cut if i == 0 else 2.0 for i, t in enumerate(tune.TECHNIQUE_IDS)})
+            pred = [(a, s.technique, s.start, s.end) for a, c in ctxs.items() for s in tune._detect_in(c, settings)]
+            slow = tune.metrics.flc_score([r for r in rows if r[1] == tune.TECHNIQUE_IDS[0]], pred, [tune.TECHNIQUE_IDS[0]])[1]
+            assert prf == slow[tune.TECHNIQUE_IDS[0]], (det, cut)
+        assert set(fast) <= set(float(c) for c in GRID)

@@ -258,7 +258,7 @@ def train(
     dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
 ) -> None:
-    """Train, export to ONNX, tune thresholds on held-out data: reproduces the shipped model."""
+    """Train, export to ONNX, tune detection on held-out data (and dev, when given): reproduces the shipped model."""
     cfg = _train_config(recipe)
     if epochs is not None:
         cfg.epochs = epochs

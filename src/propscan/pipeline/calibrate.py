@@ -1,8 +1,8 @@
 """Calibration: a detector's evidence (a probability-like number in [0, 1]) -> the probability that
 annotators marked an overlapping span of the same technique.
 
-One Platt map per technique, ``p = sigmoid(a_t * logit(evidence) + b_t)``, fitted on the held-out
-train articles. Rare techniques have few held-out spans, so each technique's (a_t, b_t) is shrunk
+One Platt map per technique, ``p = sigmoid(a_t * logit(evidence) + b_t)``, fitted on the tuning
+articles (held-out PTC train and PTC dev). Rare techniques have few spans there, so each technique's (a_t, b_t) is shrunk
 towards one pooled (a, b) by an L2 penalty: a technique with little data gets the pooled curve, one
 with much data its own. The map is monotone (a_t > 0), so a cutoff on the calibrated probability is
 also a cutoff on the evidence (``inverse``), which is how the decoder turns a confidence the user asks
@@ -17,7 +17,7 @@ import numpy as np
 
 EPS = 1e-4
 # The L2 penalty tying each technique's map to the pooled one, per unit of deviation: fit()'s default.
-# training/tune.py picks it by log-loss over 5 folds of the held-out articles; for the shipped model
+# training/tune.py picks it by log-loss over 5 folds of the tuning articles; for the shipped model
 # (scripts/retune_model.py, 2026-12-01): 0.1 -> 0.5890, 0.3 -> 0.5848, 1 -> 0.5815, 3 -> 0.5796,
 # 10 -> 0.5809, so 3.
 SHRINK = 3.0

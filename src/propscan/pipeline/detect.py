@@ -1,15 +1,12 @@
 """Detection: token probabilities -> clean, calibrated technique spans.
 
-Each technique has its own detector, chosen on held-out articles for that technique's own FLC F1
+Each technique has its own detector, chosen on the tuning articles for that technique's own FLC F1
 (training.tune.tune_detectors), so no technique is switched off because it lowers an aggregate:
 
 - ``channel``: runs of tokens whose probability for the technique passes a threshold;
 - ``classify``: runs of the "any technique" channel that the span head names as this technique;
 - ``repeat`` (Repetition): the later occurrences of a phrase the article already used, where the
-  model's "any technique" probability supports them. PTC defines Repetition by the article itself;
-- ``sentence``: whole sentences in which the "any technique" channel fires, named by the span head.
-  Annotators mark Doubt, Black-and-white, Causal oversimplification and the like on whole
-  sentences or clauses, which runs of high-probability tokens rarely cover.
+  model's "any technique" probability supports them. PTC defines Repetition by the article itself.
 
 Every candidate carries an evidence value in [0, 1] (the highest token probability of its run,
 the span head's probability, or the mean "any" probability of the repeated phrase). The calibration maps it onto the probability that annotators marked an
@@ -56,15 +53,13 @@ ALTERNATIVE_MIN = 0.05
 # A line of at most this many words with no sentence-final full stop is a heading ("Where did the
 # story start?"), not a sentence; Doubt is not reported inside one (training/tune.py measures the effect).
 HEADING_WORDS = 12
-# a sentence ends at . ! ? or … (optionally followed by a closing quote or bracket) before whitespace
-SENTENCE_END = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][\"'”’)\]]))\s+|\n+")
 
 
 @dataclass
 class Detector:
-    source: str = "channel"  # channel | classify | repeat | sentence
+    source: str = "channel"  # channel | classify | repeat
     max_gap: int = 1
-    any_threshold: float = 0.4  # classify, sentence: the "any" probability a run or sentence needs
+    any_threshold: float = 0.4  # classify: the "any" runs it names
     ngram: int = 2  # repeat: longest phrase, in words
 
     @classmethod
@@ -73,7 +68,7 @@ class Detector:
 
     def to_json(self) -> dict[str, Any]:
         d: dict[str, Any] = {"source": self.source, "max_gap": self.max_gap}
-        if self.source in ("classify", "sentence"):
+        if self.source == "classify":
             d["any_threshold"] = self.any_threshold
         if self.source == "repeat":
             d["ngram"] = self.ngram
@@ -98,7 +93,6 @@ class Context:
     lower: str = ""
     _head: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     _any_runs: dict[tuple[float, int], list[tuple[int, int]]] = field(default_factory=dict)
-    _sentences: list[tuple[int, int, float]] | None = None
 
     def __post_init__(self) -> None:
         self.lower = self.text.lower()
@@ -116,26 +110,6 @@ class Context:
         if key not in self._any_runs:
             self._any_runs[key] = [snap(self.out.enc, a, b) for a, b in runs(self.out.probs[:, ANY] >= threshold, gap)]
         return self._any_runs[key]
-
-    def sentences(self) -> list[tuple[int, int, float]]:
-        """The text's sentences as token ranges [a, b), each with its highest "any technique" probability."""
-        if self._sentences is None:
-            enc, p_any = self.out.enc, self.out.probs[:, ANY]
-            ranges = (encoding.token_range(enc, s, e) for s, e in sentence_bounds(self.text))
-            self._sentences = [(a, b, float(p_any[a:b].max())) for a, b in ranges if a >= 0]
-        return self._sentences
-
-
-def sentence_bounds(text: str) -> list[tuple[int, int]]:
-    """Sentence ranges: split at line breaks and at sentence-final punctuation followed by space."""
-    out, pos = [], 0
-    for m in SENTENCE_END.finditer(text):
-        if m.start() > pos and text[pos : m.start()].strip():
-            out.append((pos, m.start()))
-        pos = m.end()
-    if pos < len(text) and text[pos:].strip():
-        out.append((pos, len(text)))
-    return out
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -236,9 +210,6 @@ def candidates(ctx: Context, t: int, det: Detector, floor: float) -> list[Candid
         return [Candidate(t, a, b, float(p[t])) for (a, b), p in zip(rng, ctx.head(rng)) if p[t] >= floor]
     if det.source == "repeat":
         return [c for c in repeats(ctx, t, det.ngram) if c.evidence >= floor]
-    if det.source == "sentence":
-        rng = [(a, b) for a, b, top in ctx.sentences() if top >= det.any_threshold]
-        return [Candidate(t, a, b, float(p[t])) for (a, b), p in zip(rng, ctx.head(rng)) if p[t] >= floor]
     raise ValueError(f"unknown detector source {det.source!r}")
 
 
@@ -265,7 +236,7 @@ def repeats(ctx: Context, t: int, ngram: int) -> list[Candidate]:
 
 def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.ndarray) -> float:
     """Technique ``k``'s evidence for the token range [a, b), as its own detector measures it."""
-    if det.source in ("classify", "sentence"):
+    if det.source == "classify":
         return float(head[k])
     if det.source == "repeat":
         s, e = int(ctx.out.enc.offsets[a, 0]), int(ctx.out.enc.offsets[b - 1, 1])

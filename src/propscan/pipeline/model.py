@@ -79,13 +79,13 @@ def reliability(name: str | None = None, version: str | None = None) -> dict[str
             return {}
     out = {}
     for tech, figures in config.get("by_technique", {}).items():
-        f = figures.get("dev") or figures["heldout"]
+        f = figures.get("dev") or figures.get("tuning") or figures["heldout"]  # "heldout": before 2026-12-02
         out[tech] = {
             "words": words(f["precision"]),
             "precision": f["precision"],
             "recall": f["recall"],
             "f1": f["f1"],
-            "measured_on": "PTC dev" if "dev" in figures else "held-out PTC train",
+            "measured_on": "PTC dev" if "dev" in figures else "the tuning articles",
             "default_min_confidence": config.get("cutoffs", {}).get(tech),
         }
     return out

@@ -13,14 +13,14 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from propscan.evaluation.evaluate import evaluate
+from propscan.evaluation.evaluate import Report, evaluate
 from propscan.pipeline.assemble import SOURCE_FILES, is_package
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.train import TrainConfig, encoder_info, held_out, train_soup
-from propscan.training.tune import calibrate_with_dev, tune
+from propscan.training.tune import cross_fitted, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 
@@ -75,30 +75,47 @@ def check_export(cfg: TrainConfig, quantize: bool) -> None:
 
 
 def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) -> dict:
-    """Tune detection on the held-out articles, score PTC dev with it, and put both into ``meta``."""
-    log(f"tuning detection on {len(val_articles)} held-out train articles")
-    outputs: dict = {}  # the network runs once per held-out article for both steps
-    tuned = tune(model, val_articles, val_labels, log=log, cache=outputs)
-    if dev is not None:  # the same spans; their confidences fitted on held-out + dev (dev ECE out of fold)
-        tuned.update(calibrate_with_dev(model, tuned, (val_articles, val_labels), dev, log, cache=outputs))
-    model.configure(tuned)
-    meta.update({k: v for k, v in tuned.items() if k != "heldout_by_technique"})
-    meta["labels"] = list(TECHNIQUE_IDS)  # the order of the model's output channels
-    by_tech = {t: {"heldout": tuned["heldout_by_technique"][t]} for t in TECHNIQUE_IDS}
+    """Tune detection and put the settings and figures into ``meta``.
+
+    With ``dev``, the settings shipped are tuned on the held-out articles and dev together, and the dev
+    figures recorded are cross-fitted (tune.cross_fitted: each fifth of dev scored with settings tuned
+    without it); without, on the held-out articles alone.
+    """
+    outputs: dict = {}  # the network runs once per article for every tuning below
+    by_tech: dict[str, dict] = {t: {} for t in TECHNIQUE_IDS}
+    articles, gold = val_articles, val_labels
     if dev is not None:
-        report = evaluate(model, dev[0], dev[1])
-        meta["dev"] = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
-        meta["dev"]["flc_mean_technique_f1"] = round(report.mean_technique_f1, 4)
-        # dev took part in the calibration's fit: its honest ECE is the out-of-fold one
-        meta["dev"]["ece"] = tuned["calibration_fit"]["dev_ece_out_of_fold"]
-        meta["dev"]["ece_in_sample"] = round(report.ece, 4)
+        log(f"dev figures, cross-fitted: {len(dev[0])} dev articles in 5 folds, each tuned without its own")
+        report = cross_fitted(model, (val_articles, val_labels), dev, log, cache=outputs)
+        meta["dev"] = _dev_figures(report)
+        meta["dev"]["cross_fitted"] = True
         for t, prf in report.flc_by_technique.items():
             by_tech[t]["dev"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in prf.as_dict().items()}
-        log(f"PTC dev: SI F1 {report.si.f1:.4f}  FLC F1 {report.flc.f1:.4f}  TC F1 {report.tc.f1:.4f}  "
-            f"mean technique FLC F1 {report.mean_technique_f1:.4f}  ECE {meta['dev']['ece']:.4f} (out of fold)")
+        log(f"PTC dev, cross-fitted: SI F1 {report.si.f1:.4f}  FLC F1 {report.flc.f1:.4f}  TC F1 {report.tc.f1:.4f}  "
+            f"mean technique FLC F1 {report.mean_technique_f1:.4f}  ECE {report.ece:.4f}")
+        articles, gold = {**val_articles, **dev[0]}, val_labels + dev[1]
+    log(f"tuning detection on {len(articles)} articles ({len(val_articles)} held-out train"
+        + (f", {len(dev[0])} dev)" if dev is not None else ")"))
+    tuned = tune(model, articles, gold, log=log, cache=outputs)
+    tuned["tuned_on"] = {"heldout_articles": len(val_articles), "dev_articles": len(dev[0]) if dev is not None else 0}
+    model.configure(tuned)
+    meta.update({k: v for k, v in tuned.items() if k != "tuning_by_technique"})
+    meta["labels"] = list(TECHNIQUE_IDS)  # the order of the model's output channels
+    for t in TECHNIQUE_IDS:
+        by_tech[t]["tuning"] = tuned["tuning_by_technique"][t]
+    if dev is not None:  # the shipped settings on dev: in sample, kept apart from the fair figures
+        meta["dev"]["in_sample"] = _dev_figures(evaluate(model, dev[0], dev[1]))
     meta["by_technique"] = by_tech
-    meta.pop("dev_by_technique", None)  # the older per-technique F1 table, superseded by by_technique
+    for stale in ("dev_by_technique", "heldout_flc_f1", "heldout_tc_f1"):  # names of earlier versions
+        meta.pop(stale, None)
     return tuned
+
+
+def _dev_figures(report: Report) -> dict:
+    d = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
+    d["flc_mean_technique_f1"] = round(report.mean_technique_f1, 4)
+    d["ece"] = round(report.ece, 4)
+    return d
 
 
 def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Label],
@@ -112,7 +129,7 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     meta = json.loads((folder / "model.json").read_text())
     meta["version"] = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, meta["train_config"]["val_every"])
-    for stale in ("dev_fp32", "heldout_flc_f1", "dev_by_technique"):
+    for stale in ("dev_fp32", "dev", "calibration_fit", "by_technique"):  # all measured again below
         meta.pop(stale, None)
     if is_package(folder):  # an adapter package: tune the network it builds into, and name the new version
         package = json.loads((folder / "package.json").read_text())
@@ -170,20 +187,16 @@ def write_model_card(out: Path, meta: dict) -> str:
         "",
         "- **Task**: SemEval-2020 Task 11 (PTC v2): propaganda technique spans (SI) and their technique (TC/FLC), 14 techniques.",
         f"- **Base encoder**: {meta['base_encoder']} ({encoder_info(meta['base_encoder'])[1]}).",
-        f"- **Training data**: {meta['trained_on']}; thresholds and decoder tuned on the held-out rest of PTC train.",
+        f"- **Training data**: {meta['trained_on']}; detection tuned on {_tuning_data(meta)}.",
         "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
-        "- **Detection**: one detector per technique, chosen with its cutoff on the held-out articles for that "
-        "technique's own FLC F1 (token runs of its channel, 'any technique' runs the span classifier names, or, for "
-        "Repetition, phrases repeated from earlier in the article); spans trimmed to whole content words; Doubt "
+        "- **Detection**: one detector per technique, chosen with its cutoff on the tuning articles for that "
+        "technique's own FLC F1 (token runs of its channel, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article); spans trimmed to whole content words; Doubt "
         f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
         f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
-        "log-odds for a span whose words already occurred earlier in the article (tuned on held-out TC).",
+        "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
-        "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on "
-        + ("the held-out articles and PTC dev: dev never chose a detector or a cutoff, and its calibration error "
-           "below is out of fold (each fifth of dev scored with maps fitted without it)."
-           if "fitted_on" in meta.get("calibration_fit", {}) else "the held-out articles."),
+        "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles.",
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",
@@ -193,21 +206,24 @@ def write_model_card(out: Path, meta: dict) -> str:
         lines += [
             "## PTC dev (75 articles, official SemEval-2020 formulas)",
             "",
+            *(["Dev took part in the tuning, so these figures are cross-fitted: each fifth of dev was scored with "
+               "settings tuned on the held-out articles and the other four fifths, as an unseen article would be.", ""]
+              if d.get("cross_fitted") else []),
             "| task | precision | recall | F1 |",
             "|---|---:|---:|---:|",
         ]
         for key, name in (("si", "SI"), ("flc", "FLC"), ("tc", "TC (micro)")):
             if key in d:
                 lines.append(f"| {name} | {d[key]['precision']:.4f} | {d[key]['recall']:.4f} | {d[key]['f1']:.4f} |")
-        if "dev_fp32" in meta:
-            f = meta["dev_fp32"]
-            lines += ["", f"The same network in fp32 (not shipped): SI F1 {f['si_f1']:.4f}, FLC F1 {f['flc_f1']:.4f}, "
-                      f"TC F1 {f['tc_f1']:.4f} (int8 minus fp32: SI {d['si']['f1'] - f['si_f1']:+.4f}, "
-                      f"FLC {d['flc']['f1'] - f['flc_f1']:+.4f}, TC {d['tc']['f1'] - f['tc_f1']:+.4f})."]
         if "ece" in d:
             lines += ["", f"Mean of the 14 per-technique FLC F1 scores: {d['flc_mean_technique_f1']:.4f}. "
-                      f"Expected calibration error of the span confidences (10 bins): {d['ece']:.4f}"
-                      + (" (out of fold)." if "ece_in_sample" in d else ".")]
+                      f"Expected calibration error of the span confidences (10 bins): {d['ece']:.4f}."]
+        if "dev_fp32" in meta:  # compared with the int8 network under the same (shipped) settings
+            f, q = meta["dev_fp32"], d.get("in_sample", d)
+            lines += ["", f"The same network in fp32 (not shipped), with the shipped settings: SI F1 {f['si_f1']:.4f}, "
+                      f"FLC F1 {f['flc_f1']:.4f}, TC F1 {f['tc_f1']:.4f} (int8 minus fp32: SI {q['si']['f1'] - f['si_f1']:+.4f}, "
+                      f"FLC {q['flc']['f1'] - f['flc_f1']:+.4f}, TC {q['tc']['f1'] - f['tc_f1']:+.4f}"
+                      + (", both in sample)." if "in_sample" in d else ").")]
         lines += ["", *technique_table(meta)]
         lines.append("")
     cfg = meta.get("train_config", {})
@@ -243,14 +259,22 @@ def technique_table(meta: dict) -> list[str]:
     rows = meta.get("by_technique", {})
     if not rows:
         return []
-    lines = ["FLC by technique (held-out: the 47 train articles tuning used; dev: never used for tuning):", "",
-             "| technique | reliability | held-out P / R / F1 | dev P / R / F1 | dev gold spans |", "|---|---|---|---|---:|"]
+    d0 = meta.get("dev", {})
+    lines = [f"FLC by technique (tuning: {_tuning_data(meta)}, in sample; dev: "
+             + ("cross-fitted" if d0.get("cross_fitted") else "never used for tuning") + "):", "",
+             "| technique | reliability | tuning P / R / F1 | dev P / R / F1 | dev gold spans |", "|---|---|---|---|---:|"]
     for t, r in rows.items():
-        h, d = r["heldout"], r.get("dev")
+        h, d = r["tuning"], r.get("dev")
         prf = lambda x: f"{x['precision']:.2f} / {x['recall']:.2f} / {x['f1']:.2f}"  # noqa: E731
         words = reliability(d["precision"] if d else h["precision"])
         lines.append(f"| {BY_ID[t].name} | {words} | {prf(h)} | {prf(d) if d else '–'} | {d['n_gold'] if d else '–'} |")
     return lines
+
+
+def _tuning_data(meta: dict) -> str:
+    on = meta.get("tuned_on", {})
+    held = f"the {on['heldout_articles']} held-out PTC train articles" if on else "the held-out rest of PTC train"
+    return held + (f" and the {on['dev_articles']} PTC dev articles" if on.get("dev_articles") else "")
 
 
 def _teacher_restore(teachers: list[dict]) -> list[str]:
@@ -331,7 +355,7 @@ def build_model_folder(
     # copy_model ships only the runtime files
     ckpt = train_soup(articles, labels, out / "checkpoint", cfg, log=log)
     meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log)
-    log(json.dumps({k: meta[k] for k in ("version", "decoding", "heldout_flc_f1")}, indent=1))
+    log(json.dumps({k: meta[k] for k in ("version", "decoding", "tuning_flc_f1")}, indent=1))
     return meta
 
 

@@ -323,8 +323,6 @@ def _collate(batch: list[Example], specials: tuple[int, int, int]):
 def cache_frozen_output(model, examples: list[Example], specials, dev, batch_size: int, log=print) -> None:
     """Set each example's ``below``: the output of the blocks under the adapters, computed once (they
     never change), in eval mode (no dropout below the adapters)."""
-    import torch
-
     t0 = time.time()
     model.eval()
     order = sorted(range(len(examples)), key=lambda k: len(examples[k].ids))  # little padding

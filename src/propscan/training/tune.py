@@ -1,10 +1,15 @@
-"""Tune detection on held-out data: per technique, the detector and its cutoff; the calibration; the
-span head's repetition bonus.
+"""Tune detection: per technique, the detector and its cutoff; the calibration; the span head's
+repetition bonus.
 
-Runs the exported (ONNX) model once per held-out article, then searches on the cached token outputs.
-The held-out articles are the split of PTC train that training held out (train.split_ids). PTC dev
-never chooses a detector or a cutoff; it joins the held-out articles only to fit the calibration
-(``calibrate_with_dev``), and the dev calibration figures are then measured out of fold.
+Runs the exported (ONNX) model once per article, then searches on the cached token outputs. The tuning
+articles are the split of PTC train that training held out (train.split_ids) and, when a build is
+given PTC dev, dev too. The dev figures are then cross-fitted (``cross_fitted``): each fifth of dev is
+scored with settings tuned on the held-out articles and the other four fifths, so they are what an
+article the tuning never saw gets. Why dev joins: 47 held-out articles hold 5-30 gold spans of a rare
+technique, too few to choose its detector (held-out F1 0.32 for Doubt, dev 0.05), and the same
+articles then also fitted the calibration, which made it over-confident on dev (ECE 0.079). Tuned on
+107 articles, the cross-fitted dev figures were: mean per-technique FLC F1 0.108 (0.101 on held-out
+alone), ECE 0.047 (docs/experiments.md, 2026-12-01 fourth session).
 
 Each technique is tuned for its own FLC F1 (SemEval-2020 formula), never for the micro average: the
 micro objective switched the eight weakest techniques off (their spans only add false positives to
@@ -20,7 +25,7 @@ import math
 import numpy as np
 
 from propscan.evaluation import metrics
-from propscan.evaluation.evaluate import correct, flc_rows, gold_span_counts, tc_labels
+from propscan.evaluation.evaluate import Report, correct, flc_rows, gold_span_counts, score, tc_labels
 from propscan.pipeline import calibrate
 from propscan.pipeline.detect import REPETITION, Context, Detector, Settings, detect
 from propscan.pipeline.model import Model, TokenOutputs
@@ -34,7 +39,6 @@ GAPS = (0, 1, 2, 3, 5)
 CHANNELS = [Detector("channel", gap) for gap in GAPS]
 CLASSIFIERS = [Detector("classify", gap, th) for th in (0.2, 0.3, 0.4, 0.5) for gap in (1, 5)]
 REPEATERS = [Detector("repeat", 0, ngram=n) for n in (1, 2, 3)]
-SENTENCES = [Detector("sentence", 0, th) for th in (0.2, 0.3, 0.4, 0.5)]
 # Repetition log-odds added for spans whose words occurred earlier (model.repetition_prior). The shipped
 # model's held-out TC micro-F1 by bonus (47 articles, scripts/retune_model.py 2026-12-01): 0 -> 0.618,
 # 2 -> 0.620, 3 -> 0.621, 4 -> 0.626, 6 -> 0.627, 8 -> 0.626 (the 2026-11-25 weights peaked at 4: 0.632).
@@ -107,7 +111,7 @@ def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print):
     """Per technique, the detector and evidence cutoff with the best held-out FLC F1 of its own."""
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
-        options = CHANNELS + CLASSIFIERS + SENTENCES + (REPEATERS if t == REPETITION else [])
+        options = CHANNELS + CLASSIFIERS + (REPEATERS if t == REPETITION else [])
         best = fallback = None
         for det in options:
             for cut, prf in technique_f1(ctxs, gold, t, det).items():
@@ -183,56 +187,6 @@ def fit_calibration(model: Model, articles, outs, gold: list[Label], detectors, 
     return cal, {"shrink": shrink, "cv_log_loss": {str(k): round(v, 4) for k, v in losses.items()}, "n_spans": len(ev)}
 
 
-def out_of_fold(heldout: tuple, dev: tuple, shrink: float) -> np.ndarray:
-    """Each dev span's calibrated score from maps fitted on the held-out spans and the dev spans of the
-    other folds (rows as ``calibration_rows`` gives them): a dev article never calibrates itself."""
-    h_ev, h_y, h_tech, _ = heldout
-    d_ev, d_y, d_tech, d_aids = dev
-    fold = folds_of(d_aids)
-    oof = np.zeros(len(d_ev))
-    for f in range(FOLDS):
-        tr, te = fold != f, fold == f
-        if not te.any():
-            continue
-        cal = calibrate.fit(np.r_[h_ev, d_ev[tr]], np.r_[h_y, d_y[tr]], np.r_[h_tech, d_tech[tr]], list(TECHNIQUE_IDS), shrink)
-        oof[te] = cal.each(d_tech[te], d_ev[te])
-    return oof
-
-
-def calibrate_with_dev(model: Model, tuned: dict, heldout: tuple[dict[str, str], list[Label]],
-                       dev: tuple[dict[str, str], list[Label]], log=print, cache: dict | None = None) -> dict:
-    """Refit the calibration of a tuned model on the held-out train articles and PTC dev together.
-
-    The detectors and their evidence cutoffs stay as tuned on held-out (dev never chooses which spans
-    are reported), so every figure but the confidences is unchanged. Why dev: the maps fitted on the 47
-    held-out articles alone were over-confident on dev (ECE 0.079: the held-out articles also chose
-    the detectors, which flatters their precision there). The dev ECE reported is out of fold: each
-    fifth of the dev articles is scored with maps fitted without it (on held-out + the other four).
-    Returns the updates for ``tuned``: calibration, cutoffs, calibration_fit. ``cache``: as for ``tune``.
-    """
-    detectors = {t: Detector.from_json(d) for t, d in tuned["detectors"].items()}
-    evidence = tuned["thresholds"]
-    settings = _uncalibrated(detectors, evidence, tuned["decoding"]["heading_doubt"])
-    model.decoding = {**model.decoding, **tuned["decoding"]}
-    rows = {}
-    for part, (articles, gold) in (("heldout", heldout), ("dev", dev)):
-        rows[part] = calibration_rows(model, articles, token_outputs(model, articles, cache), gold, settings)
-    shrink = tuned["calibration_fit"]["shrink"]
-    h_ev, h_y, h_tech, _ = rows["heldout"]
-    d_ev, d_y, d_tech, _ = rows["dev"]
-    ece, table = calibrate.reliability(out_of_fold(rows["heldout"], rows["dev"], shrink), d_y)
-    held_only = calibrate.Calibration(tuned["calibration"])
-    ece_before = calibrate.reliability(held_only.each(d_tech, d_ev), d_y)[0]
-    log(f"  calibration on held-out + dev: dev ECE out of fold {ece:.4f} (held-out maps alone: {ece_before:.4f})")
-    cal = calibrate.fit(np.r_[h_ev, d_ev], np.r_[h_y, d_y], np.r_[h_tech, d_tech], list(TECHNIQUE_IDS), shrink)
-    cutoffs = calibrated_cutoffs(cal, evidence)
-    fit_info = {**tuned["calibration_fit"], "fitted_on": {"heldout_articles": len(heldout[0]), "dev_articles": len(dev[0])},
-                "n_spans": int(len(h_ev) + len(d_ev)), "dev_ece_out_of_fold": round(float(ece), 4),
-                "dev_ece_heldout_maps": round(float(ece_before), 4),
-                "dev_reliability_out_of_fold": [[lo, hi, n, round(c, 4), round(a, 4)] for lo, hi, n, c, a in table]}
-    return {"calibration": cal.to_json(), "cutoffs": cutoffs, "calibration_fit": fit_info}
-
-
 def by_technique(gold: list[Row], pred: list[Row]) -> dict[str, dict]:
     """Per technique FLC precision, recall, F1 and gold count, rounded for model.json."""
     per = metrics.flc_score(gold, pred, TECHNIQUE_IDS)[1]
@@ -241,8 +195,8 @@ def by_technique(gold: list[Row], pred: list[Row]) -> dict[str, dict]:
 
 
 def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, cache: dict | None = None) -> dict:
-    """``cache`` (text -> the network's outputs), when given, keeps the outputs for a later step on the same
-    articles, such as ``calibrate_with_dev``: the network runs once per article."""
+    """Tune on ``articles``. ``cache`` (text -> the network's outputs), when given, keeps the outputs for
+    later calls on the same articles (``cross_fitted`` tunes six times): the network runs once per article."""
     outs = token_outputs(model, articles, cache)
     gold_rows: list[Row] = flc_rows(gold)
     # 0. the span head's repetition bonus (TC on the held-out gold spans); the classify detectors use it
@@ -265,7 +219,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
     settings = Settings(detectors, cal, cutoffs, heading_doubt)
     pred = [(aid, s.technique, s.start, s.end) for aid, out in outs.items() for s in detect(model, settings, articles[aid], out, cutoffs)]
     micro = metrics.flc_score(gold_rows, pred)[0]
-    log(f"  held-out FLC F1 {micro.f1:.3f} (P {micro.precision:.3f}, R {micro.recall:.3f})")
+    log(f"  FLC F1 on the tuning articles {micro.f1:.3f} (P {micro.precision:.3f}, R {micro.recall:.3f}; in sample)")
     return {
         "thresholds": {t: float(evidence[t]) for t in TECHNIQUE_IDS},
         "detectors": {t: d.to_json() for t, d in detectors.items()},
@@ -273,7 +227,45 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
         "calibration_fit": cal_info,
         "cutoffs": cutoffs,
         "decoding": {"repeat_bonus": bonus, "heading_doubt": heading_doubt},
-        "heldout_flc_f1": {"micro": micro.f1},
-        "heldout_by_technique": by_technique(gold_rows, pred),
-        "heldout_tc_f1": tc_by_bonus[bonus],
+        "tuning_flc_f1": {"micro": micro.f1},
+        "tuning_by_technique": by_technique(gold_rows, pred),
+        "tuning_tc_f1": tc_by_bonus[bonus],
     }
+
+
+def dev_folds(articles: dict[str, str]) -> dict[str, int]:
+    """Each article's fold, as ``folds_of`` deals them."""
+    ids = list(articles)
+    return dict(zip(ids, folds_of(np.array(ids)).tolist()))
+
+
+def cross_fitted(model: Model, heldout: tuple[dict[str, str], list[Label]], dev: tuple[dict[str, str], list[Label]],
+                 log=print, cache: dict | None = None) -> Report:
+    """PTC dev's figures as articles the tuning never saw get them (``cross_fit_predictions``)."""
+    pred, scores, tc = cross_fit_predictions(model, heldout, dev, log, cache)
+    return score(dev[1], pred, tc, scores)
+
+
+def cross_fit_predictions(model: Model, heldout: tuple[dict[str, str], list[Label]],
+                          dev: tuple[dict[str, str], list[Label]], log=print, cache: dict | None = None):
+    """Each fifth of dev (by article) detected with settings tuned on the held-out articles and the other
+    four fifths, its confidences from that fold's calibration: FLC predictions, their scores, and TC
+    predictions for the gold spans. Leaves ``model`` configured with the last fold's settings."""
+    (h_arts, h_gold), (d_arts, d_gold) = heldout, dev
+    fold, counts = dev_folds(d_arts), gold_span_counts(d_gold)
+    pred: list[Label] = []
+    scores: list[float] = []
+    tc: list[Label] = []
+    for f in range(FOLDS):
+        rest = {a: t for a, t in d_arts.items() if fold[a] != f}
+        tuned = tune(model, {**h_arts, **rest}, h_gold + [g for g in d_gold if g.article_id in rest], log=lambda m: None, cache=cache)
+        model.configure(tuned)
+        mine = {a: t for a, t in d_arts.items() if fold[a] == f}
+        for aid, out in token_outputs(model, mine, cache).items():
+            for s in detect(model, model.settings, mine[aid], out, model.settings.cutoffs, with_alternatives=False):
+                pred.append(Label(aid, s.start, s.end, s.technique))
+                scores.append(s.score)
+            if counts[aid]:
+                tc += tc_labels(model, aid, mine[aid], out, counts[aid])
+        log(f"  dev fold {f + 1}/{FOLDS}: tuned on {len(h_arts) + len(rest)} articles, scored {len(mine)}")
+    return pred, scores, tc
