@@ -36,9 +36,16 @@ def dev_predictions(tmp_path_factory):
     return arts, read_labels(PTC_DEV / "dev-task-flc-tc.labels", arts), read_labels(out, arts)
 
 
+def _shipped_settings_on_dev() -> dict:
+    """The card's dev figures for the shipped settings: in sample when dev took part in the tuning (the
+    card's headline figures are then cross-fitted, which the CLI's single run cannot give)."""
+    dev = json.loads((MODEL_DIR / "model.json").read_text())["dev"]
+    return dev["in_sample"] if dev.get("cross_fitted") else dev
+
+
 def test_cli_dev_figures_match_the_model_card(dev_predictions) -> None:
     _, gold, pred = dev_predictions
-    card = json.loads((MODEL_DIR / "model.json").read_text())["dev"]
+    card = _shipped_settings_on_dev()
     si = metrics.si_score([(g.article_id, g.start, g.end) for g in gold], [(p.article_id, p.start, p.end) for p in pred])
     flc, _ = metrics.flc_score(
         [(g.article_id, g.technique, g.start, g.end) for g in gold], [(p.article_id, p.technique, p.start, p.end) for p in pred]
@@ -64,7 +71,7 @@ def test_every_technique_is_reported_on_dev(dev_predictions) -> None:
 
     _, gold, pred = dev_predictions
     assert {p.technique for p in pred} == set(TECHNIQUE_IDS)
-    card = json.loads((MODEL_DIR / "model.json").read_text())["dev"]
+    card = _shipped_settings_on_dev()
     _, per = metrics.flc_score([(g.article_id, g.technique, g.start, g.end) for g in gold],
                                [(p.article_id, p.technique, p.start, p.end) for p in pred], TECHNIQUE_IDS)
     assert sum(p.f1 for p in per.values()) / len(per) == pytest.approx(card["flc_mean_technique_f1"], abs=0.005)
