@@ -438,3 +438,23 @@ def test_lora_layers_needs_adapters():
 
     with pytest.raises(ValueError, match="needs adapters"):
         build_model(TrainConfig(lora_layers=2))
+
+
+def test_prior_bias_starts_each_channel_at_its_share_of_the_tokens():
+    require_train_extra()
+    import torch
+    from propscan.training.train import Example, build_model, prior_bias
+
+    model = build_model(TrainConfig())
+    y = np.zeros((10, N_OUT), np.float32)
+    y[:2, 0] = 1  # channel 0 on 2 of 10 tokens; "any" on 5
+    y[:5, ANY] = 1
+    ignore = np.zeros(10, bool)
+    ignore[8:] = True  # two tokens out of the loss, and out of the count
+    prior_bias(model, [Example(np.arange(10), y, [], ignore), Example(np.arange(10), y, [])])
+    bias = model.token_head.bias.detach().numpy()
+    rate0, rate_any = 4 / 18, 10 / 18
+    assert bias[0] == pytest.approx(np.log(rate0 / (1 - rate0)), abs=1e-5)
+    assert bias[ANY] == pytest.approx(np.log(rate_any / (1 - rate_any)), abs=1e-5)
+    assert bias[1] == pytest.approx(np.log(1e-4 / (1 - 1e-4)), abs=1e-3)  # never seen: clipped, finite
+    assert torch.isfinite(model.token_head.bias).all()

@@ -87,6 +87,12 @@ class TrainConfig:
     # only the top blocks forwards and backwards: on 2 CPU cores, 4 of MPNet's 12 blocks make a step
     # about 3x cheaper than adapters everywhere (which cost 14-24 s a step, 3-5 hours for 6 epochs).
     lora_layers: int = 0
+    # Start the token head's biases at the log-odds of each channel's share of tokens instead of 0. At 0
+    # every channel starts at p = 0.5 (tagging loss 10.4 against 1.09 for the base rates), and the
+    # quickest way down is to push every token's logits down at once; adapters on MPNet did that by
+    # making all token states alike (the collapsed runs, docs/experiments.md), while a head at
+    # head_lr needs thousands of steps to move its biases to about -4.
+    prior_init: bool = False
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
     # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
     members: list[dict] = field(default_factory=list)
@@ -320,6 +326,21 @@ def _collate(batch: list[Example], specials: tuple[int, int, int]):
     return ids, mask, token_mask, y, spans, torch.tensor(span_y, dtype=torch.long), below
 
 
+def prior_bias(model, examples: list[Example]) -> None:
+    """Set the token head's biases to the log-odds of each channel's share of the tokens in ``examples``
+    (those left out of the tagging loss excluded)."""
+    import torch
+
+    pos, n = np.zeros(N_OUT), 0
+    for e in examples:
+        y = e.labels if e.ignore is None else e.labels[~e.ignore]
+        pos += y.sum(0)
+        n += len(y)
+    rate = np.clip(pos / max(n, 1), 1e-4, 1 - 1e-4)
+    with torch.no_grad():
+        model.token_head.bias.copy_(torch.from_numpy(np.log(rate / (1 - rate))).float())
+
+
 def cache_frozen_output(model, examples: list[Example], specials, dev, batch_size: int, log=print) -> None:
     """Set each example's ``below``: the output of the blocks under the adapters, computed once (they
     never change), in eval mode (no dropout below the adapters)."""
@@ -389,6 +410,8 @@ def train(
     if cfg.init_from:
         model.load_state_dict(torch.load(Path(cfg.init_from) / "weights.pt", map_location="cpu"))
         log(f"continuing from {cfg.init_from}")
+    if cfg.prior_init and not cfg.init_from:
+        prior_bias(model, examples)
     dev = train_device(cfg.device)
     model.to(dev)
     log(f"training on {dev}")
