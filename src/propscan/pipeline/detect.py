@@ -218,18 +218,25 @@ def repeats(ctx: Context, t: int, ngram: int) -> list[Candidate]:
     earlier in the text, with the mean "any technique" probability of their tokens as evidence."""
     words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(ctx.lower)]
     enc, p_any = ctx.out.enc, ctx.out.probs[:, ANY]
+    # the tokens overlapping [s, e), as encoding.token_range finds them, by binary search: token offsets
+    # are in text order, and a text has thousands of repeated words (a scan per word cost 7% of the run)
+    starts, ends = enc.offsets[:, 0], enc.offsets[:, 1]
+    content = [_content(w) for _, _, w in words]  # once per word, not once per phrase it is in
+    strong = [c and len(w) > 2 for c, (_, _, w) in zip(content, words)]
     seen: set[tuple[str, ...]] = set()
     found = []
     for n in range(1, ngram + 1):
         for i in range(len(words) - n + 1):
-            phrase = tuple(w[2] for w in words[i : i + n])
-            if not any(_content(w) and len(w) > 2 for w in phrase) or not (_content(phrase[0]) and _content(phrase[-1])):
+            # a phrase begins and ends with a content word and holds one of more than two letters
+            if not (content[i] and content[i + n - 1] and any(strong[i : i + n])):
                 continue
+            phrase = tuple(w[2] for w in words[i : i + n])
             if phrase not in seen:
                 seen.add(phrase)
                 continue
-            a, b = encoding.token_range(enc, words[i][0], words[i + n - 1][1])
-            if a >= 0:
+            a = int(np.searchsorted(ends, words[i][0], side="right"))
+            b = int(np.searchsorted(starts, words[i + n - 1][1], side="left"))
+            if a < b:
                 found.append(Candidate(t, a, b, float(p_any[a:b].mean())))
     return found
 
