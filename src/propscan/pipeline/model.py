@@ -10,7 +10,7 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +116,9 @@ class TokenOutputs:
     logits: np.ndarray  # (n, 15) token logits: 14 techniques + "any"
     hidden: np.ndarray  # (n, H) last hidden states
 
-    @property
+    @cached_property
     def probs(self) -> np.ndarray:
+        """Sigmoid of the logits, computed once: detection reads it thousands of times per text."""
         return sigmoid(self.logits)
 
 
