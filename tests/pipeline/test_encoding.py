@@ -20,6 +20,8 @@ from propscan.pipeline.encoding import (
     encode,
     load_tokenizer,
     make_windows,
+    overlapping,
+    token_range,
 )
 
 RUNTIME_TOKENIZER = Path(propscan.__file__).resolve().parent / "models" / "propscan-minilm" / "tokenizer.json"
@@ -325,3 +327,14 @@ _ALPHABET = st.sampled_from(
 @settings(max_examples=150, deadline=None)
 def test_offsets_property(text):
     _check_offsets(_load(), text)
+
+
+@given(st.lists(_ALPHABET, max_size=60).map("".join), st.integers(-2, 70), st.integers(-2, 70))
+@settings(max_examples=300, deadline=None)
+def test_token_range_is_the_span_of_the_overlapping_tokens(text, start, end):
+    """token_range's binary search finds what a scan of every token's overlap finds, on any text (emoji,
+    CJK, combining marks) and any span, empty, reversed or out of the text included."""
+    enc = encode(_load(), text)
+    inside = np.nonzero(overlapping(enc, start, end))[0]
+    expected = (int(inside[0]), int(inside[-1]) + 1) if len(inside) else (-1, -1)
+    assert token_range(enc, start, end) == expected

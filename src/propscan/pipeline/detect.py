@@ -218,9 +218,6 @@ def repeats(ctx: Context, t: int, ngram: int) -> list[Candidate]:
     earlier in the text, with the mean "any technique" probability of their tokens as evidence."""
     words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(ctx.lower)]
     enc, p_any = ctx.out.enc, ctx.out.probs[:, ANY]
-    # the tokens overlapping [s, e), as encoding.token_range finds them, by binary search: token offsets
-    # are in text order, and a text has thousands of repeated words (a scan per word cost 7% of the run)
-    starts, ends = enc.offsets[:, 0], enc.offsets[:, 1]
     content = [_content(w) for _, _, w in words]  # once per word, not once per phrase it is in
     strong = [c and len(w) > 2 for c, (_, _, w) in zip(content, words)]
     seen: set[tuple[str, ...]] = set()
@@ -234,9 +231,8 @@ def repeats(ctx: Context, t: int, ngram: int) -> list[Candidate]:
             if phrase not in seen:
                 seen.add(phrase)
                 continue
-            a = int(np.searchsorted(ends, words[i][0], side="right"))
-            b = int(np.searchsorted(starts, words[i + n - 1][1], side="left"))
-            if a < b:
+            a, b = encoding.token_range(enc, words[i][0], words[i + n - 1][1])
+            if a >= 0:
                 found.append(Candidate(t, a, b, float(p_any[a:b].mean())))
     return found
 

@@ -70,11 +70,14 @@ def overlapping(enc: Encoded, start: int, end: int) -> np.ndarray:
 
 
 def token_range(enc: Encoded, start: int, end: int) -> tuple[int, int]:
-    """Token range [a, b) of the tokens overlapping the character span [start, end); (-1, -1) if none."""
-    inside = np.nonzero(overlapping(enc, start, end))[0]
-    if len(inside) == 0:
-        return -1, -1
-    return int(inside[0]), int(inside[-1]) + 1
+    """Token range [a, b) of the tokens overlapping the character span [start, end); (-1, -1) if none.
+
+    By binary search: a tokenizer's offsets are in text order (starts and ends both non-decreasing:
+    checked over every PTC train and dev article with both encoders), and detection calls this for
+    every repeated word of a text, where a scan over all tokens cost 7% of a run."""
+    a = int(np.searchsorted(enc.offsets[:, 1], start, side="right"))  # first token ending after start
+    b = int(np.searchsorted(enc.offsets[:, 0], end, side="left"))  # tokens starting before end
+    return (a, b) if a < b else (-1, -1)
 
 
 def make_windows(n: int, size: int = WINDOW, stride: int = STRIDE) -> list[tuple[int, int]]:
