@@ -21,7 +21,7 @@ from propscan.evaluation.evaluate import evaluate
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 from propscan.training.train import held_out
-from propscan.training.tune import cross_fitted
+from propscan.training.tune import cross_fitted, token_outputs
 
 HERE = Path(__file__).resolve().parent
 
@@ -39,15 +39,15 @@ def main() -> None:
     model = Model(locate(args.model))
     config = model.config
     t0 = time.perf_counter()
-    in_sample = evaluate(model, arts, gold, min_confidence=args.min_confidence)
+    cache: dict = {}  # the network's outputs, shared with the cross-fitting below
+    in_sample = evaluate(model, arts, gold, min_confidence=args.min_confidence, outputs=token_outputs(model, arts, cache))
     secs = time.perf_counter() - t0
     fair = args.min_confidence is None and config.get("tuned_on", {}).get("dev_articles")
     report = in_sample
     if fair:
         train = read_articles(args.ptc / "train/train-articles")
         heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
-        report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None)
-        model.configure(config)
+        report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
         return

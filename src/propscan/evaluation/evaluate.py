@@ -112,14 +112,16 @@ def predict(
     threshold_for: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
     scores: list[float] | None = None,
+    outputs: dict[str, TokenOutputs] | None = None,
 ) -> tuple[list[Label], list[Label] | None]:
     """FLC predictions for every article, and TC predictions for the gold spans when gold is given.
-    ``scores``, when given, receives each prediction's confidence, in order."""
+    ``scores``, when given, receives each prediction's confidence, in order. ``outputs`` (per article
+    id), when given, are the network's outputs already computed: it does not run again."""
     gold_by = gold_span_counts(gold or [])
     pred: list[Label] = []
     tc: list[Label] | None = [] if gold is not None else None
     for aid, text in articles.items():
-        out = model.token_outputs(text)
+        out = outputs[aid] if outputs is not None else model.token_outputs(text)
         for s in decode_spans(model, text, out, min_confidence, threshold_for):
             pred.append(Label(aid, s.start, s.end, s.technique))
             if scores is not None:

@@ -20,7 +20,7 @@ from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.train import TrainConfig, encoder_info, held_out, train_soup
-from propscan.training.tune import cross_fitted, tune
+from propscan.training.tune import cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 
@@ -104,7 +104,7 @@ def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) 
     for t in TECHNIQUE_IDS:
         by_tech[t]["tuning"] = tuned["tuning_by_technique"][t]
     if dev is not None:  # the shipped settings on dev: in sample, kept apart from the fair figures
-        meta["dev"]["in_sample"] = _dev_figures(evaluate(model, dev[0], dev[1]))
+        meta["dev"]["in_sample"] = _dev_figures(evaluate(model, dev[0], dev[1], outputs=token_outputs(model, dev[0], outputs)))
     meta["by_technique"] = by_tech
     for stale in ("dev_by_technique", "heldout_flc_f1", "heldout_tc_f1"):  # names of earlier versions
         meta.pop(stale, None)

@@ -25,7 +25,7 @@ import math
 import numpy as np
 
 from propscan.evaluation import metrics
-from propscan.evaluation.evaluate import Report, correct, flc_rows, gold_span_counts, score, tc_labels
+from propscan.evaluation.evaluate import Report, correct, flc_rows, gold_span_counts, predict, score, tc_labels
 from propscan.pipeline import calibrate
 from propscan.pipeline.detect import REPETITION, Context, Detector, Settings, detect
 from propscan.pipeline.model import Model, TokenOutputs
@@ -253,7 +253,7 @@ def cross_fit_predictions(model: Model, heldout: tuple[dict[str, str], list[Labe
     four fifths, its confidences from that fold's calibration: FLC predictions, their scores, and TC
     predictions for the gold spans. Leaves ``model`` configured with the last fold's settings."""
     (h_arts, h_gold), (d_arts, d_gold) = heldout, dev
-    fold, counts = dev_folds(d_arts), gold_span_counts(d_gold)
+    fold = dev_folds(d_arts)
     pred: list[Label] = []
     scores: list[float] = []
     tc: list[Label] = []
@@ -262,11 +262,9 @@ def cross_fit_predictions(model: Model, heldout: tuple[dict[str, str], list[Labe
         tuned = tune(model, {**h_arts, **rest}, h_gold + [g for g in d_gold if g.article_id in rest], log=lambda m: None, cache=cache)
         model.configure(tuned)
         mine = {a: t for a, t in d_arts.items() if fold[a] == f}
-        for aid, out in token_outputs(model, mine, cache).items():
-            for s in detect(model, model.settings, mine[aid], out, model.settings.cutoffs, with_alternatives=False):
-                pred.append(Label(aid, s.start, s.end, s.technique))
-                scores.append(s.score)
-            if counts[aid]:
-                tc += tc_labels(model, aid, mine[aid], out, counts[aid])
+        p, t = predict(model, mine, [g for g in d_gold if g.article_id in mine], scores=scores,
+                       outputs=token_outputs(model, mine, cache))
+        pred += p
+        tc += t
         log(f"  dev fold {f + 1}/{FOLDS}: tuned on {len(h_arts) + len(rest)} articles, scored {len(mine)}")
     return pred, scores, tc
