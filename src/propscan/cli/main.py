@@ -258,7 +258,10 @@ def train(
     dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
 ) -> None:
-    """Train, export to ONNX, tune detection on held-out data (and dev, when given): reproduces the shipped model."""
+    """Train, export to ONNX, tune detection on held-out data (and dev, when given): reproduces the shipped model.
+
+    Run it again with the same --out and recipe to resume a run that stopped: it goes on after the
+    last finished epoch (on another device or thread count if you like)."""
     cfg = _train_config(recipe)
     if epochs is not None:
         cfg.epochs = epochs
@@ -297,11 +300,12 @@ def train(
         import transformers  # noqa: F401
 
         from propscan.training.build import build_model_folder, check_export
-        from propscan.training.train import base_encoder_dir, train_device
+        from propscan.training.train import base_encoder_dir, check_resumable, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
         base_encoder_dir(cfg.encoder), train_device(cfg.device)
+        check_resumable(out / "checkpoint", cfg)
         check_export(cfg, not no_quantize)
         for folder in {cfg.teacher, *(over.get("teacher") for over in cfg.members)} - {None}:
             Model(Path(folder))

@@ -407,10 +407,11 @@ def train(
     log(f"{len(train_ids)} train articles, {len(val_ids)} held out; {len(examples)} windows; {len(weak)} weak texts")
 
     model = build_model(cfg)
-    if cfg.init_from:
+    resume = load_resume_state(out, cfg)
+    if resume is None and cfg.init_from:
         model.load_state_dict(torch.load(Path(cfg.init_from) / "weights.pt", map_location="cpu"))
         log(f"continuing from {cfg.init_from}")
-    if cfg.prior_init and not cfg.init_from:
+    if resume is None and cfg.prior_init and not cfg.init_from:
         prior_bias(model, examples)
     dev = train_device(cfg.device)
     model.to(dev)
@@ -428,20 +429,30 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
     )
+    # the data order is a permutation shuffled anew each epoch, so a resumed run sees what it would have
+    order, weak_order = list(range(len(examples))), list(range(len(weak_batches)))
+    first_epoch, step = 0, 0
+    last_epoch = min(cfg.stop_after or cfg.epochs, cfg.epochs)
+    if resume is not None:
+        first_epoch, step, order, weak_order = _restore(resume, model, opt, sched, weak_rng, dev)
+        log(f"resuming {out} after epoch {first_epoch} of {cfg.epochs}")
+        if first_epoch >= last_epoch:
+            return out
     if cfg.lora_layers:
         cache_frozen_output(model, examples, specials, dev, cfg.batch_size, log)
     # bf16 on a GPU (about twice the speed, no loss scaling needed); the CPU trains in fp32
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     bce = nn.BCEWithLogitsLoss(reduction="none")
     ce = nn.CrossEntropyLoss()
-    step = 0
-    for epoch in range(min(cfg.stop_after or cfg.epochs, cfg.epochs)):
+    for epoch in range(first_epoch, last_epoch):
         model.train()
-        random.shuffle(examples)
-        weak_rng.shuffle(weak_batches)
+        random.shuffle(order)
+        weak_rng.shuffle(weak_order)
+        epoch_examples = [examples[k] for k in order]
+        epoch_weak = [weak_batches[k] for k in weak_order]
         t0, total, total_tok = time.time(), 0.0, 0.0
         for i in range(0, len(examples), cfg.batch_size):
-            batch = _collate(examples[i : i + cfg.batch_size], specials)
+            batch = _collate(epoch_examples[i : i + cfg.batch_size], specials)
             ids, mask, tmask, y, spans, span_y, below = (x.to(dev) if isinstance(x, torch.Tensor) else x for x in batch)
             with autocast:
                 logits, hidden = model(ids, mask, below)
@@ -451,8 +462,8 @@ def train(
                 loss = tok_loss
                 if spans:
                     loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
-                if i // cfg.batch_size < len(weak_batches):  # every weak text once per epoch, a batch per step
-                    loss = loss + cfg.weak_weight * _weak_loss(model, weak_batches[i // cfg.batch_size], specials, bce)
+                if i // cfg.batch_size < len(epoch_weak):  # every weak text once per epoch, a batch per step
+                    loss = loss + cfg.weak_weight * _weak_loss(model, epoch_weak[i // cfg.batch_size], specials, bce)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -466,6 +477,7 @@ def train(
                 log(f"epoch {epoch + 1} step {step}/{steps} loss {total / done:.4f} "
                     f"(tagging {total_tok / done:.4f}) {time.time() - t0:.0f}s")
         save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, tok, cfg, out, train_ids, val_ids)
+        save_resume_state(out, cfg, model, opt, sched, weak_rng, epoch + 1, step, order, weak_order)
         log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, mean loss {total / max(1, steps / cfg.epochs):.4f}")
     return out
 
@@ -477,12 +489,25 @@ def train_soup(
     if not cfg.members:
         return train(articles, labels, out, cfg, log)
     runs = []
-    for k, over in enumerate(cfg.members, 1):
-        log(f"soup member {k}/{len(cfg.members)}: {json.dumps(over)}")
-        runs.append(train(articles, labels, out / f"member-{k}", replace(cfg, members=[], **over), log))
+    for k, (folder, member) in enumerate(soup_runs(out, cfg), 1):
+        log(f"soup member {k}/{len(cfg.members)}: {json.dumps(cfg.members[k - 1])}")
+        runs.append(train(articles, labels, folder, member, log))
     average_runs(runs, out, cfg)
     log(f"averaged {len(runs)} members into {out}")
     return out
+
+
+def soup_runs(out: Path, cfg: TrainConfig) -> list[tuple[Path, TrainConfig]]:
+    """The runs ``train_soup`` makes: each one's folder and settings."""
+    if not cfg.members:
+        return [(out, cfg)]
+    return [(out / f"member-{k}", replace(cfg, members=[], **over)) for k, over in enumerate(cfg.members, 1)]
+
+
+def check_resumable(out: Path, cfg: TrainConfig) -> None:
+    """Raise ValueError before any work when a run into ``out`` could not resume (see load_resume_state)."""
+    for folder, member in soup_runs(out, cfg):
+        load_resume_state(folder, member)
 
 
 def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
@@ -656,10 +681,86 @@ def _weak_loss(model, batch: list[WeakExample], specials: tuple[int, int, int], 
     return bce(top, y).sum(-1).mean()
 
 
-def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
+# Everything a run needs to go on after its last finished epoch as if it had never stopped: the trainable
+# weights, the optimiser's and scheduler's state, the random generators and the data order. One file,
+# replaced atomically after each epoch, so it never mixes two epochs.
+RESUME_FILE = "resume.pt"
+# settings a run may change when it resumes: where and how fast it runs, and how far it goes
+RESUMABLE_CHANGES = {"device", "threads", "stop_after"}
+
+
+def _same_recipe(a: dict, b: dict) -> bool:
+    return {k: v for k, v in a.items() if k not in RESUMABLE_CHANGES} == {
+        k: v for k, v in b.items() if k not in RESUMABLE_CHANGES
+    }
+
+
+def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
+    """The state a run into ``out`` left after its last finished epoch, or None for a fresh run. A folder
+    holding another recipe's run is refused: resuming it would mix two recipes in one model."""
     import torch
 
-    torch.save(state, out / "weights.pt")
+    path = out / RESUME_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # a file torch cannot read: say so in one line
+        raise ValueError(f"{path}: cannot resume from it ({type(e).__name__}); delete it to start the run anew") from None
+    if not _same_recipe(state["config"], asdict(cfg)):
+        changed = sorted(k for k in set(state["config"]) | set(asdict(cfg))
+                         if k not in RESUMABLE_CHANGES and state["config"].get(k) != asdict(cfg).get(k))
+        raise ValueError(f"{out} holds a run of another recipe (differs in {', '.join(changed)}); "
+                         "give another --out, or delete the folder to start anew")
+    return state
+
+
+def save_resume_state(out: Path, cfg: TrainConfig, model, opt, sched, weak_rng, epoch: int, step: int,
+                      order: list[int], weak_order: list[int]) -> None:
+    import torch
+
+    state = {
+        "config": asdict(cfg), "epoch": epoch, "step": step, "order": order, "weak_order": weak_order,
+        "trainable": {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad},
+        "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+        "random": random.getstate(), "weak_random": weak_rng.getstate(), "torch_random": torch.get_rng_state(),
+        "cuda_random": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    _atomic_save(state, out / RESUME_FILE)
+
+
+def _restore(state: dict, model, opt, sched, weak_rng, dev) -> tuple[int, int, list[int], list[int]]:
+    """Put a saved run's state back; its epoch, step and data order."""
+    import torch
+
+    missing = {n for n, p in model.named_parameters() if p.requires_grad} - set(state["trainable"])
+    if missing:
+        raise ValueError(f"the resume state lacks {len(missing)} trainable tensors (say {min(missing)})")
+    model.load_state_dict(state["trainable"], strict=False)
+    model.to(dev)
+    opt.load_state_dict(state["optimizer"])  # moves its tensors to the parameters' device
+    sched.load_state_dict(state["scheduler"])
+    random.setstate(state["random"])
+    weak_rng.setstate(state["weak_random"])
+    torch.set_rng_state(state["torch_random"])
+    if state["cuda_random"] is not None and dev.type == "cuda":
+        torch.cuda.set_rng_state_all(state["cuda_random"])
+    return state["epoch"], state["step"], state["order"], state["weak_order"]
+
+
+def _atomic_save(obj, path: Path) -> None:
+    """torch.save through a temp file beside ``path``: a run killed while saving leaves the last whole file."""
+    import os
+
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
+    _atomic_save(state, out / "weights.pt")
     tok.save(str(out / "tokenizer.json"))
     (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
     (out / "split.json").write_text(json.dumps({"train": train_ids, "val": val_ids}))

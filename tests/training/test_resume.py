@@ -1,0 +1,104 @@
+"""A training run stopped after an epoch and started again with the same recipe goes on where it
+stopped, to the same weights as a run that never stopped (the real MiniLM, adapters on its top blocks,
+dropout on: the random generators and the data order are part of what is saved)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import require_train_extra, run_cli
+from propscan.ptc import Label
+from propscan.training.train import RESUME_FILE, TrainConfig
+
+TEXTS = {
+    "1": "Crooked Hillary lies again. They will destroy our great country unless we act now.",
+    "2": "The corrupt elites never stop. Make America great again! Everyone knows the truth.",
+    "3": "The committee met on Tuesday and adjourned. Nothing else was decided at the meeting.",
+    "4": "Only a fool would believe the fake news media. Wake up, patriots, before it is too late!",
+}
+LABELS = [
+    Label("1", 0, 15, "Name_Calling,Labeling"),
+    Label("1", 28, 56, "Appeal_to_fear-prejudice"),
+    Label("2", 4, 18, "Loaded_Language"),
+    Label("2", 31, 54, "Slogans"),
+    Label("4", 26, 46, "Name_Calling,Labeling"),
+]
+
+
+def _cfg(**over) -> TrainConfig:
+    base = dict(epochs=3, batch_size=2, val_every=4, threads=1, device="cpu", lora_rank=4, lora_layers=2, prior_init=True)
+    return TrainConfig(**{**base, **over})
+
+
+def _train(out, cfg):
+    from propscan.training.train import train
+
+    said = []
+    train(TEXTS, LABELS, out, cfg, log=said.append)
+    return said
+
+
+def _weights(out):
+    import torch
+
+    return torch.load(out / "weights.pt")
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    require_train_extra()
+    out = tmp_path_factory.mktemp("straight")
+    _train(out, _cfg())
+    return out
+
+
+def test_a_resumed_run_ends_where_a_straight_one_does(straight, tmp_path):
+    import torch
+
+    assert _train(tmp_path, _cfg(stop_after=1))[-1].startswith("epoch 1 done")
+    after_one = _weights(tmp_path)
+    assert json.loads((tmp_path / "train_config.json").read_text())["stop_after"] == 1
+    said = _train(tmp_path, _cfg())  # the same recipe again, run to its end
+    assert f"resuming {tmp_path} after epoch 1 of 3" in said
+    assert not any(line.startswith("epoch 1 done") for line in said)
+    resumed, whole = _weights(tmp_path), _weights(straight)
+    assert not torch.equal(after_one["token_head.weight"], resumed["token_head.weight"])  # it did train on
+    assert resumed.keys() == whole.keys()
+    for key in whole:
+        torch.testing.assert_close(resumed[key], whole[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_a_finished_run_is_not_trained_again(straight):
+    before = (straight / "weights.pt").stat().st_mtime_ns
+    said = _train(straight, _cfg(threads=2))  # how fast it runs is no part of the recipe
+    assert said[-1] == f"resuming {straight} after epoch 3 of 3"
+    assert (straight / "weights.pt").stat().st_mtime_ns == before
+
+
+def test_a_folder_of_another_recipe_is_refused(straight):
+    with pytest.raises(ValueError, match=r"holds a run of another recipe \(differs in lr\)"):
+        _train(straight, _cfg(lr=1e-3))
+
+
+def test_an_unreadable_resume_file_says_so_in_one_line(tmp_path):
+    require_train_extra()
+    (tmp_path / RESUME_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="cannot resume from it") as err:
+        _train(tmp_path, _cfg())
+    assert "\n" not in str(err.value)
+
+
+def test_the_cli_refuses_another_recipes_folder_before_any_work(tmp_path, ptc_sample):
+    require_train_extra()
+    from dataclasses import asdict
+
+    import torch
+
+
+    (tmp_path / "checkpoint").mkdir()
+    torch.save({"config": asdict(TrainConfig(epochs=2))}, tmp_path / "checkpoint" / RESUME_FILE)
+    res = run_cli("train", "--articles", ptc_sample.articles, "--labels", ptc_sample.gold, "--out", tmp_path)
+    assert res.rc == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "holds a run of another recipe (differs in epochs)" in res.stderr
