@@ -194,8 +194,16 @@ for _t in TECHNIQUE_IDS:  # every id maps to itself, and the meme names are case
 RELIABILITY_BANDS = ((0.4, "usually right"), (0.2, "often right"), (0.1, "sometimes right"), (0.0, "rarely right"))
 
 
-def reliability(precision: float) -> str:
-    """``rarely right (precision 0.05)`` and so on."""
+# Below this many highlights a precision says little (at 20, one standard error of a precision of 0.2
+# is 0.09, about the width of a band), so no band is named. Our choice, not tuned.
+MIN_JUDGED = 20
+
+
+def reliability(precision: float, n_pred: int | None = None) -> str:
+    """``rarely right (precision 0.05)`` and so on; ``too few to judge (4 highlights, precision 0.33)``
+    when the precision comes from fewer than MIN_JUDGED highlights."""
+    if n_pred is not None and n_pred < MIN_JUDGED:
+        return f"too few to judge ({n_pred} highlight{'s' if n_pred != 1 else ''}, precision {precision:.2f})"
     words = next(w for low, w in RELIABILITY_BANDS if precision >= low)
     return f"{words} (precision {precision:.2f})"
 

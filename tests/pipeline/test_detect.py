@@ -134,6 +134,10 @@ def test_check_confidence() -> None:
 def test_reliability_words() -> None:
     assert reliability(0.05) == "rarely right (precision 0.05)"
     assert reliability(0.23).startswith("often right") and reliability(0.6).startswith("usually right")
+    # a precision from a handful of highlights names no band
+    assert reliability(0.33, 4) == "too few to judge (4 highlights, precision 0.33)"
+    assert reliability(0.0, 1) == "too few to judge (1 highlight, precision 0.00)"
+    assert reliability(0.33, 20) == "often right (precision 0.33)"
 
 
 # -------------------------------------------------------------------------------------- shipped models

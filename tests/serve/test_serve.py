@@ -196,7 +196,8 @@ def test_techniques_model_healthz(client):
     # every technique says, in words and figures, how often this model's highlights of it are right
     for x in t:
         r = x["reliability"]
-        assert r["words"].endswith(f"(precision {r['precision']:.2f})") and 0 <= r["recall"] <= 1
+        assert r["words"].endswith(f"precision {r['precision']:.2f})") and 0 <= r["recall"] <= 1
+        assert r["words"].startswith("too few to judge") == (r["highlights"] < 20)
         assert 0 <= r["default_min_confidence"] <= 1  # never switched off
     assert client.get("/healthz").json() == {"status": "ok"}
 

@@ -81,10 +81,11 @@ def reliability(name: str | None = None, version: str | None = None) -> dict[str
     for tech, figures in config.get("by_technique", {}).items():
         f = figures.get("dev") or figures.get("tuning") or figures["heldout"]  # "heldout": before 2026-12-02
         out[tech] = {
-            "words": words(f["precision"]),
+            "words": words(f["precision"], f.get("n_pred")),
             "precision": f["precision"],
             "recall": f["recall"],
             "f1": f["f1"],
+            "highlights": f.get("n_pred"),
             "measured_on": "PTC dev" if "dev" in figures else "the tuning articles",
             "default_min_confidence": config.get("cutoffs", {}).get(tech),
         }

@@ -266,7 +266,7 @@ def technique_table(meta: dict) -> list[str]:
     for t, r in rows.items():
         h, d = r["tuning"], r.get("dev")
         prf = lambda x: f"{x['precision']:.2f} / {x['recall']:.2f} / {x['f1']:.2f}"  # noqa: E731
-        words = reliability(d["precision"] if d else h["precision"])
+        words = reliability(d["precision"], d.get("n_pred")) if d else reliability(h["precision"], h.get("n_pred"))
         lines.append(f"| {BY_ID[t].name} | {words} | {prf(h)} | {prf(d) if d else '–'} | {d['n_gold'] if d else '–'} |")
     return lines
 
