@@ -565,12 +565,3 @@ def test_corpus_run_min_confidence_out_of_range_is_one_line(tmp_path):
     res = run_cli("corpus", "run", art, "--db", tmp_path / "c.sqlite", "--min-confidence", "2")
     assert res.rc == 2 and res.stderr.strip().splitlines() == ["error: --min-confidence: 2 is outside 0..1"]
     assert not (tmp_path / "c.sqlite").exists()
-
-
-def test_train_refuses_no_quantize_for_adapters_before_training(tmp_path):
-    (tmp_path / "recipe.json").write_text('{"lora_rank": 4}', encoding="utf-8")
-    res = run_cli(*_train_args(tmp_path, "--recipe", str(tmp_path / "recipe.json"), "--no-quantize"))
-    assert res.rc == 2 and "Traceback" not in res.stderr
-    assert res.stderr.strip().splitlines()[-1] == (
-        "error: a model trained with adapters ships as a package that builds in int8: --no-quantize does not apply")
-    assert not (tmp_path / "out").exists()

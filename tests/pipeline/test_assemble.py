@@ -236,3 +236,35 @@ def test_the_shipped_accurate_model_builds_and_runs(tmp_path, monkeypatch):
     assert manifest["base_encoder"] == "all-mpnet-base-v2"
     shipped = sum(p.stat().st_size for p in ACCURATE_DIR.iterdir())
     assert shipped < 25_000_000 < (folder / "model.onnx").stat().st_size  # git holds the adapters, not the network
+
+
+def test_an_fp32_package_builds_an_fp32_network(package, tmp_path, monkeypatch):
+    """A package exported without quantising says so and builds the fp32 graph as it is: no int8
+    operators, the checkpoint's own logits, the probe met."""
+    import onnx
+
+    from propscan.training.export import export_package
+
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    ckpt = package.parent / "ckpt"
+    out = export_package(ckpt, tmp_path / "fp32", "propscan-test", "1-fp32", quantize=False)
+    shutil.copy(package / "model.json", out / "model.json")
+    assert json.loads((out / "package.json").read_text())["precision"] == "fp32"
+    folder = assemble.ensure_built(out, lambda m: None)
+    ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
+    assert not ops & {"MatMulInteger", "DynamicQuantizeLinear"}
+    int8_ops = {n.op_type for n in onnx.load(str(package / "model.onnx")).graph.node}
+    assert "MatMulInteger" in int8_ops  # the default package is the int8 one
+    with np.load(out / "probe.npz") as z:
+        fp32 = assemble.probe_logits(folder / "model.onnx", z["ids"])
+        assert np.abs(fp32 - z["logits"]).max() < 1e-4
+        int8 = assemble.probe_logits(package / "model.onnx", z["ids"])
+        assert np.abs(fp32 - int8).max() > 1e-4  # what quantising changes
+
+
+def test_an_unknown_precision_is_one_clear_error(pkg):
+    manifest = json.loads((pkg / "package.json").read_text())
+    (pkg / "package.json").write_text(json.dumps({**manifest, "precision": "int4"}))
+    with pytest.raises(ModelError, match="package precision 'int4': this propscan builds int8 or fp32") as err:
+        assemble.ensure_built(pkg, lambda m: None)
+    assert "\n" not in str(err.value)

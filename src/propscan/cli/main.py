@@ -299,14 +299,13 @@ def train(
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        from propscan.training.build import build_model_folder, check_export
+        from propscan.training.build import build_model_folder
         from propscan.training.train import base_encoder_dir, check_resumable, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
         base_encoder_dir(cfg.encoder), train_device(cfg.device)
         check_resumable(out / "checkpoint", cfg)
-        check_export(cfg, not no_quantize)
         for folder in {cfg.teacher, *(over.get("teacher") for over in cfg.members)} - {None}:
             Model(Path(folder))
     except (ValueError, PropscanError) as e:

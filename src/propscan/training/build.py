@@ -40,9 +40,8 @@ def finish_model_folder(
     version = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     name = encoder_info(cfg.encoder)[0]
-    check_export(cfg, quantize)
-    if cfg.lora_rank:  # ships as adapters over the base weights; the int8 network they build is tuned here
-        export_package(checkpoint, out, name, version)
+    if cfg.lora_rank:  # ships as adapters over the base weights; the network they build is tuned here
+        export_package(checkpoint, out, name, version, quantize=quantize)
     else:
         export_onnx(checkpoint, out, quantize=quantize)
     # a provisional model.json so Model loads; tune() searches thresholds itself and the final one follows
@@ -66,12 +65,6 @@ def finish_model_folder(
     write_model_json(out, **meta)
     write_model_card(out, meta)
     return meta
-
-
-def check_export(cfg: TrainConfig, quantize: bool) -> None:
-    """Refuse, before any training, an export the settings cannot have."""
-    if cfg.lora_rank and not quantize:
-        raise ValueError("a model trained with adapters ships as a package that builds in int8: --no-quantize does not apply")
 
 
 def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print) -> dict:

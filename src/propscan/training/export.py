@@ -82,9 +82,10 @@ def _export_fp32(model, path: Path, simplify: bool = True) -> None:
 PROBE_TEXT = "They will stop at nothing to destroy our country, and the corrupt elites know it."
 
 
-def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path:
+def export_package(checkpoint: Path, out: Path, name: str, version: str, quantize: bool = True) -> Path:
     """Write an adapter package (see ``propscan.pipeline.assemble``) of a LoRA checkpoint into ``out``, and
-    beside it ``model.onnx``: the int8 network the package builds into, for tuning and dev figures.
+    beside it ``model.onnx``: the network the package builds into (int8, or fp32 without ``quantize``),
+    for tuning and dev figures.
 
     The graph keeps every weight training made (heads, and anything not found in the base file); each
     weight equal to a merged base tensor, or its transpose, is stripped and named in package.json.
@@ -127,12 +128,13 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path
                 init.ClearField(field)
     onnx.save(graph, str(out / "graph.onnx"))
     manifest = {"name": name, "version": version, "base_encoder": cfg.encoder,
-                "base_sha256": assemble.sha256(base_path), "weights": weights}
+                "base_sha256": assemble.sha256(base_path), "precision": "int8" if quantize else "fp32",
+                "weights": weights}
     (out / "package.json").write_text(json.dumps(manifest, indent=1) + "\n")
     shutil.copy(checkpoint / "tokenizer.json", out / "tokenizer.json")
     _save_heads(model, out)
 
-    # the probe: a fixed text's logits from the assembled int8 model, after checking its fp32 stage
+    # the probe: a fixed text's logits from the assembled model, after checking its fp32 stage
     tok = encoding.load_tokenizer(out / "tokenizer.json")
     ids = np.array([tok.encode(PROBE_TEXT).ids], dtype=np.int64)
     filled = out / "probe.fp32.onnx"
@@ -142,10 +144,10 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str) -> Path
     diff = float(np.abs(assemble.probe_logits(filled, ids) - want).max())
     if diff > 1e-3:
         raise RuntimeError(f"the package rebuilt from the base weights differs from the checkpoint by {diff}")
-    assemble.quantize(filled, out / "model.onnx")
+    assemble.finish_network(manifest, filled, out / "model.onnx")
     np.savez(out / "probe.npz", ids=ids, logits=assemble.probe_logits(out / "model.onnx", ids))
     for tmp in (fp32, filled):
-        tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return out
 
 
