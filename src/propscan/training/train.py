@@ -93,6 +93,12 @@ class TrainConfig:
     # making all token states alike (the collapsed runs, docs/experiments.md), while a head at
     # head_lr needs thousands of steps to move its biases to about -4.
     prior_init: bool = False
+    # After the last epoch, train the span classifier on for up to this many epochs over its inputs
+    # computed once with the finished encoder (frozen), keeping the epoch with the best TC accuracy on
+    # the held-out articles (0 = as trained, if none is better). The classifier learns at head_lr
+    # while the encoder is still moving; an adapter run's few epochs left it behind (MPNet, 2026-12-02).
+    span_refit_epochs: int = 0
+    span_refit_lr: float = 3e-4
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
     # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
     members: list[dict] = field(default_factory=list)
@@ -282,14 +288,19 @@ def build_model(cfg: TrainConfig):
                 hidden = out[0] if isinstance(out, tuple) else out
             return hidden
 
-        def span_logits(self, hidden, token_logits, spans):
+        def span_features(self, hidden, token_logits, spans):
+            """The span classifier's input per span: mean and max of its token states, its tokens' mean
+            logits, the hand-made features."""
             feats = []
             for row, a, b, extra in spans:
                 h = hidden[row, a:b]
                 feats.append(
                     torch.cat([h.mean(0), h.max(0).values, token_logits[row, a:b].detach().mean(0), extra.to(h.device)])
                 )
-            return self.span_head(torch.stack(feats))
+            return torch.stack(feats)
+
+        def span_logits(self, hidden, token_logits, spans):
+            return self.span_head(self.span_features(hidden, token_logits, spans))
 
     return Tagger()
 
@@ -437,6 +448,8 @@ def train(
         first_epoch, step, order, weak_order = _restore(resume, model, opt, sched, weak_rng, dev)
         log(f"resuming {out} after epoch {first_epoch} of {cfg.epochs}")
         if first_epoch >= last_epoch:
+            if cfg.span_refit_epochs and not resume.get("span_refit_done"):
+                _refit_and_save(model, tok, articles, by_article, examples, cfg, out, train_ids, val_ids, dev, log)
             return out
     if cfg.lora_layers:
         cache_frozen_output(model, examples, specials, dev, cfg.batch_size, log)
@@ -479,7 +492,110 @@ def train(
         save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, tok, cfg, out, train_ids, val_ids)
         save_resume_state(out, cfg, model, opt, sched, weak_rng, epoch + 1, step, order, weak_order)
         log(f"epoch {epoch + 1} done in {time.time() - t0:.0f}s, mean loss {total / max(1, steps / cfg.epochs):.4f}")
+    if cfg.span_refit_epochs:
+        _refit_and_save(model, tok, articles, by_article, examples, cfg, out, train_ids, val_ids, dev, log)
     return out
+
+
+def _refit_and_save(model, tok, articles, by_article, examples, cfg, out, train_ids, val_ids, dev, log) -> None:
+    import torch
+
+    val = [ex for a in val_ids for ex in article_examples(tok, articles[a], by_article[a], cfg)]
+    refit_span_head(model, examples, val, cfg, dev, encoding.special_ids(tok), log)
+    save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, tok, cfg, out, train_ids, val_ids)
+    state = torch.load(out / RESUME_FILE, map_location="cpu", weights_only=False)
+    state["trainable"] = {n: p.detach().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    _atomic_save({**state, "span_refit_done": True}, out / RESUME_FILE)
+
+
+def refit_checkpoint(folder: Path, articles: dict[str, str], labels: list[Label], epochs: int, lr: float = 3e-4,
+                     log=print) -> Path:
+    """Refit a finished checkpoint's span classifier in place (``refit_span_head`` over its own split)
+    and record ``span_refit_epochs`` in its config, as if the run had been trained with it."""
+    import torch
+
+    cfg = replace(TrainConfig(**json.loads((folder / "train_config.json").read_text())),
+                  span_refit_epochs=epochs, span_refit_lr=lr)
+    split = json.loads((folder / "split.json").read_text())
+    tok = encoding.load_tokenizer(folder / "tokenizer.json")
+    torch.set_num_threads(cfg.threads)
+    model = build_model(cfg)
+    model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
+    by_article: dict[str, list[Label]] = {a: [] for a in articles}
+    for lab in labels:
+        by_article[lab.article_id].append(lab)
+    train_examples = [ex for a in split["train"] for ex in article_examples(tok, articles[a], by_article[a], cfg)]
+    for extra_path in cfg.extra:  # the extra texts' spans taught the classifier too
+        train_examples += extra_examples(tok, Path(extra_path), cfg, None)
+    val = [ex for a in split["val"] for ex in article_examples(tok, articles[a], by_article[a], cfg)]
+    dev = train_device(cfg.device)
+    model.to(dev)
+    refit_span_head(model, train_examples, val, cfg, dev, encoding.special_ids(tok), log)
+    save_checkpoint({k: v.cpu() for k, v in model.state_dict().items()}, tok, cfg, folder, split["train"], split["val"])
+    return folder
+
+
+def span_inputs(model, examples: list[Example], specials, dev, batch_size: int = 16):
+    """The span classifier's inputs and gold techniques for every gold span in ``examples``, computed
+    with the model in eval mode and no gradient (the encoder as it is now, frozen)."""
+    import torch
+
+    model.eval()
+    feats, gold = [], []
+    with_spans = [ex for ex in examples if ex.spans]
+    with torch.no_grad():
+        for i in range(0, len(with_spans), batch_size):
+            batch = _collate(with_spans[i : i + batch_size], specials)
+            ids, mask, spans, span_y = batch[0].to(dev), batch[1].to(dev), batch[4], batch[5]
+            below = batch[6].to(dev) if isinstance(batch[6], torch.Tensor) else None
+            logits, hidden = model(ids, mask, below)
+            feats.append(model.span_features(hidden.float(), logits.float(), spans).cpu())
+            gold += list(span_y)
+    if not feats:
+        return torch.zeros((0, 1)), torch.zeros(0, dtype=torch.long)
+    return torch.cat(feats), torch.tensor(gold, dtype=torch.long)
+
+
+def refit_span_head(model, train_examples: list[Example], val_examples: list[Example], cfg: TrainConfig, dev,
+                    specials: tuple[int, int, int], log=print) -> tuple[float, float, int]:
+    """Train ``model.span_head`` on for ``cfg.span_refit_epochs`` over frozen inputs; keep the epoch with
+    the best held-out TC accuracy (epoch 0: the head as it came). Returns (accuracy before, after, epoch)."""
+    import copy
+
+    import torch
+
+    t0 = time.time()
+    x_train, y_train = span_inputs(model, train_examples, specials, dev, cfg.batch_size)
+    x_val, y_val = span_inputs(model, val_examples, specials, dev, cfg.batch_size)
+    head = model.span_head
+
+    def accuracy() -> float:
+        head.eval()
+        with torch.no_grad():
+            return float((head(x_val.to(dev)).argmax(-1).cpu() == y_val).float().mean()) if len(y_val) else 0.0
+
+    first = best = accuracy()
+    best_state, best_epoch = copy.deepcopy(head.state_dict()), 0
+    opt = torch.optim.AdamW(head.parameters(), lr=cfg.span_refit_lr, weight_decay=cfg.weight_decay)
+    ce = torch.nn.CrossEntropyLoss()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for epoch in range(1, cfg.span_refit_epochs + 1):
+        head.train()
+        perm = torch.randperm(len(y_train), generator=gen)
+        for i in range(0, len(perm), 64):
+            k = perm[i : i + 64]
+            loss = ce(head(x_train[k].to(dev)), y_train[k].to(dev))
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        acc = accuracy()
+        if acc > best:
+            best, best_state, best_epoch = acc, copy.deepcopy(head.state_dict()), epoch
+    head.load_state_dict(best_state)
+    head.eval()
+    log(f"span classifier refitted on {len(y_train)} gold spans in {time.time() - t0:.0f}s: held-out TC accuracy "
+        f"{first:.4f} -> {best:.4f} (epoch {best_epoch} of {cfg.span_refit_epochs})")
+    return first, best, best_epoch
 
 
 def train_soup(

@@ -1,0 +1,41 @@
+"""Finish a training checkpoint into a model folder as `propscan train` does after training: export
+(int8, or fp32 with --no-quantize), tuning on the held-out PTC train articles and dev (dev figures
+cross-fitted), model.json and MODEL_CARD.md. For a run stopped before its end (`stop_after`), or a
+checkpoint changed afterwards (scripts/refit_span_head.py).
+
+    python scripts/finish_checkpoint.py CHECKPOINT OUT [--ptc ../shared/data/ptc] [--version V] [--no-quantize]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from propscan.ptc import read_articles, read_labels
+from propscan.training.build import finish_model_folder
+from propscan.training.train import TrainConfig
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", type=Path)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
+    ap.add_argument("--version", default=None, help="the version (default: today's date)")
+    ap.add_argument("--no-quantize", action="store_true", help="keep the network in fp32")
+    args = ap.parse_args()
+    train = read_articles(args.ptc / "train/train-articles")
+    labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
+    dev_articles = read_articles(args.ptc / "dev/dev-articles")
+    dev = (dev_articles, read_labels(args.ptc / "dev/dev-task-flc-tc.labels", dev_articles))
+    cfg = TrainConfig(**json.loads((args.checkpoint / "train_config.json").read_text()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    finish_model_folder(args.checkpoint, args.out, train, labels, cfg, dev=dev, quantize=not args.no_quantize,
+                        version=args.version, log=lambda m: print(m, flush=True))
+
+
+if __name__ == "__main__":
+    main()

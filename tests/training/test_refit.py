@@ -1,0 +1,97 @@
+"""Refitting the span classifier on frozen inputs after training (``span_refit_epochs``): it trains the
+classifier alone, keeps the best held-out epoch, never ends below where it started, and runs at the
+end of `train` (the real MiniLM, small texts)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from conftest import require_train_extra
+from propscan.pipeline import encoding
+from propscan.training.train import TrainConfig, article_examples
+from test_resume import LABELS, TEXTS
+
+
+def _examples(tok, cfg, ids):
+    by = {a: [lab for lab in LABELS if lab.article_id == a] for a in ids}
+    return [ex for a in ids for ex in article_examples(tok, TEXTS[a], by[a], cfg)]
+
+
+def test_refit_trains_the_span_classifier_alone_and_keeps_its_best_epoch():
+    require_train_extra()
+    import torch
+
+    from propscan.training.train import base_encoder_dir, build_model, refit_span_head
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(span_refit_epochs=40, span_refit_lr=1e-2)
+    model = build_model(cfg)
+    tok = encoding.load_tokenizer(base_encoder_dir(cfg.encoder) / "tokenizer.json")
+    examples = _examples(tok, cfg, ["1", "2", "4"])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    said = []
+    first, best, epoch = refit_span_head(model, examples, examples, cfg, torch.device("cpu"), encoding.special_ids(tok), said.append)
+    assert best > first and 1 <= epoch <= 40  # an untrained head learns the spans it is shown
+    assert re.search(rf"held-out TC accuracy {first:.4f} -> {best:.4f} \(epoch {epoch} of 40\)", said[-1])
+    after = model.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("span_head.") for k in changed)
+
+
+def test_refit_keeps_the_head_when_no_epoch_is_better():
+    require_train_extra()
+    import torch
+
+    from propscan.training.train import base_encoder_dir, build_model, refit_span_head
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(span_refit_epochs=3, span_refit_lr=0.0)  # a zero learning rate: nothing can improve
+    model = build_model(cfg)
+    tok = encoding.load_tokenizer(base_encoder_dir(cfg.encoder) / "tokenizer.json")
+    examples = _examples(tok, cfg, ["1", "2"])
+    head = {k: v.clone() for k, v in model.span_head.state_dict().items()}
+    first, best, epoch = refit_span_head(model, examples, examples, cfg, torch.device("cpu"), encoding.special_ids(tok), lambda m: None)
+    assert (first, epoch) == (best, 0)
+    assert all(torch.equal(head[k], v) for k, v in model.span_head.state_dict().items())
+
+
+def test_train_refits_after_its_last_epoch(tmp_path):
+    require_train_extra()
+    import torch
+
+    from propscan.training.train import RESUME_FILE, train
+
+    cfg = TrainConfig(epochs=1, batch_size=2, val_every=2, threads=1, device="cpu", span_refit_epochs=5)
+    said = []
+    train(TEXTS, LABELS, tmp_path, cfg, log=said.append)
+    assert said[-1].startswith("span classifier refitted on") and "(epoch" in said[-1]
+    state = torch.load(tmp_path / RESUME_FILE, weights_only=False)
+    weights = torch.load(tmp_path / "weights.pt")
+    assert state["span_refit_done"] is True
+    assert np.allclose(state["trainable"]["span_head.0.weight"].numpy(), weights["span_head.0.weight"].numpy())
+    said.clear()
+    train(TEXTS, LABELS, tmp_path, cfg, log=said.append)  # finished and refitted: nothing to do
+    assert said[-1].startswith("resuming") and not any("refitted" in m for m in said)
+
+
+def test_a_finished_checkpoint_is_refitted_in_place(tmp_path):
+    require_train_extra()
+    import json
+
+    import torch
+
+    from propscan.training.train import refit_checkpoint, train
+
+    cfg = TrainConfig(epochs=1, batch_size=2, val_every=2, threads=1, device="cpu")
+    train(TEXTS, LABELS, tmp_path, cfg, log=lambda m: None)
+    before = torch.load(tmp_path / "weights.pt")
+    said = []
+    refit_checkpoint(tmp_path, TEXTS, LABELS, epochs=30, lr=1e-2, log=said.append)
+    after = torch.load(tmp_path / "weights.pt")
+    assert "span classifier refitted" in said[-1]
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert all(k.startswith("span_head.") for k in changed)
+    recorded = json.loads((tmp_path / "train_config.json").read_text())
+    assert (recorded["span_refit_epochs"], recorded["span_refit_lr"]) == (30, 1e-2)
