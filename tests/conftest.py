@@ -23,6 +23,20 @@ PTC_DEV_FLC = PTC_DEV / "dev-task-flc-tc.labels"
 SCHEMA = ROOT / "src" / "propscan" / "schema" / "analysis.schema.json"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory):
+    """Every test, and every CLI it runs, uses an empty propscan cache of its own: what this user's
+    ~/.cache/propscan holds (an accurate model built earlier, cached teacher targets) must not change
+    what a test sees. Tests that need a particular cache set PROPSCAN_CACHE_DIR themselves."""
+    old = os.environ.get("PROPSCAN_CACHE_DIR")
+    os.environ["PROPSCAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("propscan-cache"))
+    yield
+    if old is None:
+        os.environ.pop("PROPSCAN_CACHE_DIR", None)
+    else:
+        os.environ["PROPSCAN_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def model():
     """The shipped model, loaded once for the whole test session."""

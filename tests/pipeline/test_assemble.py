@@ -213,7 +213,7 @@ def test_without_its_package_accurate_is_one_clear_line(tmp_path, monkeypatch):
     art = tmp_path / "a.txt"
     art.write_text(TEXT)
     result = CliRunner().invoke(app, ["analyze", str(art), "--model", "accurate"])
-    assert result.exit_code == 2 and "the accurate model is not part of this propscan release yet" in result.output
+    assert result.exit_code == 2 and "the accurate model's package is missing from this install" in result.output
     assert model.available() == ["fast"]
 
 

@@ -41,10 +41,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(model):
+def server(model, tmp_path_factory):
     require_browser()
     import uvicorn
 
+    from propscan.pipeline import model as model_mod
+
+    # The page offers the accurate model where its base wheels are installed, and picks it; these tests
+    # are about the page, so they see the same page on every machine: the fast model's alone (the test
+    # of the choice below puts a package in place itself).
+    patch = pytest.MonkeyPatch()
+    patch.setitem(model_mod.NAMES, "accurate", tmp_path_factory.mktemp("no-accurate") / "none")
     port = _free_port()
     config = uvicorn.Config(create_app(model=model), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     srv = uvicorn.Server(config)
@@ -57,6 +64,7 @@ def server(model):
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(15)
+    patch.undo()
 
 
 @pytest.fixture(scope="module")

@@ -95,3 +95,25 @@ def test_a_finished_checkpoint_is_refitted_in_place(tmp_path):
     assert all(k.startswith("span_head.") for k in changed)
     recorded = json.loads((tmp_path / "train_config.json").read_text())
     assert (recorded["span_refit_epochs"], recorded["span_refit_lr"]) == (30, 1e-2)
+
+
+def test_a_model_folder_is_refitted_on_its_runtime_outputs(tmp_path):
+    """The shipped fast model, copied: only heads.npz changes, to the best held-out epoch, and the
+    folder still loads and names spans."""
+    require_train_extra()
+    import shutil
+
+    from propscan.pipeline.model import MODEL_DIR, Model
+    from propscan.training.refit import refit_heads, runtime_span_inputs
+
+    folder = tmp_path / "model"
+    shutil.copytree(MODEL_DIR, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    said = []
+    articles = {k: v for k, v in TEXTS.items()}
+    first, best, epoch = refit_heads(folder, articles, LABELS, epochs=20, lr=1e-2, log=said.append)
+    assert best >= first and "runtime inputs" in said[-1]
+    changed = {p.name for p in folder.iterdir() if before.get(p.name) != p.read_bytes()}
+    assert changed == ({"heads.npz"} if epoch else set())
+    x, y = runtime_span_inputs(Model(folder, threads=1), articles, LABELS)
+    assert len(x) == len(LABELS) == len(y) and np.isfinite(x).all()

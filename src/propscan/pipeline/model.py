@@ -266,8 +266,8 @@ def source(spec: str | Path | None) -> Path:
         return MODEL_DIR
     folder = NAMES.get(str(spec), Path(spec))
     if str(spec) == "accurate" and not folder.is_dir():
-        raise ModelError("the accurate model is not part of this propscan release yet (its adapters are still being "
-                         "trained, see docs/experiments.md); use fast, or a model folder you trained (docs/training.md)")
+        raise ModelError(f"the accurate model's package is missing from this install ({folder}); reinstall propscan, "
+                         "or use fast, or a model folder you trained (docs/training.md)")
     if not folder.is_dir():
         raise ModelError(f"{spec}: no such model; give fast, accurate or a model folder")
     return folder

@@ -222,9 +222,14 @@ def write_model_card(out: Path, meta: dict) -> str:
     cfg = meta.get("train_config", {})
     default_encoder = TrainConfig().encoder
     teachers = _teacher_restore(meta.get("teachers", []))
-    options = ([f"--recipe src/propscan/models/{meta['name']}/model.json"] if cfg.get("members") or cfg.get("extra")
-               else [f"--epochs {cfg.get('epochs', 6)}"]
-               + ([f"--encoder {cfg['encoder']}"] if cfg.get("encoder", default_encoder) != default_encoder else []))
+    defaults = asdict(TrainConfig())
+    # a recipe file unless the settings are the defaults but for what --epochs and --encoder say
+    plain = {k for k, v in cfg.items() if v != defaults.get(k)} <= {"epochs", "encoder"}
+    options = ([f"--epochs {cfg.get('epochs', 6)}"]
+               + ([f"--encoder {cfg['encoder']}"] if cfg.get("encoder", default_encoder) != default_encoder else [])
+               if plain else [f"--recipe src/propscan/models/{meta['name']}/model.json"])
+    if meta.get("quantized") == FP32:
+        options.append("--no-quantize")
     lines += [
         "## Reproduce",
         "",

@@ -560,14 +560,24 @@ def refit_span_head(model, train_examples: list[Example], val_examples: list[Exa
                     specials: tuple[int, int, int], log=print) -> tuple[float, float, int]:
     """Train ``model.span_head`` on for ``cfg.span_refit_epochs`` over frozen inputs; keep the epoch with
     the best held-out TC accuracy (epoch 0: the head as it came). Returns (accuracy before, after, epoch)."""
+    t0 = time.time()
+    x_train, y_train = span_inputs(model, train_examples, specials, dev, cfg.batch_size)
+    x_val, y_val = span_inputs(model, val_examples, specials, dev, cfg.batch_size)
+    first, best, epoch = fit_span_head(model.span_head, (x_train, y_train), (x_val, y_val), cfg, dev)
+    log(f"span classifier refitted on {len(y_train)} gold spans in {time.time() - t0:.0f}s: held-out TC accuracy "
+        f"{first:.4f} -> {best:.4f} (epoch {epoch} of {cfg.span_refit_epochs})")
+    return first, best, epoch
+
+
+def fit_span_head(head, train, val, cfg: TrainConfig, dev) -> tuple[float, float, int]:
+    """Train the span classifier ``head`` (torch) on (inputs, techniques) for ``cfg.span_refit_epochs``,
+    leaving it at the epoch with the best accuracy on ``val`` (0: as it came). Returns (accuracy before,
+    after, epoch)."""
     import copy
 
     import torch
 
-    t0 = time.time()
-    x_train, y_train = span_inputs(model, train_examples, specials, dev, cfg.batch_size)
-    x_val, y_val = span_inputs(model, val_examples, specials, dev, cfg.batch_size)
-    head = model.span_head
+    (x_train, y_train), (x_val, y_val) = train, val
 
     def accuracy() -> float:
         head.eval()
@@ -593,8 +603,6 @@ def refit_span_head(model, train_examples: list[Example], val_examples: list[Exa
             best, best_state, best_epoch = acc, copy.deepcopy(head.state_dict()), epoch
     head.load_state_dict(best_state)
     head.eval()
-    log(f"span classifier refitted on {len(y_train)} gold spans in {time.time() - t0:.0f}s: held-out TC accuracy "
-        f"{first:.4f} -> {best:.4f} (epoch {best_epoch} of {cfg.span_refit_epochs})")
     return first, best, best_epoch
 
 
