@@ -475,6 +475,16 @@ def test_timeout_is_504_and_the_slot_comes_back(model):
 # schemathesis: the OpenAPI document against the running app
 
 
+@pytest.fixture(autouse=True)
+def _no_accurate_build(monkeypatch, tmp_path_factory):
+    """These tests are about the API, not the accurate model (tests/pipeline/test_assemble.py is): where its
+    base wheels are installed, a request naming it would build it first (a minute), so here it is absent
+    and such a request gets the one-line error every install without it gives."""
+    from propscan.pipeline import model as model_mod
+
+    monkeypatch.setitem(model_mod.NAMES, "accurate", tmp_path_factory.mktemp("no-accurate") / "none")
+
+
 def _fuzz_app():
     from propscan.pipeline.model import load
 

@@ -296,7 +296,8 @@ def test_article_examples_mix_gold_and_teacher():
     text = "Crooked Hillary lies."
     enc = encoding.encode(TOK, text)
     const = SimpleNamespace(
-        token_outputs=lambda t: SimpleNamespace(enc=enc, probs=np.full((len(enc), N_OUT), 0.4, np.float32))
+        token_outputs=lambda t: SimpleNamespace(enc=enc, probs=np.full((len(enc), N_OUT), 0.4, np.float32)),
+        _fingerprint="a constant teacher",
     )
     labels = [Label("1", 0, 15, "Name_Calling,Labeling")]
     (gold,) = article_examples(TOK, text, labels, TrainConfig())
@@ -458,3 +459,33 @@ def test_prior_bias_starts_each_channel_at_its_share_of_the_tokens():
     assert bias[ANY] == pytest.approx(np.log(rate_any / (1 - rate_any)), abs=1e-5)
     assert bias[1] == pytest.approx(np.log(1e-4 / (1 - 1e-4)), abs=1e-3)  # never seen: clipped, finite
     assert torch.isfinite(model.token_head.bias).all()
+
+
+def test_teacher_targets_are_computed_once_per_text_then_read_back(tmp_path, monkeypatch):
+    """A teacher's targets for an article are cached on disk: a second run (another soup member, the next
+    run of a study) reads them instead of running the teacher, and trains on exactly the same targets."""
+    from types import SimpleNamespace
+
+    from propscan.ptc import Label
+
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path))
+    text = "Crooked Hillary lies."
+    enc = encoding.encode(TOK, text)
+    calls = []
+
+    def outputs(t):
+        calls.append(t)
+        return SimpleNamespace(enc=enc, probs=np.linspace(0.01, 0.9, len(enc) * N_OUT, dtype=np.float32).reshape(len(enc), N_OUT))
+
+    teacher = SimpleNamespace(token_outputs=outputs, _fingerprint="teacher A")
+    labels = [Label("1", 0, 15, "Name_Calling,Labeling")]
+    (first,) = article_examples(TOK, text, labels, TrainConfig(), teacher=teacher)
+    (second,) = article_examples(TOK, text, labels, TrainConfig(), teacher=teacher)
+    assert calls == [text] and np.array_equal(first.labels, second.labels)
+    other = SimpleNamespace(token_outputs=outputs, _fingerprint="teacher B")  # another teacher: its own entry
+    article_examples(TOK, text, labels, TrainConfig(), teacher=other)
+    assert calls == [text, text]
+    for entry in (tmp_path / "teacher-targets" / "texts").iterdir():  # a damaged entry is computed again
+        entry.write_bytes(b"broken")
+    (third,) = article_examples(TOK, text, labels, TrainConfig(), teacher=teacher)
+    assert len(calls) == 3 and np.array_equal(first.labels, third.labels)

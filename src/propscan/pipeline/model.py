@@ -150,6 +150,7 @@ class Model:
         import onnxruntime as ort
 
         folder = Path(folder)
+        self.folder = folder
         self.config: dict[str, Any] = read_config(folder)
         self.threads = threads or env_threads() or min(os.cpu_count() or 1, 4)
         opts = ort.SessionOptions()

@@ -179,6 +179,44 @@ def teacher_targets(teacher, text: str, enc: encoding.Encoded) -> tuple[np.ndarr
     return probs.astype(np.float32), count > 0
 
 
+def teacher_fingerprint(teacher) -> str:
+    """What decides a teacher's token probabilities: its name, version and network file's hash (once per
+    loaded teacher; a fp32 MPNet file takes about a second)."""
+    if not hasattr(teacher, "_fingerprint"):
+        import hashlib
+
+        h = hashlib.sha256()
+        with open(teacher.folder / teacher.config["onnx"], "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        teacher._fingerprint = f"{teacher.name} {teacher.version} {h.hexdigest()}"
+    return teacher._fingerprint
+
+
+def cached_teacher_targets(teacher, text: str, enc: encoding.Encoded, tok) -> tuple[np.ndarray, np.ndarray]:
+    """``teacher_targets``, computed once per (teacher, student tokenizer, text) and kept in
+    teacher_cache_dir()/texts/: soup members, the runs of a study and a resumed run share them.
+    Stored in float32: a run that reads them trains exactly as one that computed them."""
+    import hashlib
+
+    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), tok.to_str(), text)).encode()).hexdigest()[:32]
+    path = teacher_cache_dir() / "texts" / f"{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                probs, covered = z["probs"], z["covered"]
+            if len(probs) == len(enc):
+                return probs, covered
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged entry is computed again
+    probs, covered = teacher_targets(teacher, text, enc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, probs=probs, covered=covered)
+    tmp.replace(path)
+    return probs, covered
+
+
 def article_examples(
     tok, text: str, labels: list[Label], cfg: TrainConfig, ignore: list[tuple[int, int]] = (), teacher=None
 ) -> list[Example]:
@@ -191,7 +229,7 @@ def article_examples(
         skip |= encoding.overlapping(enc, s, e)
     skip &= y[:, ANY] == 0  # a token inside one of our techniques' spans keeps its labels
     if teacher is not None and len(enc):
-        soft, covered = teacher_targets(teacher, text, enc)
+        soft, covered = cached_teacher_targets(teacher, text, enc, tok)
         w = cfg.teacher_weight * covered[:, None]
         y = ((1 - w) * y + w * soft).astype(np.float32)
     wins = encoding.make_windows(len(enc), cfg.window, cfg.stride)
