@@ -251,7 +251,7 @@ def test_problems_are_shown(browser, server):
 
 
 @pytest.mark.parametrize("width", [1400, 400])
-def test_the_report_frame_grows_to_its_content_and_is_titled(web, seed_text, width):
+def test_the_report_frame_grows_to_its_content_and_is_titled(web, seed_text, width, model):
     """No fixed-height frame with a scrollbar of its own: the frame is as tall as the report, at a
     desktop and a phone width, and the pasted article is named by its first line."""
     p = web
@@ -265,6 +265,7 @@ def test_the_report_frame_grows_to_its_content_and_is_titled(web, seed_text, wid
     assert outer >= inner, (outer, inner)
     assert p.page.inner_text("#ps-result-title") and p.history()[0]["analysis"]["document"]["id"] == first_line
     assert "highlighted passage" in p.page.inner_text("#ps-summary")
+    assert p.page.inner_text("#ps-summary").endswith(f"model {model.name} {model.version}")  # the model that made it
     OUTPUT.mkdir(parents=True, exist_ok=True)
     p.page.screenshot(path=str(OUTPUT / f"web-{width}.png"), full_page=True)
 
@@ -311,9 +312,11 @@ def test_the_page_offers_both_models_and_picks_accurate_for_a_pasted_article(bro
         assert p.page.locator('input[name="model"][value="accurate"]').is_checked()
         p.analyze("Crooked politicians will destroy our great nation.\n\nWake up, patriots, before it is too late!")
         assert p.history()[0]["analysis"]["model"]["name"] == "propscan-stand-in"
+        assert p.page.inner_text("#ps-summary").endswith("model propscan-stand-in 1")  # not the server's default
         p.page.check('input[name="model"][value="fast"]')
         p.analyze()
         assert p.history()[0]["analysis"]["model"]["name"] == model.name
+        assert p.page.inner_text("#ps-summary").endswith(f"model {model.name} {model.version}")
         p.close()
     finally:
         srv.should_exit = True
