@@ -52,3 +52,10 @@ def pool(hidden: np.ndarray, token_logits: np.ndarray, a: int, b: int) -> np.nda
     """Mean and max of hidden states over tokens [a, b) plus the mean token logits."""
     h = hidden[a:b]
     return np.concatenate([h.mean(0), h.max(0), token_logits[a:b].mean(0)]).astype(np.float32)
+
+
+def span_input(hidden: np.ndarray, token_logits: np.ndarray, text_lower: str, a: int, b: int, start: int,
+               end: int) -> np.ndarray:
+    """The span classifier's input for tokens [a, b) covering characters [start, end): pooled states
+    and logits, then the repetition count and length."""
+    return np.concatenate([pool(hidden, token_logits, a, b), extra_features(text_lower, start, end, b - a)])

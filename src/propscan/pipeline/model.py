@@ -236,9 +236,7 @@ class Model:
         feats, earlier = [], []
         for a, b in token_ranges:
             s, e = int(out.enc.offsets[a, 0]), int(out.enc.offsets[b - 1, 1])
-            feats.append(
-                np.concatenate([features.pool(out.hidden, out.logits, a, b), features.extra_features(lower, s, e, b - a)])
-            )
+            feats.append(features.span_input(out.hidden, out.logits, lower, a, b, s, e))
             earlier.append(features.occurs_earlier(lower, s, e))
         bonus = self.decoding.get("repeat_bonus", 0.0) if repeat_bonus is None else repeat_bonus
         return repetition_prior(self.span_head(np.stack(feats)), np.array(earlier), bonus)

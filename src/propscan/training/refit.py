@@ -15,17 +15,15 @@ from propscan.pipeline import encoding, features
 from propscan.pipeline.model import Model
 from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
-from propscan.training.train import TrainConfig, fit_span_head, split_ids
+from propscan.training.train import TrainConfig, fit_span_head, labels_by_article, split_ids
 
 
 def runtime_span_inputs(model: Model, articles: dict[str, str], labels: list[Label]) -> tuple[np.ndarray, np.ndarray]:
     """The span classifier's inputs as ``Model.span_probs`` builds them, and the technique, per gold span."""
-    by: dict[str, list[Label]] = {}
-    for lab in labels:
-        by.setdefault(lab.article_id, []).append(lab)
+    by = labels_by_article(articles, labels)
     x, y = [], []
     for aid, text in articles.items():
-        if not by.get(aid):
+        if not by[aid]:
             continue
         out = model.token_outputs(text)
         lower = text.lower()
@@ -33,8 +31,7 @@ def runtime_span_inputs(model: Model, articles: dict[str, str], labels: list[Lab
             a, b = encoding.token_range(out.enc, lab.start, lab.end)
             if a < 0:
                 continue
-            x.append(np.concatenate([features.pool(out.hidden, out.logits, a, b),
-                                     features.extra_features(lower, lab.start, lab.end, b - a)]))
+            x.append(features.span_input(out.hidden, out.logits, lower, a, b, lab.start, lab.end))
             y.append(TECHNIQUE_IDS.index(lab.technique))
     return np.stack(x).astype(np.float32), np.array(y, dtype=np.int64)
 

@@ -135,6 +135,15 @@ def lora_targets(n_blocks: int, top: int) -> str:
 SOUP_KEYS = {"transfer", "transfer_limit", "extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
 
+def labels_by_article(articles: dict[str, str], labels: list[Label]) -> dict[str, list[Label]]:
+    """Each article's labels (an empty list for an article without any)."""
+    by: dict[str, list[Label]] = {a: [] for a in articles}
+    for lab in labels:
+        if lab.article_id in by:
+            by[lab.article_id].append(lab)
+    return by
+
+
 def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
     ids = sorted(ids)
     val = ids[::val_every]
@@ -183,13 +192,9 @@ def teacher_fingerprint(teacher) -> str:
     """What decides a teacher's token probabilities: its name, version and network file's hash (once per
     loaded teacher; a fp32 MPNet file takes about a second)."""
     if not hasattr(teacher, "_fingerprint"):
-        import hashlib
+        from propscan.pipeline.assemble import sha256
 
-        h = hashlib.sha256()
-        with open(teacher.folder / teacher.config["onnx"], "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        teacher._fingerprint = f"{teacher.name} {teacher.version} {h.hexdigest()}"
+        teacher._fingerprint = f"{teacher.name} {teacher.version} {sha256(teacher.folder / teacher.config['onnx'])}"
     return teacher._fingerprint
 
 
@@ -437,9 +442,7 @@ def train(
     tok = encoding.load_tokenizer(enc_dir / "tokenizer.json")
     specials = encoding.special_ids(tok)
 
-    by_article: dict[str, list[Label]] = {a: [] for a in articles}
-    for lab in labels:
-        by_article[lab.article_id].append(lab)
+    by_article = labels_by_article(articles, labels)
     train_ids, val_ids = split_ids(list(articles), cfg.val_every)
     teacher = _load_teacher(cfg, log)
     examples = [ex for a in train_ids for ex in article_examples(tok, articles[a], by_article[a], cfg, teacher=teacher)]
@@ -559,9 +562,7 @@ def refit_checkpoint(folder: Path, articles: dict[str, str], labels: list[Label]
     torch.set_num_threads(cfg.threads)
     model = build_model(cfg)
     model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
-    by_article: dict[str, list[Label]] = {a: [] for a in articles}
-    for lab in labels:
-        by_article[lab.article_id].append(lab)
+    by_article = labels_by_article(articles, labels)
     train_examples = [ex for a in split["train"] for ex in article_examples(tok, articles[a], by_article[a], cfg)]
     for extra_path in cfg.extra:  # the extra texts' spans taught the classifier too
         train_examples += extra_examples(tok, Path(extra_path), cfg, None)
@@ -851,12 +852,6 @@ RESUME_FILE = "resume.pt"
 RESUMABLE_CHANGES = {"device", "threads", "stop_after"}
 
 
-def _same_recipe(a: dict, b: dict) -> bool:
-    return {k: v for k, v in a.items() if k not in RESUMABLE_CHANGES} == {
-        k: v for k, v in b.items() if k not in RESUMABLE_CHANGES
-    }
-
-
 def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
     """The state a run into ``out`` left after its last finished epoch, or None for a fresh run. A folder
     holding another recipe's run is refused: resuming it would mix two recipes in one model."""
@@ -869,9 +864,9 @@ def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # a file torch cannot read: say so in one line
         raise ValueError(f"{path}: cannot resume from it ({type(e).__name__}); delete it to start the run anew") from None
-    if not _same_recipe(state["config"], asdict(cfg)):
-        changed = sorted(k for k in set(state["config"]) | set(asdict(cfg))
-                         if k not in RESUMABLE_CHANGES and state["config"].get(k) != asdict(cfg).get(k))
+    saved, now = state["config"], asdict(cfg)
+    changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    if changed:
         raise ValueError(f"{out} holds a run of another recipe (differs in {', '.join(changed)}); "
                          "give another --out, or delete the folder to start anew")
     return state
@@ -898,8 +893,7 @@ def _restore(state: dict, model, opt, sched, weak_rng, dev) -> tuple[int, int, l
     missing = {n for n, p in model.named_parameters() if p.requires_grad} - set(state["trainable"])
     if missing:
         raise ValueError(f"the resume state lacks {len(missing)} trainable tensors (say {min(missing)})")
-    model.load_state_dict(state["trainable"], strict=False)
-    model.to(dev)
+    model.load_state_dict(state["trainable"], strict=False)  # copied into the parameters, on their device
     opt.load_state_dict(state["optimizer"])  # moves its tensors to the parameters' device
     sched.load_state_dict(state["scheduler"])
     random.setstate(state["random"])
