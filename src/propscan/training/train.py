@@ -29,6 +29,7 @@ ANY = N_TECH  # index of the "any technique" channel
 N_OUT = N_TECH + 1
 
 
+from propscan.pipeline.assemble import sha256
 from propscan.pipeline.encoders import base_encoder_dir, cache_root, encoder_info  # noqa: F401 (re-exported for build and the CLI)
 from propscan.pipeline.model import Model
 from propscan.ptc import read_articles, read_labels
@@ -192,8 +193,6 @@ def teacher_fingerprint(teacher) -> str:
     """What decides a teacher's token probabilities: its name, version and network file's hash (once per
     loaded teacher; a fp32 MPNet file takes about a second)."""
     if not hasattr(teacher, "_fingerprint"):
-        from propscan.pipeline.assemble import sha256
-
         teacher._fingerprint = f"{teacher.name} {teacher.version} {sha256(teacher.folder / teacher.config['onnx'])}"
     return teacher._fingerprint
 
