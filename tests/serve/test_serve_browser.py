@@ -310,10 +310,12 @@ def test_the_page_offers_both_models_and_picks_accurate_for_a_pasted_article(bro
         picks = p.page.locator('input[name="model"]')
         assert picks.count() == 2
         assert p.page.locator('input[name="model"][value="accurate"]').is_checked()
+        assert p.page.inner_text(".ps-model") == "model propscan-stand-in 1"  # the header names the picked model
         p.analyze("Crooked politicians will destroy our great nation.\n\nWake up, patriots, before it is too late!")
         assert p.history()[0]["analysis"]["model"]["name"] == "propscan-stand-in"
         assert p.page.inner_text("#ps-summary").endswith("model propscan-stand-in 1")  # not the server's default
         p.page.check('input[name="model"][value="fast"]')
+        assert p.page.inner_text(".ps-model") == f"model {model.name} {model.version}"
         p.analyze()
         assert p.history()[0]["analysis"]["model"]["name"] == model.name
         assert p.page.inner_text("#ps-summary").endswith(f"model {model.name} {model.version}")

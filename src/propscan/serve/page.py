@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from propscan.outputs.report import csp_hash, page_assets, script_json, template_env
-from propscan.pipeline.model import available
+from propscan.pipeline.model import available, check
 from propscan.serve.settings import Settings, human_size
 from propscan.serve.work import State
 
@@ -29,13 +29,15 @@ def render_page(state: State) -> tuple[bytes, str]:
         "allowFetch": s.allow_fetch,
     }
     models = _page_models(s)
+    # the header names the model a submit would use: the one picked (the script follows a new pick)
+    picked = next((m for m in models if m["default"]), config["model"])
     html = env.get_template("web_page.html").render(
         models=models,
         css=assets["css"],
         web_css=Markup(css),
         js=Markup(js),
         config=script_json(config),
-        model=config["model"],
+        model={"name": picked["name"], "version": picked["version"]},
         auth=bool(s.api_key),
         allow_fetch=s.allow_fetch,
         max_body=human_size(s.max_body),
@@ -61,4 +63,10 @@ def _page_models(s: Settings) -> list[dict[str, Any]]:
         return []
     names = available()
     default = s.model_dir or ("accurate" if "accurate" in names else "fast")
-    return [{"id": n, "about": MODEL_ABOUT[n], "default": n == default} for n in names]
+    return [{"id": n, "about": MODEL_ABOUT[n], "default": n == default, **_name_version(n)} for n in names]
+
+
+def _name_version(spec: str) -> dict[str, str]:
+    """A model's name and version from its model.json (nothing is built or loaded)."""
+    config = check(spec)
+    return {"name": config["name"], "version": str(config["version"])}
