@@ -492,6 +492,51 @@ def test_train_refuses_a_teacher_that_is_not_a_model(tmp_path):
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 
+def test_train_refuses_sets_it_cannot_pair_or_would_score_unfairly(tmp_path):
+    args = _train_args(tmp_path)
+    res = run_cli(*args, "--articles", str(tmp_path / "arts"))  # two --articles, one --labels
+    assert res.rc == 2 and "give one --labels per --articles (2 --articles, 1 --labels)" in res.stderr, res.stderr
+    res = run_cli(*args, "--articles", str(tmp_path / "arts"), "--labels", str(tmp_path / "labels"))
+    assert res.rc == 2 and "article 1 is in an earlier --articles folder too" in res.stderr, res.stderr
+    res = run_cli(*args, "--dev-articles", str(tmp_path / "arts"), "--dev-labels", str(tmp_path / "labels"))
+    assert res.rc == 2 and "1 dev articles are also training articles (say 1)" in res.stderr, res.stderr
+    dev = tmp_path / "dev"
+    dev.mkdir()
+    (dev / "article2.txt").write_text("Another text.\n", encoding="utf-8")
+    (tmp_path / "dev.labels").write_text("", encoding="utf-8")
+    res = run_cli(*args, "--dev-articles", str(dev), "--dev-labels", str(tmp_path / "dev.labels"), "--dev-figures-from", str(dev))
+    assert res.rc == 2 and "give --dev-articles or --dev-figures-from, not both" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "model_json, message",
+    [
+        (None, "no readable model.json to take dev figures from"),
+        ({"name": "m", "version": "1", "train_config": {}}, "not a train-only run with dev figures"),
+        ({"name": "m", "version": "1", "dev": {}, "train_config": {"epochs": 99}}, "was trained with another recipe (differs in epochs)"),
+        ({"name": "m", "version": "1", "dev": {}, "train_config": {"threads": 1}}, None),  # how fast it ran is no recipe
+    ],
+)
+def test_train_refuses_dev_figures_from_a_run_that_cannot_lend_them(tmp_path, model_json, message):
+    require_train_extra()  # checked once the train extra imports, before any training
+    from dataclasses import asdict
+
+    from propscan.training.train import TrainConfig
+
+    other = tmp_path / "other"
+    other.mkdir()
+    if model_json is not None:  # the default recipe but for what the case changes
+        model_json["train_config"] = {**asdict(TrainConfig()), "teacher": str(tmp_path), **model_json["train_config"]}
+        (other / "model.json").write_text(json.dumps(model_json))
+    res = run_cli(*_train_args(tmp_path, "--dev-figures-from", str(other), "--teacher", str(tmp_path)))
+    if message is None:  # accepted: the run goes on to the next check (here a teacher that is no model)
+        assert res.rc == 2 and "teacher" in res.stderr and "another recipe" not in res.stderr, res.stderr
+        return
+    assert res.rc == 2 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
 def test_analysis_never_imports_the_training_stack(tmp_path):
     """The runtime is onnxruntime + tokenizers + numpy: with torch, transformers and onnx made unimportable,
     analyse, evaluate and list techniques still work (whether or not the train extra is installed here)."""

@@ -43,6 +43,44 @@ def built(tmp_path_factory, ptc_sample):
     return out, res
 
 
+@pytest.fixture(scope="module")
+def final(built, ptc_sample, tmp_path_factory):
+    """The same recipe trained on train + dev (a final model), its dev figures lent by the train-only run."""
+    out, res = built
+    assert res.rc == 0, res.stderr[-2000:]
+    base = tmp_path_factory.mktemp("final")
+    train_articles = out.parent / "articles"
+    (base / "train-articles").symlink_to(train_articles)
+    (base / "dev-articles").symlink_to(ptc_sample.articles)
+    final = base / "model"
+    res = run_cli(
+        "train", "--articles", base / "train-articles", "--labels", out.parent / "gold.labels",
+        "--articles", base / "dev-articles", "--labels", ptc_sample.gold,
+        "--out", final, "--recipe", out.parent / "recipe.json", "--dev-figures-from", out, timeout=900,
+    )
+    return final, res
+
+
+def test_a_final_model_trains_on_train_and_dev_and_reports_the_train_only_runs_dev_figures(built, final, ptc_sample):
+    out, _ = built
+    final, res = final
+    assert res.rc == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    meta, first = json.loads((final / "model.json").read_text()), json.loads((out / "model.json").read_text())
+    assert meta["train_sets"] == ["PTC v2 train", "PTC v2 dev"]
+    n = N_ARTICLES + len(read_articles(ptc_sample.articles))
+    split = json.loads((final / "checkpoint" / "split.json").read_text())
+    assert len(split["train"]) + len(split["val"]) == n  # dev articles trained on, or held out for tuning
+    assert set(split["train"]) & set(ptc_sample.ids)
+    assert meta["tuned_on"]["dev_articles"] == 0  # dev is training data here, not tuning data
+    assert meta["dev"] == {**first["dev"], "from_run": f"{first['name']} {first['version']}"}
+    for t in TECHNIQUE_IDS:
+        assert meta["by_technique"][t]["dev"] == first["by_technique"][t]["dev"]
+    card = (final / "MODEL_CARD.md").read_text()
+    assert f"PTC v2 train + PTC v2 dev minus held-out ({len(split['train'])} articles)" in card
+    assert f"these are the figures of {first['name']} {first['version']}, the run with the same recipe trained without dev" in card
+    assert "--dev-figures-from train-only" in card and "--out train-only" in card
+
+
 def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     out, res = built
     assert res.rc == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]

@@ -227,8 +227,10 @@ def _print_report(report) -> None:
 
 @app.command()
 def train(
-    articles: Path = typer.Option(..., help="PTC train articles folder."),
-    labels: Path = typer.Option(..., help="PTC train FLC/TC labels (file or folder)."),
+    articles: list[Path] = typer.Option(
+        ..., metavar="<folder>", help="PTC train articles folder; repeatable (train, then dev: a final model on all labelled articles)."
+    ),
+    labels: list[Path] = typer.Option(..., metavar="<path>", help="PTC FLC/TC labels (file or folder), one per --articles, in the same order."),
     out: Path = typer.Option(..., help="Where to write the model folder."),
     recipe: Optional[Path] = typer.Option(
         None, help="Training settings as JSON: a train config, or a model.json (its train_config is used)."
@@ -256,6 +258,9 @@ def train(
     device: Optional[str] = typer.Option(None, help="auto (default: a CUDA GPU when torch sees one), cpu, or cuda."),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
     dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
+    dev_figures_from: Optional[Path] = typer.Option(
+        None, help="For a model trained on dev too: the model folder of the run with the same recipe trained without dev, whose dev figures the card reports."
+    ),
     no_quantize: bool = typer.Option(False, "--no-quantize", help="Keep the ONNX model in fp32."),
 ) -> None:
     """Train, export to ONNX, tune detection on held-out data (and dev, when given): reproduces the shipped model.
@@ -286,31 +291,60 @@ def train(
     for path in cfg.extra_files():
         if not Path(path).is_file():
             fail(f"{path}: no such extra training file")
+    if len(articles) != len(labels):
+        fail(f"give one --labels per --articles ({len(articles)} --articles, {len(labels)} --labels)")
     try:
-        arts = read_articles(articles)
-        labs = read_labels(labels, arts)
+        arts, labs = _labelled_sets(articles, labels)
         dev = None
         if dev_articles and dev_labels:
             dev_arts = read_articles(dev_articles)
             dev = (dev_arts, read_labels(dev_labels, dev_arts))
     except PropscanError as e:
         fail(str(e))
+    if dev is not None and (both := sorted(set(dev[0]) & set(arts))):
+        fail(f"{len(both)} dev articles are also training articles (say {both[0]}): their figures would not be fair; "
+             "for a model trained on dev, give --dev-figures-from the run trained without it")
+    if dev_figures_from is not None and dev is not None:
+        fail("give --dev-articles or --dev-figures-from, not both")
     try:  # training imports these later on; checked here so that a runtime-only install fails before any work
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        from propscan.training.build import build_model_folder
+        from propscan.training.build import borrow_dev_figures, build_model_folder
         from propscan.training.train import base_encoder_dir, check_resumable, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
         base_encoder_dir(cfg.encoder), train_device(cfg.device)
+        if dev_figures_from is not None:  # a wrong folder would otherwise fail after hours of training
+            borrow_dev_figures({}, dev_figures_from, cfg)
         check_resumable(out / "checkpoint", cfg)
         for folder in {cfg.teacher, *(over.get("teacher") for over in cfg.members)} - {None}:
             Model(Path(folder))
     except (ValueError, PropscanError) as e:
         fail(f"teacher {e}" if isinstance(e, PropscanError) else str(e))
-    build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False))
+    sources = [_set_name(a) for a in articles] if len(articles) > 1 else None
+    build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False),
+                       sources=sources, dev_from=dev_figures_from)
+
+
+def _labelled_sets(articles: list[Path], labels: list[Path]):
+    """Several labelled article sets as one (train and dev for a final model); an id in two sets is refused."""
+    arts: dict[str, str] = {}
+    labs: list = []
+    for folder, path in zip(articles, labels):
+        these = read_articles(folder)
+        if both := sorted(set(these) & set(arts)):
+            fail(f"{folder}: article {both[0]} is in an earlier --articles folder too")
+        arts.update(these)
+        labs += read_labels(path, these)
+    return arts, labs
+
+
+def _set_name(folder: Path) -> str:
+    """How the card names a training set: PTC's folders by their split (train-articles: PTC v2 train)."""
+    name = folder.name or folder.resolve().name  # the name given (a link's own name), "." resolved
+    return f"PTC v2 {name.removesuffix('-articles')}" if name in ("train-articles", "dev-articles") else name
 
 
 def _train_config(recipe: Optional[Path]):

@@ -19,7 +19,7 @@ from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
-from propscan.training.train import TrainConfig, encoder_info, held_out, train_soup
+from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, train_soup
 from propscan.training.tune import cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
@@ -35,8 +35,14 @@ def finish_model_folder(
     quantize: bool = True,
     version: str | None = None,
     log=print,
+    sources: list[str] | None = None,
+    dev_from: Path | None = None,
 ) -> dict:
-    """Export a checkpoint, tune detection on the held-out articles, score dev, write model.json + card."""
+    """Export a checkpoint, tune detection on the held-out articles, score dev, write model.json + card.
+
+    ``sources`` names the labelled article sets trained on (default PTC train). A model trained on dev too
+    (deliverable of docs/training.md "Final models") has no dev figures of its own: ``dev_from``, the model
+    folder of the train-only run with the same recipe, lends its figures, and the card says so."""
     version = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     name = encoder_info(cfg.encoder)[0]
@@ -54,11 +60,15 @@ def finish_model_folder(
         "base_encoder": cfg.encoder,
         "quantized": "int8 dynamic, per-channel" if quantize else FP32,
         "train_config": asdict(cfg),
-        "trained_on": _training_data(cfg, len(articles) - len(val_articles)),
+        "trained_on": _training_data(cfg, len(articles) - len(val_articles), sources),
     }
+    if sources and len(sources) > 1:
+        meta["train_sets"] = sources
     if teachers := _teachers(cfg):
         meta["teachers"] = teachers
     tuned = tune_and_score(model, val_articles, val_labels, dev, meta, log)
+    if dev_from is not None:
+        borrow_dev_figures(meta, Path(dev_from), cfg)
     if dev is not None and quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
         meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned)
         log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
@@ -156,8 +166,27 @@ def _teachers(cfg: TrainConfig) -> list[dict]:
     return out
 
 
-def _training_data(cfg: TrainConfig, n_train: int) -> str:
-    text = f"PTC v2 train minus held-out ({n_train} articles)"
+def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig) -> None:
+    """Put the dev figures of the train-only run ``folder`` (same recipe) into ``meta``: a model trained on
+    dev has no fair dev figures of its own, and the reliability words need some."""
+    try:
+        other = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{folder}: no readable model.json to take dev figures from ({e})") from None
+    if "dev" not in other or other.get("train_sets"):
+        raise ValueError(f"{folder}: not a train-only run with dev figures (train it with --dev-articles first)")
+    changed = recipe_changes(other.get("train_config", {}), cfg)
+    if changed:
+        raise ValueError(f"{folder} was trained with another recipe (differs in {', '.join(changed)}); "
+                         "its dev figures would not describe this model")
+    meta["dev"] = {**other["dev"], "from_run": f"{other['name']} {other['version']}"}
+    for t, row in meta.get("by_technique", {}).items():
+        if "dev" in other.get("by_technique", {}).get(t, {}):
+            row["dev"] = other["by_technique"][t]["dev"]
+
+
+def _training_data(cfg: TrainConfig, n_train: int, sources: list[str] | None = None) -> str:
+    text = f"{' + '.join(sources or ['PTC v2 train'])} minus held-out ({n_train} articles)"
     short = lambda paths: ", ".join(sorted({"/".join(Path(x).parts[-3:]) for x in paths}))  # noqa: E731
     if cfg.files("extra"):
         text += f", plus span-labelled extra texts ({short(cfg.files('extra'))})"
@@ -199,6 +228,8 @@ def write_model_card(out: Path, meta: dict) -> str:
         lines += [
             "## PTC dev (75 articles, official SemEval-2020 formulas)",
             "",
+            *([f"This model was trained on dev too, so it has no fair dev figures of its own: these are the figures of "
+               f"{d['from_run']}, the run with the same recipe trained without dev.", ""] if d.get("from_run") else []),
             *(["Dev took part in the tuning, so these figures are cross-fitted: each fifth of dev was scored with "
                "settings tuned on the held-out articles and the other four fifths, as an unseen article would be.", ""]
               if d.get("cross_fitted") else []),
@@ -230,6 +261,14 @@ def write_model_card(out: Path, meta: dict) -> str:
                if plain else [f"--recipe src/propscan/models/{meta['name']}/model.json"])
     if meta.get("quantized") == FP32:
         options.append("--no-quantize")
+    dev_options = ("--dev-articles ../shared/data/ptc/dev/dev-articles "
+                   "--dev-labels ../shared/data/ptc/dev/dev-task-flc-tc.labels")
+    if meta.get("train_sets"):  # a final model: the train-only run first (its dev figures), then train + dev
+        commands = [*_train_command("train-only", *options, dev_options), "",
+                    *_train_command("model-out", *options, "--articles ../shared/data/ptc/dev/dev-articles "
+                                    "--labels ../shared/data/ptc/dev/dev-task-flc-tc.labels --dev-figures-from train-only")]
+    else:
+        commands = _train_command("model-out", *options, dev_options)
     lines += [
         "## Reproduce",
         "",
@@ -237,8 +276,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         *(["Then train the model itself:", ""] if teachers else []),
         "```",
         _install_target(cfg),
-        *_train_command("model-out", *options, "--dev-articles ../shared/data/ptc/dev/dev-articles "
-                        "--dev-labels ../shared/data/ptc/dev/dev-task-flc-tc.labels"),
+        *commands,
         "```",
         "",
         f"Training settings: {json.dumps(cfg)}",
@@ -259,7 +297,8 @@ def technique_table(meta: dict) -> list[str]:
         return []
     d0 = meta.get("dev", {})
     lines = [f"FLC by technique (tuning: {_tuning_data(meta)}, in sample; dev: "
-             + ("cross-fitted" if d0.get("cross_fitted") else "never used for tuning") + "):", "",
+             + ("cross-fitted" if d0.get("cross_fitted") else "never used for tuning")
+             + (f", of {d0['from_run']}" if d0.get("from_run") else "") + "):", "",
              "| technique | reliability | tuning P / R / F1 | dev P / R / F1 | dev gold spans |", "|---|---|---|---|---:|"]
     for t, r in rows.items():
         h, d = r["tuning"], r.get("dev")
@@ -348,11 +387,14 @@ def build_model_folder(
     dev: tuple[dict[str, str], list[Label]] | None = None,
     quantize: bool = True,
     log=print,
+    sources: list[str] | None = None,
+    dev_from: Path | None = None,
 ) -> dict:
     # the PyTorch checkpoint stays beside the runtime files (benchmarks/speed.py --checkpoint compares it);
     # copy_model ships only the runtime files
     ckpt = train_soup(articles, labels, out / "checkpoint", cfg, log=log)
-    meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log)
+    meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log,
+                               sources=sources, dev_from=dev_from)
     log(json.dumps({k: meta[k] for k in ("version", "decoding", "tuning_flc_f1")}, indent=1))
     return meta
 

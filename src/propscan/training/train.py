@@ -851,6 +851,12 @@ RESUME_FILE = "resume.pt"
 RESUMABLE_CHANGES = {"device", "threads", "stop_after"}
 
 
+def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
+    """The settings in which a recorded train config differs from ``cfg``, beyond RESUMABLE_CHANGES."""
+    now = asdict(cfg)
+    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+
+
 def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
     """The state a run into ``out`` left after its last finished epoch, or None for a fresh run. A folder
     holding another recipe's run is refused: resuming it would mix two recipes in one model."""
@@ -863,8 +869,7 @@ def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # a file torch cannot read: say so in one line
         raise ValueError(f"{path}: cannot resume from it ({type(e).__name__}); delete it to start the run anew") from None
-    saved, now = state["config"], asdict(cfg)
-    changed = sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    changed = recipe_changes(state["config"], cfg)
     if changed:
         raise ValueError(f"{out} holds a run of another recipe (differs in {', '.join(changed)}); "
                          "give another --out, or delete the folder to start anew")
