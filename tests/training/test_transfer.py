@@ -55,9 +55,10 @@ def test_teacher_targets_are_computed_once_then_read_from_the_cache(files, tmp_p
     cfg = TrainConfig(transfer=files, teacher=str(MODEL_DIR))
     said = []
     first = transfer_examples(tok, cfg, teacher, said.append)
-    assert "computed" in said[-1] and len(list(teacher_cache_dir().glob("*.npz"))) == 1
+    assert "teacher targets of 1 computed and 0 read" in said[-1]
+    assert len(list((teacher_cache_dir() / "texts").glob("*.npz"))) == 1
     second = transfer_examples(tok, cfg, teacher, said.append)
-    assert "read from" in said[-1]
+    assert "teacher targets of 0 computed and 1 read" in said[-1]
     assert len(first) == len(second) == 1  # four short sentences make one passage
     for a, b in zip(first, second):
         assert np.array_equal(a.ids, b.ids) and np.array_equal(a.labels, b.labels) and a.spans == b.spans == []
@@ -65,7 +66,24 @@ def test_teacher_targets_are_computed_once_then_read_from_the_cache(files, tmp_p
     assert ex.labels.shape == (len(ex.ids), N_OUT)
     text = transfer_passages(tok, transfer_sentences(files), cfg.window)[0]
     want = teacher.token_outputs(text).probs  # same tokenizer: the targets are the teacher's own probabilities
-    assert np.abs(ex.labels - want).max() < 1e-3  # float16 in the cache
+    assert np.abs(ex.labels - want).max() < 1e-6  # kept in float32
     # another transfer set is another cache entry
     transfer_examples(tok, TrainConfig(transfer=files, transfer_limit=2, teacher=str(MODEL_DIR)), teacher, said.append)
-    assert len(list(teacher_cache_dir().glob("*.npz"))) == 2
+    assert len(list((teacher_cache_dir() / "texts").glob("*.npz"))) == 2
+
+
+def test_a_larger_transfer_set_computes_only_its_new_passages(tmp_path, monkeypatch):
+    """Passages are packed in order, so the first N sentences' passages recur in a larger set: a study of
+    transfer sizes runs the teacher once per passage, not once per size."""
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"Speaker {k} says the corrupt elites lie to you every day.\n" for k in range(40)))
+    teacher = Model(threads=1)
+    tok = encoding.load_tokenizer(MODEL_DIR / "tokenizer.json")
+    said = []
+    small = transfer_examples(tok, TrainConfig(transfer=[str(lines)], transfer_limit=20, window=60, teacher="t"), teacher, said.append)
+    large = transfer_examples(tok, TrainConfig(transfer=[str(lines)], window=60, teacher="t"), teacher, said.append)
+    assert 3 <= len(small) < len(large)
+    reused = sum(any(np.array_equal(a.ids, b.ids) for b in small) for a in large)
+    assert reused >= len(small) - 1  # all but perhaps the small set's last, shorter passage
+    assert f"teacher targets of {len(large) - reused} computed and {reused} read" in said[-1]

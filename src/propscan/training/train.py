@@ -69,8 +69,8 @@ class TrainConfig:
     # Distillation over unlabelled text (needs ``teacher``): files of sentences (.tsv/.csv with a "text"
     # column, JSON lists of {"text"}, or one sentence per line), read in order, duplicates dropped, cut
     # to the first ``transfer_limit`` sentences (0: all), and joined into passages of consecutive
-    # sentences. Their tagging targets are the teacher's token probabilities alone, computed once and
-    # cached (see teacher_cache_dir); they add no span-classifier examples.
+    # sentences. Their tagging targets are the teacher's token probabilities alone, computed once per
+    # passage and cached (see cached_teacher_targets); they add no span-classifier examples.
     transfer: list[str] = field(default_factory=list)
     transfer_limit: int = 0
     init_from: str | None = None  # continue from this checkpoint's weights (a new LR schedule starts)
@@ -197,14 +197,20 @@ def teacher_fingerprint(teacher) -> str:
     return teacher._fingerprint
 
 
+def teacher_cache_path(teacher, tok, text: str) -> Path:
+    """Where ``cached_teacher_targets`` keeps a text's targets: keyed by the teacher's network, the student's
+    tokenizer and the text."""
+    import hashlib
+
+    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), tok.to_str(), text)).encode()).hexdigest()[:32]
+    return teacher_cache_dir() / "texts" / f"{key}.npz"
+
+
 def cached_teacher_targets(teacher, text: str, enc: encoding.Encoded, tok) -> tuple[np.ndarray, np.ndarray]:
     """``teacher_targets``, computed once per (teacher, student tokenizer, text) and kept in
     teacher_cache_dir()/texts/: soup members, the runs of a study and a resumed run share them.
     Stored in float32: a run that reads them trains exactly as one that computed them."""
-    import hashlib
-
-    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), tok.to_str(), text)).encode()).hexdigest()[:32]
-    path = teacher_cache_dir() / "texts" / f"{key}.npz"
+    path = teacher_cache_path(teacher, tok, text)
     if path.is_file():
         try:
             with np.load(path) as z:
@@ -759,41 +765,22 @@ def teacher_cache_dir() -> Path:
 def transfer_examples(tok, cfg: TrainConfig, teacher, log=print) -> list[Example]:
     """One window per transfer passage, targets = the teacher's probabilities on the student's tokens.
 
-    The teacher runs once per (teacher, passages, student tokenizer): its targets are cached in
-    teacher_cache_dir(), so soup members and later runs with the same transfer set reuse them.
+    The teacher runs once per passage (cached_teacher_targets): soup members, resumed runs and the runs of
+    a study share them, and a larger transfer set computes only its new passages (passages are packed in
+    order, so the first 10,000 sentences make the same passages in a set of 50,000).
     """
-    import hashlib
-
     passages = transfer_passages(tok, transfer_sentences(cfg.transfer, cfg.transfer_limit), cfg.window)
-    key = hashlib.sha256()
-    for part in (teacher.name, teacher.version, json.dumps(teacher.config.get("calibration", {}), sort_keys=True),
-                 tok.to_str(), *passages):
-        key.update(part.encode() + b"\0")
-    cache = teacher_cache_dir() / f"{key.hexdigest()[:24]}.npz"
-    encs = [encoding.encode(tok, text) for text in passages]
-    if cache.is_file():
-        with np.load(cache) as z:
-            flat, covered, bounds = z["probs"].astype(np.float32), z["covered"], z["bounds"]
-        log(f"transfer: {len(passages)} passages, teacher targets read from {cache}")
-    else:
-        t0 = time.time()
-        outs = [teacher_targets(teacher, text, enc) for text, enc in zip(passages, encs)]
-        flat = np.concatenate([o[0] for o in outs]) if outs else np.zeros((0, N_OUT), np.float32)
-        covered = np.concatenate([o[1] for o in outs]) if outs else np.zeros(0, bool)
-        bounds = np.cumsum([0] + [len(e) for e in encs])
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, probs=flat.astype(np.float16), covered=covered, bounds=bounds)
-        tmp.replace(cache)
-        flat = flat.astype(np.float16).astype(np.float32)  # as read back from the cache next time
-        log(f"transfer: {len(passages)} passages, teacher targets computed in {time.time() - t0:.0f}s, cached in {cache}")
-    out = []
-    for k, enc in enumerate(encs):
-        a, b = int(bounds[k]), int(bounds[k + 1])
-        if b > a:
-            ids = enc.ids[: cfg.window]
-            n = len(ids)
-            out.append(Example(ids, flat[a : a + n], [], ~covered[a : a + n] if not covered[a : a + n].all() else None))
+    known = sum(teacher_cache_path(teacher, tok, text).is_file() for text in passages)
+    t0, out = time.time(), []
+    for text in passages:
+        enc = encoding.encode(tok, text)
+        if len(enc) == 0:
+            continue
+        probs, covered = cached_teacher_targets(teacher, text, enc, tok)
+        n = min(len(enc), cfg.window)
+        out.append(Example(enc.ids[:n], probs[:n], [], ~covered[:n] if not covered[:n].all() else None))
+    log(f"transfer: {len(passages)} passages, teacher targets of {len(passages) - known} computed and {known} "
+        f"read from {teacher_cache_dir()} ({time.time() - t0:.0f}s)")
     return out
 
 
