@@ -77,6 +77,7 @@ def test_a_final_model_trains_on_train_and_dev_and_reports_the_train_only_runs_d
         assert meta["by_technique"][t]["dev"] == first["by_technique"][t]["dev"]
     card = (final / "MODEL_CARD.md").read_text()
     assert f"PTC v2 train + PTC v2 dev minus held-out ({len(split['train'])} articles)" in card
+    assert f"detection tuned on the {len(split['val'])} held-out PTC v2 train + PTC v2 dev articles" in card
     assert f"these are the figures of {first['name']} {first['version']}, the run with the same recipe trained without dev" in card
     assert "--dev-figures-from train-only" in card and "--out train-only" in card
 

@@ -310,7 +310,8 @@ def technique_table(meta: dict) -> list[str]:
 
 def _tuning_data(meta: dict) -> str:
     on = meta.get("tuned_on", {})
-    held = f"the {on['heldout_articles']} held-out PTC train articles" if on else "the held-out rest of PTC train"
+    where = " + ".join(meta["train_sets"]) if meta.get("train_sets") else "PTC train"  # a final model holds out dev ones too
+    held = f"the {on['heldout_articles']} held-out {where} articles" if on else f"the held-out rest of {where}"
     return held + (f" and the {on['dev_articles']} PTC dev articles" if on.get("dev_articles") else "")
 
 
