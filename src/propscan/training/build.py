@@ -169,6 +169,16 @@ def _teachers(cfg: TrainConfig) -> list[dict]:
 def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig) -> None:
     """Put the dev figures of the train-only run ``folder`` (same recipe) into ``meta``: a model trained on
     dev has no fair dev figures of its own, and the reliability words need some."""
+    other = dev_figures_lender(folder, cfg)
+    meta["dev"] = {**other["dev"], "from_run": f"{other['name']} {other['version']}"}
+    for t, row in meta.get("by_technique", {}).items():
+        if "dev" in other.get("by_technique", {}).get(t, {}):
+            row["dev"] = other["by_technique"][t]["dev"]
+
+
+def dev_figures_lender(folder: Path, cfg: TrainConfig) -> dict:
+    """The model.json of ``folder`` if it can lend its dev figures to a model trained with ``cfg`` on dev
+    too: a train-only run with dev figures and the same recipe. Raises ValueError saying why not."""
     try:
         other = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError) as e:
@@ -179,10 +189,7 @@ def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig) -> None:
     if changed:
         raise ValueError(f"{folder} was trained with another recipe (differs in {', '.join(changed)}); "
                          "its dev figures would not describe this model")
-    meta["dev"] = {**other["dev"], "from_run": f"{other['name']} {other['version']}"}
-    for t, row in meta.get("by_technique", {}).items():
-        if "dev" in other.get("by_technique", {}).get(t, {}):
-            row["dev"] = other["by_technique"][t]["dev"]
+    return other
 
 
 def _training_data(cfg: TrainConfig, n_train: int, sources: list[str] | None = None) -> str:

@@ -210,13 +210,17 @@ def cached_teacher_targets(teacher, text: str, enc: encoding.Encoded, tok) -> tu
     """``teacher_targets``, computed once per (teacher, student tokenizer, text) and kept in
     teacher_cache_dir()/texts/: soup members, the runs of a study and a resumed run share them.
     Stored in float32: a run that reads them trains exactly as one that computed them."""
-    path = teacher_cache_path(teacher, tok, text)
+    return _read_or_compute(teacher, text, enc, teacher_cache_path(teacher, tok, text))[:2]
+
+
+def _read_or_compute(teacher, text: str, enc: encoding.Encoded, path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The targets cached at ``path``, or computed and cached there; and whether they were read."""
     if path.is_file():
         try:
             with np.load(path) as z:
                 probs, covered = z["probs"], z["covered"]
             if len(probs) == len(enc):
-                return probs, covered
+                return probs, covered, True
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is computed again
     probs, covered = teacher_targets(teacher, text, enc)
@@ -224,7 +228,7 @@ def cached_teacher_targets(teacher, text: str, enc: encoding.Encoded, tok) -> tu
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(tmp, probs=probs, covered=covered)
     tmp.replace(path)
-    return probs, covered
+    return probs, covered, False
 
 
 def article_examples(
@@ -770,13 +774,13 @@ def transfer_examples(tok, cfg: TrainConfig, teacher, log=print) -> list[Example
     order, so the first 10,000 sentences make the same passages in a set of 50,000).
     """
     passages = transfer_passages(tok, transfer_sentences(cfg.transfer, cfg.transfer_limit), cfg.window)
-    known = sum(teacher_cache_path(teacher, tok, text).is_file() for text in passages)
-    t0, out = time.time(), []
+    t0, out, known = time.time(), [], 0
     for text in passages:
         enc = encoding.encode(tok, text)
         if len(enc) == 0:
             continue
-        probs, covered = cached_teacher_targets(teacher, text, enc, tok)
+        probs, covered, read = _read_or_compute(teacher, text, enc, teacher_cache_path(teacher, tok, text))
+        known += read
         n = min(len(enc), cfg.window)
         out.append(Example(enc.ids[:n], probs[:n], [], ~covered[:n] if not covered[:n].all() else None))
     log(f"transfer: {len(passages)} passages, teacher targets of {len(passages) - known} computed and {known} "
