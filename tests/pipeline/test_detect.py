@@ -170,3 +170,26 @@ def test_a_model_with_other_labels_is_refused(tmp_path) -> None:
     (tmp_path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="labels"):
         Model(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ glued sentences
+
+
+def test_no_candidate_runs_over_a_glued_sentence_end(model) -> None:
+    """Scraped text glues sentences ("attacks.The evidences"): a run of high probabilities over the glue
+    is cut there, for the technique channels and the runs the span head names alike."""
+    from dataclasses import replace
+
+    from propscan.pipeline.detect import candidates
+
+    text = "They fear our missile attacks.The evidences are everywhere, said Dr. Smith of the U.S.A today."
+    out = model.token_outputs(text)
+    out = replace(out, logits=np.full_like(out.logits, 2.2))  # every token strongly "propaganda" (p 0.9)
+    ctx = Context(model, text, out)
+    glue = text.index("The evidences")
+    for det in (Detector("channel", max_gap=1), Detector("classify", max_gap=1, any_threshold=0.5)):
+        found = [(int(out.enc.offsets[c.a, 0]), int(out.enc.offsets[c.b - 1, 1])) for c in candidates(ctx, 0, det, 0.0)]
+        assert found and all(not (s < glue < e) for s, e in found), found
+        assert any(s == glue for s, _ in found)  # the second sentence is still a candidate
+    # "Dr. Smith", "U.S.A" are not glued sentence ends: one run from the glue to the end
+    assert [(int(out.enc.offsets[a, 0])) for a, _ in ctx.any_runs(0.5, 1)] == [0, glue]

@@ -391,6 +391,23 @@ def test_a_distilled_models_card_trains_a_teacher_that_never_shipped(tmp_path):
     assert "train_config" not in same
 
 
+def test_a_shipped_model_named_as_teacher_is_named_on_the_card(tmp_path):
+    """``--teacher accurate`` (or fast) names a model propscan ships: the card says which version, and
+    that the name stands for it only at the commit that shipped it."""
+    from propscan.pipeline.model import NAMES
+    from propscan.training.build import _teachers, write_model_card
+
+    shipped = json.loads((MODEL_DIR / "model.json").read_text())
+    for name in ("fast", "accurate"):
+        config = json.loads((NAMES[name] / "model.json").read_text())
+        (teacher,) = _teachers(TrainConfig(teacher=name))
+        assert teacher == {"folder": name, "name": config["name"], "version": config["version"], "shipped": True}
+        card = write_model_card(tmp_path, {**shipped, "teachers": [teacher]})
+        assert f"Distilled from {config['name']} {config['version']}, the `{name}` model propscan ships (`--teacher {name}`" in card
+        assert ("make install-accurate" in card.split("Distilled from")[1].split("\n")[0]) == (name == "accurate")
+        assert "must hold" not in card
+
+
 def test_lora_layers_puts_adapters_on_the_top_blocks_only():
     from propscan.training.train import LORA_TARGETS, lora_targets
 

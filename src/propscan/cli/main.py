@@ -27,7 +27,7 @@ from propscan.pipeline.analyze import analyze as run
 from propscan.pipeline.analyze import in_order
 from propscan.pipeline.clean import clean as clean_text
 from propscan.pipeline.ingest import iter_documents
-from propscan.pipeline.model import Model, check, load, reliability
+from propscan.pipeline.model import Model, check, load, locate, reliability
 from propscan.ptc import read_articles, read_labels
 from propscan.techniques import BY_ID, TECHNIQUES
 
@@ -244,8 +244,8 @@ def train(
     weak: Optional[list[Path]] = typer.Option(
         None, metavar="<path>", help="Texts labelled with techniques but no spans (SemEval-2024 Task 4 subtask-2a JSON), learnt by a multiple-instance loss; repeatable."
     ),
-    teacher: Optional[Path] = typer.Option(
-        None, help="Distil from this model folder: its token probabilities are mixed into the tagging targets (weight 0.5)."
+    teacher: Optional[str] = typer.Option(
+        None, metavar="<model>", help="Distil from this model (accurate, fast or a model folder): its token probabilities are mixed into the tagging targets (weight 0.5)."
     ),
     transfer: Optional[list[Path]] = typer.Option(
         None, metavar="<path>", help="Unlabelled sentences (.tsv/.csv with a text column, JSON [{text}], or one per line) learnt from the teacher's probabilities alone; repeatable; needs --teacher."
@@ -281,7 +281,7 @@ def train(
     if weak:
         cfg.weak = [str(x) for x in weak]
     if teacher is not None:
-        cfg.teacher = str(teacher)
+        cfg.teacher = teacher
     if transfer:
         cfg.transfer = [str(x) for x in transfer]
     if transfer_limit is not None:
@@ -320,7 +320,7 @@ def train(
             dev_figures_lender(dev_figures_from, cfg)
         check_resumable(out / "checkpoint", cfg)
         for folder in {cfg.teacher, *(over.get("teacher") for over in cfg.members)} - {None}:
-            Model(Path(folder))
+            Model(locate(folder))  # builds the accurate model once if it is the teacher
     except (ValueError, PropscanError) as e:
         fail(f"teacher {e}" if isinstance(e, PropscanError) else str(e))
     sources = [_set_name(a) for a in articles] if len(articles) > 1 else None

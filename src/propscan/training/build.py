@@ -15,7 +15,7 @@ from pathlib import Path
 
 from propscan.evaluation.evaluate import Report, evaluate
 from propscan.pipeline.assemble import SOURCE_FILES, is_package
-from propscan.pipeline.model import Model, locate
+from propscan.pipeline.model import NAMES, Model, check, locate
 from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
@@ -146,6 +146,9 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     return meta
 
 
+PTC_TRAIN = "PTC v2 train"  # what the card calls the training set when one --articles folder is given
+
+
 def _teacher_folders(cfg: TrainConfig) -> list[str]:
     return sorted({t for t in [cfg.teacher, *(over.get("teacher") for over in cfg.members)] if t})
 
@@ -153,12 +156,15 @@ def _teacher_folders(cfg: TrainConfig) -> list[str]:
 def _teachers(cfg: TrainConfig) -> list[dict]:
     """Which model each teacher folder held, so the card can say how to get it back: an earlier version
     of the model being built is in git history; any other teacher (say MPNet, never shipped) is trained
-    again from its settings, which are kept for that."""
+    again from its settings, which are kept for that; a shipped model named by its --model name
+    (``accurate``) is that name at that version."""
     out = []
     for folder in _teacher_folders(cfg):
-        config = json.loads((Path(folder) / "model.json").read_text())
+        config = check(folder)
         entry = {"folder": folder, "name": config["name"], "version": config["version"]}
-        if config["name"] != encoder_info(cfg.encoder)[0] and "train_config" in config:
+        if folder in NAMES:
+            entry["shipped"] = True
+        elif config["name"] != encoder_info(cfg.encoder)[0] and "train_config" in config:
             entry["train_config"] = config["train_config"]
             if config.get("quantized") == FP32:  # the students learnt from its fp32 export: rebuild that
                 entry["no_quantize"] = True
@@ -193,7 +199,7 @@ def dev_figures_lender(folder: Path, cfg: TrainConfig) -> dict:
 
 
 def _training_data(cfg: TrainConfig, n_train: int, sources: list[str] | None = None) -> str:
-    text = f"{' + '.join(sources or ['PTC v2 train'])} minus held-out ({n_train} articles)"
+    text = f"{' + '.join(sources or [PTC_TRAIN])} minus held-out ({n_train} articles)"
     short = lambda paths: ", ".join(sorted({"/".join(Path(x).parts[-3:]) for x in paths}))  # noqa: E731
     if cfg.files("extra"):
         text += f", plus span-labelled extra texts ({short(cfg.files('extra'))})"
@@ -317,7 +323,7 @@ def technique_table(meta: dict) -> list[str]:
 
 def _tuning_data(meta: dict) -> str:
     on = meta.get("tuned_on", {})
-    where = " + ".join(meta["train_sets"]) if meta.get("train_sets") else "PTC train"  # a final model holds out dev ones too
+    where = " + ".join(meta["train_sets"]) if meta.get("train_sets") else PTC_TRAIN  # a final model holds out dev ones too
     held = f"the {on['heldout_articles']} held-out {where} articles" if on else f"the held-out rest of {where}"
     return held + (f" and the {on['dev_articles']} PTC dev articles" if on.get("dev_articles") else "")
 
@@ -327,6 +333,14 @@ def _teacher_restore(teachers: list[dict]) -> list[str]:
     repository shipped it (git history holds it), or it is trained first from its own settings."""
     lines = []
     for t in teachers:
+        if t.get("shipped"):
+            lines += [
+                f"Distilled from {t['name']} {t['version']}, the `{t['folder']}` model propscan ships "
+                f"(`--teacher {t['folder']}`{'; `make install-accurate` first' if t['folder'] == 'accurate' else ''}). "
+                "A later propscan may ship another version: run these at the commit that shipped this one.",
+                "",
+            ]
+            continue
         if "train_config" in t:
             lines += _teacher_training(t)
             continue

@@ -31,7 +31,7 @@ N_OUT = N_TECH + 1
 
 from propscan.pipeline.assemble import sha256
 from propscan.pipeline.encoders import base_encoder_dir, cache_root, encoder_info  # noqa: F401 (re-exported for build and the CLI)
-from propscan.pipeline.model import Model
+from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 from propscan.techniques import normalise
 
@@ -702,7 +702,7 @@ def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
 def _load_teacher(cfg: TrainConfig, log):
     if not cfg.teacher:
         return None
-    teacher = Model(Path(cfg.teacher), threads=cfg.threads)
+    teacher = Model(locate(cfg.teacher), threads=cfg.threads)  # "accurate" names the shipped one
     log(f"distilling from {teacher.name} {teacher.version} (teacher weight {cfg.teacher_weight})")
     return teacher
 
