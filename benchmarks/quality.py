@@ -7,7 +7,7 @@ A span counts as right for calibration when annotators marked an overlapping spa
 When the model's detection was tuned with PTC dev too (model.json: tuned_on.dev_articles), the
 figures printed first are cross-fitted, recomputed here: each fifth of dev is scored with settings
 tuned on the held-out train articles and the other four fifths (training.tune.cross_fitted), as an
-unseen article would be. The shipped settings' own dev figures follow, labelled in sample.
+unseen article would be, by the tuning rule the model records (model.json: tuning_rule). The shipped settings' own dev figures follow, labelled in sample.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def main() -> None:
     if fair:
         train = read_articles(args.ptc / "train/train-articles")
         heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
-        report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache)
+        # by the tuning rule the model was tuned with (none recorded: the rule before the rate floor)
+        rate_floor = config.get("tuning_rule", {}).get("rate_floor")
+        report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rate_floor=rate_floor)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
         return

@@ -10,6 +10,7 @@ import pytest
 from conftest import PTC_DEV_ARTICLES, PTC_DEV_FLC, SHARED, copy_smallest_ptc
 from propscan.pipeline.model import Model
 from propscan.ptc import read_articles, read_labels
+from propscan.techniques import TECHNIQUE_IDS
 from propscan.training.tune import FOLDS, GRID, cross_fit_predictions, dev_folds, folds_of, technique_f1, contexts
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
@@ -78,3 +79,39 @@ def test_a_non_channel_detector_scored_from_one_run_matches_one_run_per_cutoff(s
             slow = tune.metrics.flc_score([r for r in rows if r[1] == tune.TECHNIQUE_IDS[0]], pred, [tune.TECHNIQUE_IDS[0]])[1]
             assert prf == slow[tune.TECHNIQUE_IDS[0]], (det, cut)
         assert set(fast) <= set(float(c) for c in GRID)
+
+
+def test_a_technique_is_tuned_to_fire_often_enough_to_be_seen(monkeypatch):
+    """Own-F1 tuning picks among settings that are right often enough (PRECISION_FLOOR) and fire neither
+    far too often (RATE_CAP) nor so rarely that the technique is off in all but name (RATE_FLOOR)."""
+    from propscan.evaluation.metrics import PRF
+    from propscan.training import tune
+
+    n_gold = 40
+    best_rare = PRF(0.5, 0.02, 0.04, max(1, int(tune.RATE_FLOOR * n_gold) - 1), n_gold)  # highest F1, fires too rarely
+    seen = PRF(0.2, 0.05, 0.03, int(tune.RATE_FLOOR * n_gold), n_gold)
+    flood = PRF(0.11, 0.6, 0.19, int(tune.RATE_CAP * n_gold) + 1, n_gold)
+    vague = PRF(0.05, 0.3, 0.09, n_gold, n_gold)  # below the precision floor
+    by_det = {0: {0.5: best_rare, 0.3: seen}, 1: {0.1: flood}, 2: {0.2: vague}}
+    options = [tune.Detector("channel", g) for g in by_det]
+    monkeypatch.setattr(tune, "CHANNELS", options)
+    monkeypatch.setattr(tune, "CLASSIFIERS", [])
+    monkeypatch.setattr(tune, "technique_f1", lambda ctxs, gold, t, det: by_det[det.max_gap])
+    detectors, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None)
+    assert all(scores[t] is seen and cutoffs[t] == 0.3 for t in TECHNIQUE_IDS if t != "Repetition")
+    # no precise setting fires often enough: the best one in the rate window, below the precision floor
+    by_det[0] = {0.5: best_rare}
+    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None)
+    assert scores["Doubt"] is vague and cutoffs["Doubt"] == 0.2
+    # and none in the window at all: the most precise one, better rare than switched off
+    by_det[2] = {}
+    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None)
+    assert scores["Doubt"] is best_rare and cutoffs["Doubt"] == 0.5
+    # the rule before the rate floor (a model that records none is cross-fitted by it): F1 above the
+    # precision floor, whatever the rate, else the most precise
+    by_det[0] = {0.5: best_rare, 0.3: seen}
+    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None, rate_floor=None)
+    assert scores["Doubt"] is best_rare
+    by_det[0], by_det[2] = {}, {0.2: vague}
+    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None, rate_floor=None)
+    assert scores["Doubt"] is flood  # the most precise of flood (0.11) and vague (0.05), though it floods

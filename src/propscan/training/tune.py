@@ -40,8 +40,9 @@ CHANNELS = [Detector("channel", gap) for gap in GAPS]
 CLASSIFIERS = [Detector("classify", gap, th) for th in (0.2, 0.3, 0.4, 0.5) for gap in (1, 5)]
 REPEATERS = [Detector("repeat", 0, ngram=n) for n in (1, 2, 3)]
 # Repetition log-odds added for spans whose words occurred earlier (model.repetition_prior). The shipped
-# model's TC micro-F1 by bonus on the 122 tuning articles (scripts/retune_model.py, 2026-12-01.4):
-# 0 -> 0.588, 1 -> 0.593, 2 -> 0.600, 4 -> 0.613, 6 -> 0.620, 8 -> 0.623; larger ones measured lower
+# model's TC micro-F1 by bonus on the 122 tuning articles (scripts/retune_model.py, 2026-12-01.5,
+# onnxruntime 1.32.0): 0 -> 0.588, 1 -> 0.595, 2 -> 0.602, 4 -> 0.612, 6 -> 0.620, 8 -> 0.621 (on
+# 2026-12-01.4's older runtime outputs: 0.623 at 8); larger ones measured lower
 # (a one-off script, same day: 10 -> 0.621 and 16 -> 0.620 on held-out, 0.616 / 0.615 on dev).
 REPEAT_BONUSES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 # What a technique's detector must do on the held-out articles to be picked for its own F1: be right
@@ -52,6 +53,12 @@ REPEAT_BONUSES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 # docs/experiments.md). A technique that meets neither gets its most precise setting.
 PRECISION_FLOOR = 0.10
 RATE_CAP = 2.0
+# ... and predict at least RATE_FLOOR spans per gold span: otherwise tuning may pick a setting that
+# fires once in 122 articles (Appeal to authority, 1 span, on onnxruntime 1.32.0 outputs) and predicts
+# nothing on dev: the technique switched off in all but name. A technique with no precise setting in
+# that window gets its best one below the floor (its reliability words then say it is rarely right),
+# and only one with no setting in the window its most precise (docs/experiments.md, 2026-12-02, third session).
+RATE_FLOOR = 0.25
 FOLDS = 5
 SHRINKS = (0.1, 0.3, 1.0, 3.0, 10.0)
 
@@ -108,27 +115,34 @@ def _detect_in(ctx: Context, settings: Settings):
     return detect(ctx.model, settings, ctx.text, ctx.out, settings.cutoffs, ctx=ctx, with_alternatives=False)
 
 
-def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print):
-    """Per technique, the detector and evidence cutoff with the best held-out FLC F1 of its own."""
+def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print, rate_floor: float | None = RATE_FLOOR):
+    """Per technique, the detector and evidence cutoff with the best held-out FLC F1 of its own.
+
+    ``rate_floor=None`` is the rule models were tuned by before 2026-12-02 (no rate floor; a technique
+    with no precise setting gets its most precise one): cross-fitting such a model uses it too, so its
+    dev figures are reproduced."""
+    lowest = 0.0 if rate_floor is None else rate_floor
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
         options = CHANNELS + CLASSIFIERS + (REPEATERS if t == REPETITION else [])
-        best = fallback = None
+        best = seen = fallback = None
         for det in options:
             for cut, prf in technique_f1(ctxs, gold, t, det).items():
                 if prf.n_pred == 0:
                     continue
-                # the most precise setting, should none meet the floor and the cap
+                # the most precise setting, should none fire within the rate window
                 low = (round(prf.precision, 6), round(prf.recall, 6), cut)
                 if fallback is None or low > fallback[0]:
                     fallback = (low, det, cut, prf)
-                if prf.precision < PRECISION_FLOOR or prf.n_pred > RATE_CAP * prf.n_gold:
+                if not lowest * prf.n_gold <= prf.n_pred <= RATE_CAP * prf.n_gold:
                     continue
                 # ties: more recall credit, then the higher cutoff (fewer spans)
                 key = (round(prf.f1, 6), round(prf.recall, 6), cut)
-                if best is None or key > best[0]:
+                if rate_floor is not None and (seen is None or key > seen[0]):  # below the precision floor: a weak hint, said so
+                    seen = (key, det, cut, prf)
+                if prf.precision >= PRECISION_FLOOR and (best is None or key > best[0]):
                     best = (key, det, cut, prf)
-        best = best or fallback or ((), Detector(), float(GRID[0]), metrics.PRF(0, 0, 0, 0, 0))
+        best = best or seen or fallback or ((), Detector(), float(GRID[0]), metrics.PRF(0, 0, 0, 0, 0))
         _, detectors[tech], cutoffs[tech], scores[tech] = best
         log(f"  {tech:<40} {detectors[tech].to_json()} evidence >= {cutoffs[tech]:.2f}: FLC F1 {scores[tech].f1:.3f}")
     return detectors, cutoffs, scores
@@ -195,7 +209,8 @@ def by_technique(gold: list[Row], pred: list[Row]) -> dict[str, dict]:
                 "n_pred": p.n_pred} for t, p in per.items()}
 
 
-def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, cache: dict | None = None) -> dict:
+def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, cache: dict | None = None,
+         rate_floor: float | None = RATE_FLOOR) -> dict:
     """Tune on ``articles``. ``cache`` (text -> the network's outputs), when given, keeps the outputs for
     later calls on the same articles (``cross_fitted`` tunes six times): the network runs once per article."""
     outs = token_outputs(model, articles, cache)
@@ -207,7 +222,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
         + f" -> {bonus:g}")
     # 1. per technique: detector and evidence cutoff, for its own F1 (Doubt in headings left out)
     ctxs = contexts(model, articles, outs)
-    detectors, evidence, scores = tune_detectors(ctxs, gold_rows, log)
+    detectors, evidence, scores = tune_detectors(ctxs, gold_rows, log, rate_floor)
     # 2. Doubt inside headings: kept or not, by Doubt's own held-out F1
     doubt = TECHNIQUE_IDS.index("Doubt")
     with_heads = technique_f1(ctxs, gold_rows, doubt, detectors["Doubt"], heading_doubt=True)
@@ -231,6 +246,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
         "tuning_flc_f1": {"micro": micro.f1},
         "tuning_by_technique": by_technique(gold_rows, pred),
         "tuning_tc_f1": tc_by_bonus[bonus],
+        "tuning_rule": {"rate_floor": rate_floor},
     }
 
 
@@ -241,14 +257,15 @@ def dev_folds(articles: dict[str, str]) -> dict[str, int]:
 
 
 def cross_fitted(model: Model, heldout: tuple[dict[str, str], list[Label]], dev: tuple[dict[str, str], list[Label]],
-                 log=print, cache: dict | None = None) -> Report:
+                 log=print, cache: dict | None = None, rate_floor: float | None = RATE_FLOOR) -> Report:
     """PTC dev's figures as articles the tuning never saw get them (``cross_fit_predictions``)."""
-    pred, scores, tc = cross_fit_predictions(model, heldout, dev, log, cache)
+    pred, scores, tc = cross_fit_predictions(model, heldout, dev, log, cache, rate_floor)
     return score(dev[1], pred, tc, scores)
 
 
 def cross_fit_predictions(model: Model, heldout: tuple[dict[str, str], list[Label]],
-                          dev: tuple[dict[str, str], list[Label]], log=print, cache: dict | None = None):
+                          dev: tuple[dict[str, str], list[Label]], log=print, cache: dict | None = None,
+                          rate_floor: float | None = RATE_FLOOR):
     """Each fifth of dev (by article) detected with settings tuned on the held-out articles and the other
     four fifths, its confidences from that fold's calibration: FLC predictions, their scores, and TC
     predictions for the gold spans. Leaves ``model`` configured with the last fold's settings."""
@@ -259,7 +276,8 @@ def cross_fit_predictions(model: Model, heldout: tuple[dict[str, str], list[Labe
     tc: list[Label] = []
     for f in range(FOLDS):
         rest = {a: t for a, t in d_arts.items() if fold[a] != f}
-        tuned = tune(model, {**h_arts, **rest}, h_gold + [g for g in d_gold if g.article_id in rest], log=lambda m: None, cache=cache)
+        tuned = tune(model, {**h_arts, **rest}, h_gold + [g for g in d_gold if g.article_id in rest], log=lambda m: None, cache=cache,
+                     rate_floor=rate_floor)
         model.configure(tuned)
         mine = {a: t for a, t in d_arts.items() if fold[a] == f}
         p, t = predict(model, mine, [g for g in d_gold if g.article_id in mine], scores=scores,
