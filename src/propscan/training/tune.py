@@ -50,7 +50,7 @@ REPEAT_BONUSES = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 # Without them, own-F1 tuning on 47 articles picks floods of low-precision spans for the rare
 # techniques (dev micro FLC 0.178, mean per-technique F1 0.098); with them 0.2125 / 0.101, all 14
 # techniques predicted (PTC dev, 2026-11-30 weights; floors 0.15 and caps 3 measured lower, see
-# docs/experiments.md). A technique that meets neither gets its most precise setting.
+# docs/experiments.md).
 PRECISION_FLOOR = 0.10
 RATE_CAP = 2.0
 # ... and predict at least RATE_FLOOR spans per gold span: otherwise tuning may pick a setting that
