@@ -113,6 +113,11 @@ class Context:
         inner = [c for c in self.cuts if a < c < b]
         return list(zip([a, *inner], [*inner, b]))
 
+    def word_runs(self, mask: np.ndarray, gap: int) -> list[tuple[int, int]]:
+        """Runs of ``mask`` (``runs``), cut at glued sentence starts, grown to whole words: the token
+        ranges every run-based detector starts from."""
+        return [snap(self.out.enc, a, b) for r in runs(mask, gap) for a, b in self.split(*r)]
+
     def head(self, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
         """Span-head probabilities for token ranges, computed once per range."""
         todo = [r for r in dict.fromkeys(ranges) if r not in self._head]
@@ -124,8 +129,7 @@ class Context:
     def any_runs(self, threshold: float, gap: int) -> list[tuple[int, int]]:
         key = (threshold, gap)
         if key not in self._any_runs:
-            self._any_runs[key] = [snap(self.out.enc, a, b) for r in runs(self.out.probs[:, ANY] >= threshold, gap)
-                                   for a, b in self.split(*r)]
+            self._any_runs[key] = self.word_runs(self.out.probs[:, ANY] >= threshold, gap)
         return self._any_runs[key]
 
 
@@ -217,11 +221,7 @@ def candidates(ctx: Context, t: int, det: Detector, floor: float) -> list[Candid
     """Technique ``t``'s candidates with evidence >= ``floor``, before cleaning."""
     probs = ctx.out.probs
     if det.source == "channel":
-        found = []
-        for a, b in (piece for r in runs(probs[:, t] >= floor, det.max_gap) for piece in ctx.split(*r)):
-            a, b = snap(ctx.out.enc, a, b)
-            found.append(Candidate(t, a, b, float(probs[a:b, t].max())))
-        return found
+        return [Candidate(t, a, b, float(probs[a:b, t].max())) for a, b in ctx.word_runs(probs[:, t] >= floor, det.max_gap)]
     if det.source == "classify":
         rng = ctx.any_runs(det.any_threshold, det.max_gap)
         return [Candidate(t, a, b, float(p[t])) for (a, b), p in zip(rng, ctx.head(rng)) if p[t] >= floor]
