@@ -70,6 +70,36 @@ def test_a_resumed_run_ends_where_a_straight_one_does(straight, tmp_path):
         torch.testing.assert_close(resumed[key], whole[key], rtol=0, atol=1e-6, msg=key)
 
 
+class Killed(Exception):
+    pass
+
+
+def test_a_run_stopped_inside_an_epoch_goes_on_from_that_step(straight, tmp_path, monkeypatch):
+    import torch
+
+    from propscan.training import train as train_mod
+
+    real_save = train_mod.save_resume_state
+
+    def save_then_die(*args, **kw):  # the process killed right after its first state inside an epoch
+        real_save(*args, **kw)
+        if kw.get("batches_done"):
+            raise Killed
+
+    monkeypatch.setattr(train_mod, "RESUME_EVERY_S", 0.0)
+    monkeypatch.setattr(train_mod, "save_resume_state", save_then_die)
+    with pytest.raises(Killed):
+        _train(tmp_path, _cfg())
+    state = torch.load(tmp_path / RESUME_FILE, weights_only=False)
+    assert state["epoch"] == 0 and state["batches_done"] == 1 and state["step"] == 1
+    monkeypatch.setattr(train_mod, "save_resume_state", real_save)
+    said = _train(tmp_path, _cfg())
+    assert f"resuming {tmp_path} in epoch 1 of 3, after step 1" in said
+    resumed, whole = _weights(tmp_path), _weights(straight)
+    for key in whole:
+        torch.testing.assert_close(resumed[key], whole[key], rtol=0, atol=1e-6, msg=key)
+
+
 def test_a_finished_run_is_not_trained_again(straight):
     before = (straight / "weights.pt").stat().st_mtime_ns
     said = _train(straight, _cfg(threads=2))  # how fast it runs is no part of the recipe
