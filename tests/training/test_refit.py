@@ -5,6 +5,7 @@ end of `train` (the real MiniLM, small texts)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 
@@ -98,22 +99,35 @@ def test_a_finished_checkpoint_is_refitted_in_place(tmp_path):
 
 
 def test_a_model_folder_is_refitted_on_its_runtime_outputs(tmp_path):
-    """The shipped fast model, copied: only heads.npz changes, to the best held-out epoch, and the
-    folder still loads and names spans."""
+    """scripts/refit_span_head.py on a copy of the shipped fast model: only heads.npz changes, to the
+    best held-out epoch, and the folder still loads and names spans."""
     require_train_extra()
     import shutil
+    import subprocess
+    import sys
 
     from propscan.pipeline.model import MODEL_DIR, Model
-    from propscan.training.refit import refit_heads, runtime_span_inputs
+    from propscan.ptc import write_labels
+    from propscan.training.refit import runtime_span_inputs
 
-    folder = tmp_path / "model"
+    folder, texts = tmp_path / "model", tmp_path / "articles"
     shutil.copytree(MODEL_DIR, folder)
+    texts.mkdir()
+    for aid, text in TEXTS.items():
+        (texts / f"article{aid}.txt").write_text(text, encoding="utf-8")
+    write_labels(tmp_path / "labels.txt", LABELS)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
-    said = []
-    articles = {k: v for k, v in TEXTS.items()}
-    first, best, epoch = refit_heads(folder, articles, LABELS, epochs=20, lr=1e-2, log=said.append)
-    assert best >= first and "runtime inputs" in said[-1]
+    script = Path(__file__).resolve().parents[2] / "scripts" / "refit_span_head.py"
+    run = subprocess.run([sys.executable, str(script), str(folder), "--articles", str(texts), "--labels",
+                          str(tmp_path / "labels.txt"), "--epochs", "20", "--lr", "1e-2"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    said = run.stdout.strip().splitlines()[-1]
+    m = re.search(r"runtime inputs.*held-out TC accuracy ([\d.]+) -> ([\d.]+) \(epoch (\d+) of 20\)", said)
+    assert m, said
+    first, best, epoch = float(m[1]), float(m[2]), int(m[3])
+    assert best >= first
     changed = {p.name for p in folder.iterdir() if before.get(p.name) != p.read_bytes()}
     assert changed == ({"heads.npz"} if epoch else set())
-    x, y = runtime_span_inputs(Model(folder, threads=1), articles, LABELS)
+    x, y = runtime_span_inputs(Model(folder, threads=1), dict(TEXTS), LABELS)
     assert len(x) == len(LABELS) == len(y) and np.isfinite(x).all()
