@@ -265,8 +265,9 @@ def train(
 ) -> None:
     """Train, export to ONNX, tune detection on held-out data (and dev, when given): reproduces the shipped model.
 
-    Run it again with the same --out and recipe to resume a run that stopped: it goes on after the
-    last finished epoch (on another device or thread count if you like)."""
+    Run it again with the same --out and recipe to resume a run that stopped: it goes on from the
+    last saved step (saved after every epoch and every 10 minutes; on another device or thread count if
+    you like)."""
     cfg = _train_config(recipe)
     if epochs is not None:
         cfg.epochs = epochs
