@@ -48,6 +48,11 @@ def test_in_heading() -> None:
     s = text.index("Why")
     assert not in_heading(text, s, s + 3)  # inside a sentence of a paragraph
     assert not in_heading("A short line ends here.", 0, 5)
+    numbered = "3. What were the lies about the recent conflicts?\nb) Why now?\n"
+    assert in_heading(numbered, numbered.index("lies"), numbered.index("lies") + 4)  # its "3." ends no sentence
+    assert in_heading(numbered, numbered.index("now"), numbered.index("now") + 3)
+    long_item = "a) The US disgrace: the US had not received such an attack at this level since the war.\n"
+    assert not in_heading(long_item, 3, 5)
 
 
 def test_repeats_mark_later_occurrences_only(model) -> None:
