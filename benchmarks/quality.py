@@ -2,12 +2,15 @@
 calibration of the span confidences (expected calibration error over 10 bins, reliability table).
 
     python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model fast|accurate|DIR] [--min-confidence P]
+                                 [--rate-floor X|none]
 
 A span counts as right for calibration when annotators marked an overlapping span of its technique.
 When the model's detection was tuned with PTC dev too (model.json: tuned_on.dev_articles), the
 figures printed first are cross-fitted, recomputed here: each fifth of dev is scored with settings
 tuned on the held-out train articles and the other four fifths (training.tune.cross_fitted), as an
-unseen article would be, by the tuning rule the model records (model.json: tuning_rule). The shipped settings' own dev figures follow, labelled in sample.
+unseen article would be, by the tuning rule the model records (model.json: tuning_rule; --rate-floor
+overrides it, to compare models tuned by different rules). The shipped settings' own dev figures
+follow, labelled in sample.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ def main() -> None:
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--model", default=None, help="fast (default), accurate, or a model folder")
     ap.add_argument("--min-confidence", type=float, default=None, help="default: the cutoffs tuned per technique")
+    ap.add_argument("--rate-floor", default=None, metavar="X|none",
+                    help="cross-fit by this tuning rule instead of the model's own (none: the rule before the rate floor), "
+                         "to compare models tuned by different rules")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -49,6 +55,8 @@ def main() -> None:
         heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
         # by the tuning rule the model was tuned with (none recorded: the rule before the rate floor)
         rate_floor = config.get("tuning_rule", {}).get("rate_floor")
+        if args.rate_floor is not None:
+            rate_floor = None if args.rate_floor == "none" else float(args.rate_floor)
         report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rate_floor=rate_floor)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
