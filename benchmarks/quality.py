@@ -29,12 +29,28 @@ from propscan.training.tune import cross_fitted, token_outputs
 HERE = Path(__file__).resolve().parent
 
 
+OWN_RULE = object()  # --rate-floor not given: the rule the model records (not a string: argparse would parse it)
+
+
+def _rate_floor(value: str) -> float | None:
+    """--rate-floor: a number >= 0, or none (the rule before the rate floor)."""
+    if value == "none":
+        return None
+    try:
+        floor = float(value)
+    except ValueError:
+        floor = -1.0
+    if not floor >= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a number >= 0, or none")
+    return floor
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--model", default=None, help="fast (default), accurate, or a model folder")
     ap.add_argument("--min-confidence", type=float, default=None, help="default: the cutoffs tuned per technique")
-    ap.add_argument("--rate-floor", default=None, metavar="X|none",
+    ap.add_argument("--rate-floor", default=OWN_RULE, type=_rate_floor, metavar="X|none",
                     help="cross-fit by this tuning rule instead of the model's own (none: the rule before the rate floor), "
                          "to compare models tuned by different rules")
     ap.add_argument("--json", action="store_true")
@@ -54,9 +70,7 @@ def main() -> None:
         train = read_articles(args.ptc / "train/train-articles")
         heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
         # by the tuning rule the model was tuned with (none recorded: the rule before the rate floor)
-        rate_floor = config.get("tuning_rule", {}).get("rate_floor")
-        if args.rate_floor is not None:
-            rate_floor = None if args.rate_floor == "none" else float(args.rate_floor)
+        rate_floor = config.get("tuning_rule", {}).get("rate_floor") if args.rate_floor is OWN_RULE else args.rate_floor
         report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rate_floor=rate_floor)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
