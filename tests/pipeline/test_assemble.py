@@ -268,3 +268,94 @@ def test_an_unknown_precision_is_one_clear_error(pkg):
     with pytest.raises(ModelError, match="package precision 'int4': this propscan builds int8 or fp32") as err:
         assemble.ensure_built(pkg, lambda m: None)
     assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def fp32_package(package, tmp_path_factory) -> Path:
+    from propscan.training.export import export_package
+
+    out = export_package(package.parent / "ckpt", tmp_path_factory.mktemp("fp32") / "a", "propscan-test", "a",
+                         quantize=False)
+    shutil.copy(package / "model.json", out / "model.json")
+    return out
+
+
+def _negated(package: Path, out: Path) -> Path:
+    """A copy of ``package`` whose every trained weight is negated: adapter updates, heads, token head."""
+    import onnx
+    from onnx import numpy_helper
+
+    shutil.copytree(package, out)
+    with np.load(package / "adapters.npz") as z:
+        np.savez(out / "adapters.npz", **{k: -z[k] if k.endswith(".B") else z[k] for k in z.files})
+    with np.load(package / "heads.npz") as z:
+        np.savez(out / "heads.npz", **{k: -z[k] for k in z.files})
+    graph = onnx.load(str(package / "graph.onnx"))
+    stripped = json.loads((package / "package.json").read_text())["weights"]
+    for init in graph.graph.initializer:
+        if init.name not in stripped and init.data_type == onnx.TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(init), init.name))
+    onnx.save(graph, str(out / "graph.onnx"))
+    meta = json.loads((package / "model.json").read_text())
+    meta["train_config"] = {**meta.get("train_config", {}), "order_seed": 14}  # another run of the same recipe
+    (out / "model.json").write_text(json.dumps(meta))
+    return out
+
+
+def test_a_soup_of_packages_is_the_mean_of_their_networks(fp32_package, tmp_path, monkeypatch):
+    """average_packages stacks the adapters' factors (the rank adds up) so each weight gets exactly the
+    mean of the runs' updates. The soup of a package with itself is that package's network; with a copy
+    whose trained weights are negated, the updates cancel to the base weights and every head to zero."""
+    import onnx
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    from propscan.training.export import average_packages
+
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    same = average_packages([fp32_package, fp32_package], tmp_path / "same", "same")
+    with np.load(fp32_package / "probe.npz") as z:
+        want = z["logits"]
+        assert np.abs(assemble.probe_logits(same / "model.onnx", z["ids"]) - want).max() < 1e-4
+    with np.load(same / "adapters.npz") as z, np.load(fp32_package / "adapters.npz") as one:
+        assert z["encoder.layer.0.attention.self.query.weight.A"].shape[0] == 2 * one["encoder.layer.0.attention.self.query.weight.A"].shape[0]
+    assert json.loads((same / "model.json").read_text())["version"] == "same"
+    assemble.check_probe(assemble.ensure_built(same, lambda m: None) / "model.onnx", same / "probe.npz")
+
+    zero = average_packages([fp32_package, _negated(fp32_package, tmp_path / "neg")], tmp_path / "zero", "zero")
+    base = load_file(str(encoders.base_encoder_dir("all-MiniLM-L6-v2") / "model.safetensors"))
+    with np.load(zero / "adapters.npz") as z:
+        merged = assemble.merged_weights(base, {k: z[k] for k in z.files})
+        assert len(z.files) > 0
+        for key in {k.rsplit(".", 1)[0] for k in z.files}:
+            assert np.abs(merged[key] - base[key]).max() < 1e-6
+    with np.load(zero / "heads.npz") as z:
+        assert all(not z[k].any() for k in z.files)
+    stripped = json.loads((zero / "package.json").read_text())["weights"]
+    trained = [numpy_helper.to_array(i) for i in onnx.load(str(zero / "graph.onnx")).graph.initializer
+               if i.name not in stripped and i.data_type == onnx.TensorProto.FLOAT and i.dims]
+    assert trained and not any(a.any() for a in trained)
+    assert json.loads((zero / "model.json").read_text())["train_config"]["members"] == [{}, {"order_seed": 14}]
+
+
+def test_packages_of_other_recipes_are_not_averaged(fp32_package, package, tmp_path):
+    from propscan.training.export import average_packages
+
+    with pytest.raises(ValueError, match="precision differs") as err:
+        average_packages([fp32_package, package], tmp_path / "soup", "x")
+    assert "\n" not in str(err.value)
+    other = tmp_path / "other"
+    shutil.copytree(fp32_package, other)
+    meta = json.loads((other / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps({**meta, "train_config": {**meta["train_config"], "window": 128}}))
+    with pytest.raises(ValueError, match=r"trained with other settings \(window\)"):
+        average_packages([fp32_package, other], tmp_path / "soup", "x")
+
+
+def test_the_averaging_script_says_what_is_wrong_in_one_line(fp32_package, package, tmp_path):
+    script = Path(__file__).resolve().parents[2] / "scripts" / "average_packages.py"
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "soup"), str(fp32_package), str(package),
+                          "--version", "x"], capture_output=True, text=True)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.strip().count("\n") == 0 and "precision differs" in run.stderr
+    assert not (tmp_path / "soup").exists()  # refused before writing anything

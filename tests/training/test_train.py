@@ -328,6 +328,37 @@ def test_average_runs_means_float_weights_and_keeps_the_rest(tmp_path):
     assert (out / "tokenizer.json").is_file()
 
 
+def test_a_soup_of_adapter_runs_is_the_mean_of_their_merged_networks(tmp_path):
+    """Runs trained with adapters average as their networks W + B·A do: the soup's merged weights are the
+    mean of the members' merged weights (averaging A and B apart would give mean(B)·mean(A))."""
+    require_train_extra()
+    import torch
+    from propscan.training.train import TrainConfig, average_runs, build_model, load_checkpoint, save_checkpoint
+
+    runs, merged = [], []
+    for k in range(2):
+        cfg = TrainConfig(encoder="all-MiniLM-L6-v2", lora_rank=4, lora_layers=2, order_seed=k)
+        torch.manual_seed(k)
+        model = build_model(cfg)
+        for name, p in model.named_parameters():
+            if "lora_" in name or "span_head" in name:
+                p.data.normal_(0, 0.05)
+        run = tmp_path / f"run-{k}"
+        run.mkdir()
+        save_checkpoint(model.state_dict(), TOK, cfg, run, ["a"], ["b"])
+        runs.append(run)
+        merged.append(load_checkpoint(run)[0].state_dict())
+    recipe = TrainConfig(encoder="all-MiniLM-L6-v2", lora_rank=4, lora_layers=2, members=[{"order_seed": 0}, {"order_seed": 1}])
+    soup, cfg = load_checkpoint(average_runs(runs, tmp_path / "soup", recipe))
+    assert cfg.lora_rank == 8 and cfg.members == recipe.members
+    state = soup.state_dict()
+    adapted = [k for k in state if k.endswith("query.weight") and "layer.5" in k]
+    assert adapted and not torch.equal(merged[0][adapted[0]], merged[1][adapted[0]])
+    for key, value in state.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (merged[0][key] + merged[1][key]) / 2, atol=1e-5, rtol=1e-5)
+
+
 def test_a_distilled_models_card_restores_its_teacher_from_git(tmp_path):
     """The card of a distilled model says how to get its teacher back; run as written in this checkout,
     with the shipped model as the teacher, the commands give the shipped files byte for byte."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from propscan.pipeline import assemble, encoders, encoding
 from propscan.pipeline.assemble import quantize as to_int8
-from propscan.training.train import adapter_factors, load_checkpoint
+from propscan.training.train import SOUP_KEYS, adapter_factors, load_checkpoint
 
 
 def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
@@ -135,8 +135,7 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str, quantiz
     _save_heads(model, out)
 
     # the probe: a fixed text's logits from the assembled model, after checking its fp32 stage
-    tok = encoding.load_tokenizer(out / "tokenizer.json")
-    ids = np.array([tok.encode(PROBE_TEXT).ids], dtype=np.int64)
+    ids = _probe_ids(out)
     filled = out / "probe.fp32.onnx"
     assemble.fill_graph(out, manifest, base, filled)
     with torch.no_grad():
@@ -144,10 +143,90 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str, quantiz
     diff = float(np.abs(assemble.probe_logits(filled, ids) - want).max())
     if diff > 1e-3:
         raise RuntimeError(f"the package rebuilt from the base weights differs from the checkpoint by {diff}")
-    assemble.finish_network(manifest, filled, out / "model.onnx")
+    _finish_package(out, manifest, filled, ids)
+    fp32.unlink(missing_ok=True)
+    return out
+
+
+def _probe_ids(package: Path) -> np.ndarray:
+    tok = encoding.load_tokenizer(package / "tokenizer.json")
+    return np.array([tok.encode(PROBE_TEXT).ids], dtype=np.int64)
+
+
+def _finish_package(out: Path, manifest: dict, filled: Path, ids: np.ndarray) -> None:
+    """The filled fp32 graph into ``out/model.onnx`` as the package ships it, and the probe from that network."""
+    assemble.finish_network(manifest, filled, out / "model.onnx")  # moves or removes ``filled``
     np.savez(out / "probe.npz", ids=ids, logits=assemble.probe_logits(out / "model.onnx", ids))
-    for tmp in (fp32, filled):
-        tmp.unlink(missing_ok=True)
+
+
+def _read_npz(folders: list[Path], name: str) -> list[dict[str, np.ndarray]]:
+    out = []
+    for folder in folders:
+        with np.load(folder / name) as z:
+            out.append({k: z[k] for k in z.files})
+    return out
+
+
+def average_packages(packages: list[Path], out: Path, version: str) -> Path:
+    """A weight soup of adapter packages trained from one initialisation (one recipe, other data orders),
+    written as one package into ``out`` with ``model.onnx`` and the probe beside it, as export_package does.
+
+    Each adapted weight gets the mean of the runs' updates, exactly: the factors are stacked, A as
+    [A1; A2; ...] and B as [B1, B2, ...] / n, so the rank adds up (16 + 16 -> 32: 2x the adapter file).
+    The graph's trained weights (the token head) and the span classifier are averaged. Tune the folder
+    afterwards (build.retune_model_folder); its model.json is the first package's, renamed ``version``,
+    with the soup's recipe: the first run's settings and one member per run (what train_soup would do).
+    """
+    import onnx
+    from onnx import numpy_helper
+    from safetensors.numpy import load_file
+
+    manifests = [json.loads((p / "package.json").read_text()) for p in packages]
+    for p, m in zip(packages[1:], manifests[1:]):
+        for key in ("base_encoder", "base_sha256", "precision", "weights"):
+            if m[key] != manifests[0][key]:
+                raise ValueError(f"{p}: its {key} differs from {packages[0]}'s; only runs of one recipe can be averaged")
+    metas = [json.loads((p / "model.json").read_text()) for p in packages]
+    configs = [m.get("train_config", {}) for m in metas]
+    differ = lambda c, k: c.get(k) != configs[0].get(k)  # noqa: E731
+    if bad := sorted({k for c in configs for k in c if k not in SOUP_KEYS | {"members"} and differ(c, k)}):
+        raise ValueError(f"{packages}: trained with other settings ({', '.join(bad)}); only runs of one recipe can be averaged")
+    members = [{k: c[k] for k in sorted(SOUP_KEYS) if k in c and differ(c, k)} for c in configs]
+    n = len(packages)
+    adapters, heads = _read_npz(packages, "adapters.npz"), _read_npz(packages, "heads.npz")
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "adapters.npz", **{  # A (r, in) stacked over rows, B (out, r) over columns
+        key: np.concatenate([z[key] if key.endswith(".A") else z[key] / np.float16(n) for z in adapters],
+                            axis=0 if key.endswith(".A") else 1)
+        for key in adapters[0]})
+    np.savez(out / "heads.npz", **{k: np.mean([h[k] for h in heads], axis=0) for k in heads[0]})
+
+    graphs = [onnx.load(str(p / "graph.onnx")) for p in packages]
+    if len({len(g.graph.node) for g in graphs}) > 1:
+        raise ValueError(f"{packages}: the graphs differ; only runs of one recipe can be averaged")
+    stripped = manifests[0]["weights"]
+    for inits in zip(*(g.graph.initializer for g in graphs)):
+        first = inits[0]
+        if first.name in stripped:
+            continue
+        arrays = [numpy_helper.to_array(i) for i in inits]
+        if {i.name for i in inits} != {first.name} or len({a.shape for a in arrays}) > 1:
+            raise ValueError(f"{packages}: the graphs' weights differ in name or shape at {first.name}")
+        if first.data_type == onnx.TensorProto.FLOAT:
+            first.CopyFrom(numpy_helper.from_array(np.mean(arrays, axis=0).astype(np.float32), first.name))
+        elif any(not np.array_equal(arrays[0], a) for a in arrays[1:]):
+            raise ValueError(f"{packages}: the graphs' constant {first.name} differs")
+    onnx.save(graphs[0], str(out / "graph.onnx"))
+
+    manifest = {**manifests[0], "version": version}
+    (out / "package.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    meta = {**metas[0], "version": version, "train_config": {**configs[0], "members": members}}
+    (out / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+    shutil.copy(packages[0] / "tokenizer.json", out / "tokenizer.json")
+    base = load_file(str(encoders.base_encoder_dir(manifest["base_encoder"]) / "model.safetensors"))
+    filled = out / "soup.fp32.onnx"
+    assemble.fill_graph(out, manifest, base, filled)
+    _finish_package(out, manifest, filled, _probe_ids(out))
     return out
 
 

@@ -678,6 +678,8 @@ def train_soup(
         runs.append(train(articles, labels, folder, member, log))
     average_runs(runs, out, cfg)
     log(f"averaged {len(runs)} members into {out}")
+    if cfg.span_refit_epochs:  # the span classifier on the averaged encoder, as each member's on its own
+        refit_checkpoint(out, articles, labels, cfg.span_refit_epochs, cfg.span_refit_lr, log)
     return out
 
 
@@ -696,14 +698,26 @@ def check_resumable(out: Path, cfg: TrainConfig) -> None:
 
 def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
     """Average the weights of finished runs (checkpoint folders sharing an initialisation) into ``out``,
-    a checkpoint recorded with ``cfg`` (say the recipe whose members the runs were trained by, side by side)."""
+    a checkpoint recorded with ``cfg`` (say the recipe whose members the runs were trained by, side by side).
+    Runs trained with adapters are averaged as their updates B·A, not factor by factor (the mean of the
+    factors' product is not the product of their means): the checkpoint holds the stacked factors and
+    records n times the rank."""
     import torch
 
     states = [torch.load(r / "weights.pt", map_location="cpu") for r in runs]
-    soup = {
-        key: torch.stack([st[key].float() for st in states]).mean(0).to(value.dtype) if value.is_floating_point() else value
-        for key, value in states[0].items()
-    }
+    n = len(states)
+    soup = {}
+    for key, value in states[0].items():
+        if cfg.lora_rank and ".lora_A." in key:  # the mean of the updates B·A, exactly: factors stacked, ranks add up
+            soup[key] = torch.cat([st[key] for st in states], 0)
+        elif cfg.lora_rank and ".lora_B." in key:
+            soup[key] = torch.cat([st[key] for st in states], 1) / n
+        elif value.is_floating_point():
+            soup[key] = torch.stack([st[key].float() for st in states]).mean(0).to(value.dtype)
+        else:
+            soup[key] = value
+    if cfg.lora_rank:  # alpha scales with the rank, so the scale alpha / rank stays the members' (0: twice the rank)
+        cfg = replace(cfg, lora_rank=cfg.lora_rank * n, lora_alpha=cfg.lora_alpha * n)
     split = json.loads((runs[0] / "split.json").read_text())  # every member has the same split
     tok = encoding.load_tokenizer(runs[0] / "tokenizer.json")
     out.mkdir(parents=True, exist_ok=True)
