@@ -24,7 +24,7 @@ from propscan.evaluation.evaluate import evaluate
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 from propscan.training.train import held_out
-from propscan.training.tune import cross_fitted, token_outputs
+from propscan.training.tune import cross_fitted, rate_floor_arg, token_outputs
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,25 +32,12 @@ HERE = Path(__file__).resolve().parent
 OWN_RULE = object()  # --rate-floor not given: the rule the model records (not a string: argparse would parse it)
 
 
-def _rate_floor(value: str) -> float | None:
-    """--rate-floor: a number >= 0, or none (the rule before the rate floor)."""
-    if value == "none":
-        return None
-    try:
-        floor = float(value)
-    except ValueError:
-        floor = -1.0
-    if not floor >= 0:
-        raise argparse.ArgumentTypeError(f"{value!r}: give a number >= 0, or none")
-    return floor
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--model", default=None, help="fast (default), accurate, or a model folder")
     ap.add_argument("--min-confidence", type=float, default=None, help="default: the cutoffs tuned per technique")
-    ap.add_argument("--rate-floor", default=OWN_RULE, type=_rate_floor, metavar="X|none",
+    ap.add_argument("--rate-floor", default=OWN_RULE, type=rate_floor_arg, metavar="X|none",
                     help="cross-fit by this tuning rule instead of the model's own (none: the rule before the rate floor), "
                          "to compare models tuned by different rules")
     ap.add_argument("--json", action="store_true")

@@ -11,6 +11,7 @@ from conftest import PTC_DEV_ARTICLES, PTC_DEV_FLC, SHARED, copy_smallest_ptc
 from propscan.pipeline.model import Model
 from propscan.ptc import read_articles, read_labels
 from propscan.techniques import TECHNIQUE_IDS
+from propscan.training import tune
 from propscan.training.tune import FOLDS, GRID, cross_fit_predictions, dev_folds, folds_of, technique_f1, contexts
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
@@ -115,3 +116,12 @@ def test_a_technique_is_tuned_to_fire_often_enough_to_be_seen(monkeypatch):
     by_det[0], by_det[2] = {}, {0.2: vague}
     _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None, rate_floor=None)
     assert scores["Doubt"] is flood  # the most precise of flood (0.11) and vague (0.05), though it floods
+
+
+def test_a_rate_floor_on_the_command_line_is_a_number_or_none():
+    import argparse
+
+    assert tune.rate_floor_arg("none") is None and tune.rate_floor_arg("0.25") == 0.25 and tune.rate_floor_arg("0") == 0
+    for bad in ("x", "-1", "nan", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="give a number >= 0, or none"):
+            tune.rate_floor_arg(bad)
