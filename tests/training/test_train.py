@@ -11,6 +11,7 @@ import pytest
 from conftest import require_train_extra
 from propscan.pipeline import encoding
 from propscan.pipeline.model import MODEL_DIR
+from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
 from propscan.training.train import (
     ANY, N_OUT, TrainConfig, WeakExample, _length_buckets, _weak_loss, article_examples, extra_examples, weak_examples,
@@ -357,6 +358,29 @@ def test_a_soup_of_adapter_runs_is_the_mean_of_their_merged_networks(tmp_path):
     for key, value in state.items():
         if value.is_floating_point():
             torch.testing.assert_close(value, (merged[0][key] + merged[1][key]) / 2, atol=1e-5, rtol=1e-5)
+
+
+def test_a_soup_recipe_that_refits_refits_the_averaged_span_classifier(tmp_path):
+    """train_soup with adapters and span_refit_epochs: members trained, averaged as their updates (rank
+    4 + 4), then the span classifier refitted once more on the averaged encoder."""
+    require_train_extra()
+    from propscan.training.train import TrainConfig, load_checkpoint, train_soup
+
+    texts = {"1": "Crooked Hillary lies again. They will destroy our great country unless we act now.",
+             "2": "The corrupt elites never stop. Make America great again! Everyone knows the truth.",
+             "3": "The committee met on Tuesday and adjourned. Nothing else was decided at the meeting.",
+             "4": "Only a fool would believe the fake news media. Wake up, patriots, before it is too late!"}
+    labels = [Label("1", 0, 15, "Name_Calling,Labeling"), Label("2", 31, 54, "Slogans"),
+              Label("4", 26, 46, "Name_Calling,Labeling"), Label("4", 48, 89, "Slogans")]
+    cfg = TrainConfig(epochs=1, batch_size=2, val_every=2, threads=1, device="cpu", lora_rank=4, lora_layers=2,
+                      span_refit_epochs=2, members=[{}, {"order_seed": 5}])
+    said: list[str] = []
+    out = train_soup(texts, labels, tmp_path / "soup", cfg, log=said.append)
+    after = said[next(i for i, m in enumerate(said) if m.startswith("averaged 2 members")):]
+    assert sum("span classifier refitted" in m for m in said) == 3  # each member, then the soup
+    assert any("span classifier refitted" in m for m in after)
+    _, saved = load_checkpoint(out)
+    assert saved.lora_rank == 8 and saved.span_refit_epochs == 2 and saved.members == cfg.members
 
 
 def test_a_distilled_models_card_restores_its_teacher_from_git(tmp_path):
