@@ -39,8 +39,6 @@ def small(tmp_path_factory):
 
 
 def test_a_dev_fold_is_detected_without_its_own_labels(small, monkeypatch):
-    from propscan.training import tune
-
     model, heldout, (arts, gold) = small
     tuned_on = []
     real = tune.tune
@@ -66,7 +64,6 @@ def test_a_non_channel_detector_scored_from_one_run_matches_one_run_per_cutoff(s
     detecting again at each cutoff."""
     from propscan.evaluation.evaluate import flc_rows
     from propscan.pipeline.detect import Detector
-    from propscan.training import tune
 
     model, (arts, gold), _ = small
     ctxs = contexts(model, arts, {a: model.token_outputs(t) for a, t in arts.items()})
@@ -86,7 +83,6 @@ def test_a_technique_is_tuned_to_fire_often_enough_to_be_seen(monkeypatch):
     """Own-F1 tuning picks among settings that are right often enough (PRECISION_FLOOR) and fire neither
     far too often (RATE_CAP) nor so rarely that the technique is off in all but name (RATE_FLOOR)."""
     from propscan.evaluation.metrics import PRF
-    from propscan.training import tune
 
     n_gold = 40
     best_rare = PRF(0.5, 0.02, 0.04, max(1, int(tune.RATE_FLOOR * n_gold) - 1), n_gold)  # highest F1, fires too rarely

@@ -192,15 +192,6 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
     if bad := sorted({k for c in configs for k in c if k not in SOUP_KEYS | {"members"} and differ(c, k)}):
         raise ValueError(f"{packages}: trained with other settings ({', '.join(bad)}); only runs of one recipe can be averaged")
     members = [{k: c[k] for k in sorted(SOUP_KEYS) if k in c and differ(c, k)} for c in configs]
-    n = len(packages)
-    adapters, heads = _read_npz(packages, "adapters.npz"), _read_npz(packages, "heads.npz")
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(out / "adapters.npz", **{  # A (r, in) stacked over rows, B (out, r) over columns
-        key: np.concatenate([z[key] if key.endswith(".A") else z[key] / np.float16(n) for z in adapters],
-                            axis=0 if key.endswith(".A") else 1)
-        for key in adapters[0]})
-    np.savez(out / "heads.npz", **{k: np.mean([h[k] for h in heads], axis=0) for k in heads[0]})
-
     graphs = [onnx.load(str(p / "graph.onnx")) for p in packages]
     if len({len(g.graph.node) for g in graphs}) > 1:
         raise ValueError(f"{packages}: the graphs differ; only runs of one recipe can be averaged")
@@ -216,8 +207,19 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
             first.CopyFrom(numpy_helper.from_array(np.mean(arrays, axis=0).astype(np.float32), first.name))
         elif any(not np.array_equal(arrays[0], a) for a in arrays[1:]):
             raise ValueError(f"{packages}: the graphs' constant {first.name} differs")
-    onnx.save(graphs[0], str(out / "graph.onnx"))
+    adapters, heads = _read_npz(packages, "adapters.npz"), _read_npz(packages, "heads.npz")
+    if any(a.keys() != adapters[0].keys() for a in adapters) or any(h.keys() != heads[0].keys() for h in heads):
+        raise ValueError(f"{packages}: their adapters or heads differ in what they hold; only runs of one recipe can be averaged")
 
+    # every check passed: only now is anything written
+    n = len(packages)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "adapters.npz", **{  # A (r, in) stacked over rows, B (out, r) over columns
+        key: np.concatenate([z[key] if key.endswith(".A") else z[key] / np.float16(n) for z in adapters],
+                            axis=0 if key.endswith(".A") else 1)
+        for key in adapters[0]})
+    np.savez(out / "heads.npz", **{k: np.mean([h[k] for h in heads], axis=0) for k in heads[0]})
+    onnx.save(graphs[0], str(out / "graph.onnx"))
     manifest = {**manifests[0], "version": version}
     (out / "package.json").write_text(json.dumps(manifest, indent=1) + "\n")
     meta = {**metas[0], "version": version, "train_config": {**configs[0], "members": members}}

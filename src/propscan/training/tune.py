@@ -59,6 +59,10 @@ RATE_CAP = 2.0
 # that window gets its best one below the floor (its reliability words then say it is rarely right),
 # and only one with no setting in the window its most precise (docs/experiments.md, 2026-12-02, third session).
 RATE_FLOOR = 0.25
+FOLDS = 5
+SHRINKS = (0.1, 0.3, 1.0, 3.0, 10.0)
+
+Row = tuple[str, str, int, int]
 
 
 def rate_floor_arg(value: str) -> float | None:
@@ -74,10 +78,6 @@ def rate_floor_arg(value: str) -> float | None:
     if not floor >= 0:
         raise argparse.ArgumentTypeError(f"{value!r}: give a number >= 0, or none")
     return floor
-FOLDS = 5
-SHRINKS = (0.1, 0.3, 1.0, 3.0, 10.0)
-
-Row = tuple[str, str, int, int]
 
 
 def tune_repeat_bonus(
