@@ -561,3 +561,15 @@ def test_teacher_targets_are_computed_once_per_text_then_read_back(tmp_path, mon
         entry.write_bytes(b"broken")
     (third,) = article_examples(TOK, text, labels, TrainConfig(), teacher=teacher)
     assert len(calls) == 3 and np.array_equal(first.labels, third.labels)
+
+
+def test_a_record_from_before_a_new_recipe_key_reads_as_its_default():
+    """The shipped models' train_config has no ``cpu_bf16`` (added later): it means the default, so
+    --dev-figures-from and resuming accept such a record, and a real difference is still named."""
+    from propscan.training.train import recipe_changes
+
+    shipped = json.loads((MODEL_DIR.parent / "propscan-mpnet" / "model.json").read_text())["train_config"]
+    assert "cpu_bf16" not in shipped
+    cfg = TrainConfig(**shipped)
+    assert recipe_changes(shipped, cfg) == []
+    assert recipe_changes(shipped, TrainConfig(**{**shipped, "cpu_bf16": True})) == ["cpu_bf16"]

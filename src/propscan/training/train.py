@@ -102,7 +102,7 @@ class TrainConfig:
     span_refit_lr: float = 3e-4
     # bf16 autocast on the CPU too (a CUDA GPU always trains in bf16). On a CPU with AMX (Sapphire
     # Rapids and later) an MPNet step on 2 cores takes 3.2 s instead of 7.2 (adapters on 4 blocks) and
-    # 6.6 s instead of 12.3 (8 blocks): runs/bf/probe.py, 2026-12-02. Off by default: without AMX it is
+    # 6.6 s instead of 12.3 (8 blocks; docs/experiments.md, 2026-12-02 sixth session). Off by default: without AMX it is
     # no faster, and a recipe's numerics should not depend on the machine it meets.
     cpu_bf16: bool = False
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
@@ -890,8 +890,9 @@ RESUMABLE_CHANGES = {"device", "threads", "stop_after"}
 
 def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
     """The settings in which a recorded train config differs from ``cfg``, beyond RESUMABLE_CHANGES."""
-    now = asdict(cfg)
-    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    now, default = asdict(cfg), asdict(TrainConfig())
+    # a key the record lacks was added to the recipe later (cpu_bf16): the record means its default
+    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != now.get(k))
 
 
 def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
