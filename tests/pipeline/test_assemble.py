@@ -352,6 +352,26 @@ def test_packages_of_other_recipes_are_not_averaged(fp32_package, package, tmp_p
         average_packages([fp32_package, other], tmp_path / "soup", "x")
 
 
+def test_a_package_recorded_before_a_recipe_key_existed_averages_as_its_default(fp32_package, tmp_path):
+    """A run recorded before ``cpu_bf16`` existed used the default (fp32): it averages with a run that
+    records ``cpu_bf16: false``, and not with one trained in bf16."""
+    from propscan.training.export import average_packages
+
+    def copy_with(name: str, **config) -> Path:
+        folder = tmp_path / name
+        shutil.copytree(fp32_package, folder)
+        meta = json.loads((folder / "model.json").read_text())
+        recorded = {k: v for k, v in meta["train_config"].items() if k != "cpu_bf16"}
+        (folder / "model.json").write_text(json.dumps({**meta, "train_config": {**recorded, **config}}))
+        return folder
+
+    older, fp32, bf16 = copy_with("older"), copy_with("fp32", cpu_bf16=False), copy_with("bf16", cpu_bf16=True)
+    soup = average_packages([older, fp32], tmp_path / "soup", "x")
+    assert json.loads((soup / "model.json").read_text())["train_config"]["members"] == [{}, {}]
+    with pytest.raises(ValueError, match=r"trained with other settings \(cpu_bf16\)"):
+        average_packages([older, bf16], tmp_path / "soup2", "x")
+
+
 def test_the_averaging_script_says_what_is_wrong_in_one_line(fp32_package, package, tmp_path):
     script = Path(__file__).resolve().parents[2] / "scripts" / "average_packages.py"
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "soup"), str(fp32_package), str(package),

@@ -13,7 +13,7 @@ import numpy as np
 
 from propscan.pipeline import assemble, encoders, encoding
 from propscan.pipeline.assemble import quantize as to_int8
-from propscan.training.train import SOUP_KEYS, adapter_factors, load_checkpoint
+from propscan.training.train import SOUP_KEYS, adapter_factors, load_checkpoint, with_defaults
 
 
 def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
@@ -188,10 +188,11 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
                 raise ValueError(f"{p}: its {key} differs from {packages[0]}'s; only runs of one recipe can be averaged")
     metas = [json.loads((p / "model.json").read_text()) for p in packages]
     configs = [m.get("train_config", {}) for m in metas]
-    differ = lambda c, k: c.get(k) != configs[0].get(k)  # noqa: E731
-    if bad := sorted({k for c in configs for k in c if k not in SOUP_KEYS | {"members"} and differ(c, k)}):
+    filled = [with_defaults(c) for c in configs]  # a run recorded before a recipe key existed used its default
+    differ = lambda c, k: c.get(k) != filled[0].get(k)  # noqa: E731
+    if bad := sorted({k for c in filled for k in c if k not in SOUP_KEYS | {"members"} and differ(c, k)}):
         raise ValueError(f"{packages}: trained with other settings ({', '.join(bad)}); only runs of one recipe can be averaged")
-    members = [{k: c[k] for k in sorted(SOUP_KEYS) if k in c and differ(c, k)} for c in configs]
+    members = [{k: c[k] for k in sorted(SOUP_KEYS) if k in c and differ(c, k)} for c in filled]
     graphs = [onnx.load(str(p / "graph.onnx")) for p in packages]
     if len({len(g.graph.node) for g in graphs}) > 1:
         raise ValueError(f"{packages}: the graphs differ; only runs of one recipe can be averaged")

@@ -102,8 +102,8 @@ class TrainConfig:
     span_refit_lr: float = 3e-4
     # bf16 autocast on the CPU too (a CUDA GPU always trains in bf16). On a CPU with AMX (Sapphire
     # Rapids and later) an MPNet step on 2 cores takes 3.2 s instead of 7.2 (adapters on 4 blocks) and
-    # 6.6 s instead of 12.3 (8 blocks; docs/experiments.md, 2026-12-02 sixth session). Off by default: without AMX it is
-    # no faster, and a recipe's numerics should not depend on the machine it meets.
+    # 6.6 s instead of 12.3 (8 blocks; docs/experiments.md, 2026-12-02, sixth session). Off by default:
+    # without AMX it is no faster, and a recipe's numerics should not depend on the machine it meets.
     cpu_bf16: bool = False
     # A weight soup: one run per entry, each with these settings changed, then their weights averaged.
     # Members share ``seed`` (the same head initialisation), which is what makes averaging work.
@@ -888,11 +888,16 @@ RESUME_EVERY_S = 600.0
 RESUMABLE_CHANGES = {"device", "threads", "stop_after"}
 
 
+def with_defaults(recorded: dict) -> dict:
+    """A recorded train config with the keys it lacks at their defaults: such a key was added to the
+    recipe after the record was written (cpu_bf16), and the run used what is now its default."""
+    return {**asdict(TrainConfig()), **recorded}
+
+
 def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
     """The settings in which a recorded train config differs from ``cfg``, beyond RESUMABLE_CHANGES."""
-    now, default = asdict(cfg), asdict(TrainConfig())
-    # a key the record lacks was added to the recipe later (cpu_bf16): the record means its default
-    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != now.get(k))
+    saved, now = with_defaults(saved), asdict(cfg)
+    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
 
 
 def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
