@@ -2,14 +2,14 @@
 calibration of the span confidences (expected calibration error over 10 bins, reliability table).
 
     python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model fast|accurate|DIR] [--min-confidence P]
-                                 [--rate-floor X|none]
+                                 [--rate-floor X|none] [--calibration out_of_fold|in_sample]
 
 A span counts as right for calibration when annotators marked an overlapping span of its technique.
 When the model's detection was tuned with PTC dev too (model.json: tuned_on.dev_articles), the
 figures printed first are cross-fitted, recomputed here: each fifth of dev is scored with settings
 tuned on the held-out train articles and the other four fifths (training.tune.cross_fitted), as an
 unseen article would be, by the tuning rule the model records (model.json: tuning_rule; --rate-floor
-overrides it, to compare models tuned by different rules). The shipped settings' own dev figures
+and --calibration override it, to compare models tuned by different rules). The shipped settings' own dev figures
 follow, labelled in sample.
 """
 
@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from propscan.evaluation.evaluate import evaluate
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 from propscan.training.train import held_out
-from propscan.training.tune import cross_fitted, rate_floor_arg, token_outputs
+from propscan.training.tune import IN_SAMPLE, OUT_OF_FOLD, Rule, cross_fitted, rate_floor_arg, token_outputs
 
 HERE = Path(__file__).resolve().parent
 
@@ -40,6 +41,8 @@ def main() -> None:
     ap.add_argument("--rate-floor", default=OWN_RULE, type=rate_floor_arg, metavar="X|none",
                     help="cross-fit by this tuning rule instead of the model's own (none: the rule before the rate floor), "
                          "to compare models tuned by different rules")
+    ap.add_argument("--calibration", default=None, choices=(OUT_OF_FOLD, IN_SAMPLE),
+                    help="cross-fit with the calibration fitted on these spans instead of by the model's own rule")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -56,9 +59,13 @@ def main() -> None:
     if fair:
         train = read_articles(args.ptc / "train/train-articles")
         heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
-        # by the tuning rule the model was tuned with (none recorded: the rule before the rate floor)
-        rate_floor = config.get("tuning_rule", {}).get("rate_floor") if args.rate_floor is OWN_RULE else args.rate_floor
-        report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rate_floor=rate_floor)
+        # by the tuning rule the model was tuned with, but for what the command line overrides
+        rule = Rule.recorded(config)
+        if args.rate_floor is not OWN_RULE:
+            rule = replace(rule, rate_floor=args.rate_floor)
+        if args.calibration:
+            rule = replace(rule, calibration=args.calibration)
+        report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
         return

@@ -12,7 +12,7 @@ from propscan.pipeline.model import Model
 from propscan.ptc import read_articles, read_labels
 from propscan.techniques import TECHNIQUE_IDS
 from propscan.training import tune
-from propscan.training.tune import FOLDS, GRID, cross_fit_predictions, dev_folds, folds_of, technique_f1, contexts
+from propscan.training.tune import FOLDS, GRID, Search, contexts, cross_fit_predictions, dev_folds, folds_of
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
 
@@ -60,23 +60,31 @@ def test_a_dev_fold_is_detected_without_its_own_labels(small, monkeypatch):
 
 
 def test_a_non_channel_detector_scored_from_one_run_matches_one_run_per_cutoff(small):
-    """technique_f1 filters one run of a classify or repeat detector by cutoff: the same scores as
-    detecting again at each cutoff."""
+    """The search filters one run of a classify or repeat detector by cutoff: the same scores as
+    detecting again at each cutoff; and its per-article counts give a subset of the articles the
+    scores that detecting on that subset alone gives."""
     from propscan.evaluation.evaluate import flc_rows
     from propscan.pipeline.detect import Detector
 
     model, (arts, gold), _ = small
     ctxs = contexts(model, arts, {a: model.token_outputs(t) for a, t in arts.items()})
     rows = flc_rows(gold)
-    for det in (Detector("classify", 1, 0.2), Detector("repeat", 0, ngram=2)):
-        fast = technique_f1(ctxs, rows, 0, det)
+    search = Search(ctxs, rows)
+    among = np.arange(len(search.aids)) != 0  # every article but the first
+    tech = tune.TECHNIQUE_IDS[0]
+    for det in (Detector("classify", 1, 0.2), Detector("repeat", 0, ngram=2), Detector("channel", 1)):
+        fast, part = search.f1(0, det), search.f1(0, det, among)
         for cut, prf in fast.items():
             settings = tune._uncalibrated({t: det if i == 0 else Detector() for i, t in enumerate(tune.TECHNIQUE_IDS)},
                                           {t: cut if i == 0 else 2.0 for i, t in enumerate(tune.TECHNIQUE_IDS)})
-            pred = [(a, s.technique, s.start, s.end) for a, c in ctxs.items() for s in tune._detect_in(c, settings)]
-            slow = tune.metrics.flc_score([r for r in rows if r[1] == tune.TECHNIQUE_IDS[0]], pred, [tune.TECHNIQUE_IDS[0]])[1]
-            assert prf == slow[tune.TECHNIQUE_IDS[0]], (det, cut)
+            found = [(a, s.technique, s.start, s.end) for a, c in ctxs.items() for s in tune._detect_in(c, settings)]
+            for got, pred, g in ((prf, found, rows), (part[cut], [r for r in found if r[0] != search.aids[0]],
+                                                      [r for r in rows if r[0] != search.aids[0]])):
+                slow = tune.metrics.flc_score([r for r in g if r[1] == tech], pred, [tech])[1][tech]
+                assert (got.n_pred, got.n_gold) == (slow.n_pred, slow.n_gold), (det, cut)
+                assert (got.precision, got.recall) == pytest.approx((slow.precision, slow.recall), abs=1e-12), (det, cut)
         assert set(fast) <= set(float(c) for c in GRID)
+    assert any(p.n_pred for p in fast.values())  # the comparison was not of empty predictions
 
 
 def test_a_technique_is_tuned_to_fire_often_enough_to_be_seen(monkeypatch):
@@ -93,24 +101,29 @@ def test_a_technique_is_tuned_to_fire_often_enough_to_be_seen(monkeypatch):
     options = [tune.Detector("channel", g) for g in by_det]
     monkeypatch.setattr(tune, "CHANNELS", options)
     monkeypatch.setattr(tune, "CLASSIFIERS", [])
-    monkeypatch.setattr(tune, "technique_f1", lambda ctxs, gold, t, det: by_det[det.max_gap])
-    detectors, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None)
+
+    class Measured:  # a search that measured these scores
+        def f1(self, t, det, among=None):
+            return by_det[det.max_gap]
+
+    search = Measured()
+    detectors, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None)
     assert all(scores[t] is seen and cutoffs[t] == 0.3 for t in TECHNIQUE_IDS if t != "Repetition")
     # no precise setting fires often enough: the best one in the rate window, below the precision floor
     by_det[0] = {0.5: best_rare}
-    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None)
+    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None)
     assert scores["Doubt"] is vague and cutoffs["Doubt"] == 0.2
     # and none in the window at all: the most precise one, better rare than switched off
     by_det[2] = {}
-    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None)
+    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None)
     assert scores["Doubt"] is best_rare and cutoffs["Doubt"] == 0.5
     # the rule before the rate floor (a model that records none is cross-fitted by it): F1 above the
     # precision floor, whatever the rate, else the most precise
     by_det[0] = {0.5: best_rare, 0.3: seen}
-    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None, rate_floor=None)
+    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None, rate_floor=None)
     assert scores["Doubt"] is best_rare
     by_det[0], by_det[2] = {}, {0.2: vague}
-    _, cutoffs, scores = tune.tune_detectors({}, [], log=lambda m: None, rate_floor=None)
+    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None, rate_floor=None)
     assert scores["Doubt"] is flood  # the most precise of flood (0.11) and vague (0.05), though it floods
 
 
@@ -121,3 +134,34 @@ def test_a_rate_floor_on_the_command_line_is_a_number_or_none():
     for bad in ("x", "-1", "nan", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="give a number >= 0, or none"):
             tune.rate_floor_arg(bad)
+
+
+def test_the_calibration_is_fitted_on_spans_found_by_detectors_chosen_without_their_article(small, monkeypatch):
+    """Out of fold: each fold of the tuning articles is detected with the settings tune_detectors chooses
+    on the other folds, so the calibration sees the spans an unseen article gets."""
+    from propscan.evaluation.evaluate import flc_rows
+
+    model, (h_arts, h_gold), (d_arts, d_gold) = small
+    arts, gold = {**h_arts, **d_arts}, h_gold + d_gold
+    search = Search(contexts(model, arts, {a: model.token_outputs(t) for a, t in arts.items()}), flc_rows(gold))
+    seen = []
+    real = tune.calibration_rows
+    monkeypatch.setattr(tune, "calibration_rows", lambda ctxs, g, settings: seen.append((set(ctxs), settings)) or real(ctxs, g, settings))
+    ev, y, tech, aids = tune.out_of_fold_rows(search, gold, False, tune.RATE_FLOOR)
+    fold = dict(zip(search.aids, folds_of(np.array(search.aids))))
+    assert sorted(a for part, _ in seen for a in part) == sorted(arts)  # every article in exactly one fold
+    differs = False
+    for part, settings in seen:
+        others = np.array([a not in part for a in search.aids])
+        detectors, cutoffs, _ = tune.tune_detectors(search, lambda m: None, among=others)
+        assert (settings.detectors, settings.cutoffs) == (detectors, cutoffs)
+        assert len({fold[a] for a in part}) == 1
+        differs |= (detectors, cutoffs) != tune.tune_detectors(search, lambda m: None)[:2]
+    assert differs  # on these articles, leaving a fold out changes some choice
+    assert set(aids.tolist()) <= set(arts) and len(ev) == len(y) == len(tech) and len(ev) > 0
+
+
+def test_a_recorded_tuning_rule_without_a_key_reads_as_the_rule_before_it():
+    assert tune.Rule.recorded({}) == tune.Rule(None, tune.IN_SAMPLE)
+    assert tune.Rule.recorded({"tuning_rule": {"rate_floor": 0.25}}) == tune.Rule(0.25, tune.IN_SAMPLE)
+    assert tune.Rule.recorded({"tuning_rule": tune.Rule().to_json()}) == tune.Rule() == tune.Rule(tune.RATE_FLOOR, tune.OUT_OF_FOLD)

@@ -30,7 +30,7 @@ Span = tuple[int, int]
 SILabel = tuple[str, int, int]
 FLCLabel = tuple[str, str, int, int]
 
-__all__ = ["PRF", "si_score", "flc_score", "tc_score", "merge_overlapping"]
+__all__ = ["PRF", "prf", "si_score", "flc_score", "flc_counts", "tc_score", "merge_overlapping"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,8 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def _prf(prec_num: float, n_pred: int, rec_num: float, n_gold: int) -> PRF:
+def prf(prec_num: float, n_pred: int, rec_num: float, n_gold: int) -> PRF:
+    """The scores from their sums: precision credit, predicted spans, recall credit, gold spans."""
     p = _safe_div(prec_num, n_pred)
     r = _safe_div(rec_num, n_gold)
     return PRF(precision=p, recall=r, f1=_f1(p, r), n_pred=n_pred, n_gold=n_gold)
@@ -144,7 +145,19 @@ def si_score(gold: Iterable[SILabel], pred: Iterable[SILabel]) -> PRF:
     """Span-identification score (task SI)."""
     gold_spans = _merged_by_key((a, s, e) for a, s, e in gold)
     pred_spans = _merged_by_key((a, s, e) for a, s, e in pred)
-    return _prf(*_span_counts(gold_spans, pred_spans))
+    return prf(*_span_counts(gold_spans, pred_spans))
+
+
+def flc_counts(gold: Iterable[FLCLabel], pred: Iterable[FLCLabel]) -> dict[tuple[str, str], tuple[float, int, float, int]]:
+    """Per (article, technique): (precision credit, predicted spans, recall credit, gold spans), the
+    sums task FLC divides. They add up over any set of keys, so the scores of a subset of articles
+    need no second pass over the spans (training/tune.py chooses settings on folds so)."""
+    # Spans are merged and compared only within the same (article, technique).
+    gold_spans = _merged_by_key(((a, t), s, e) for a, t, s, e in gold)
+    pred_spans = _merged_by_key(((a, t), s, e) for a, t, s, e in pred)
+    return {key: _span_counts({key: gold_spans[key]} if key in gold_spans else {},
+                              {key: pred_spans[key]} if key in pred_spans else {})
+            for key in gold_spans.keys() | pred_spans.keys()}
 
 
 def flc_score(
@@ -154,27 +167,20 @@ def flc_score(
 ) -> tuple[PRF, dict[str, PRF]]:
     """Fragment-level classification score (task FLC): (micro, per technique).
 
-    Spans are merged and compared only within the same (article, technique).
     ``techniques`` only selects the keys of the per-technique dict (zeros for
     techniques with no rows); the micro score always covers every row given.
     """
     gold = list(gold)
     pred = list(pred)
-    # Key by (article, technique) so different techniques never merge or match.
-    gold_spans = _merged_by_key(((a, t), s, e) for a, t, s, e in gold)
-    pred_spans = _merged_by_key(((a, t), s, e) for a, t, s, e in pred)
-
-    # Per-technique (prec_num, n_pred, rec_num, n_gold).
-    counts: dict[str, tuple[float, int, float, int]] = {}
-    for tech in {k[1] for k in gold_spans} | {k[1] for k in pred_spans}:
-        g = {k: v for k, v in gold_spans.items() if k[1] == tech}
-        p = {k: v for k, v in pred_spans.items() if k[1] == tech}
-        counts[tech] = _span_counts(g, p)
+    # Per-technique (prec_num, n_pred, rec_num, n_gold): the per-key sums added up.
+    counts: dict[str, list] = defaultdict(lambda: [0.0, 0, 0.0, 0])
+    for (_, tech), c in flc_counts(gold, pred).items():
+        counts[tech] = [x + y for x, y in zip(counts[tech], c)]
 
     # Micro: numerators and denominators summed over techniques.
-    micro = _prf(*(sum(c[i] for c in counts.values()) for i in range(4)))
+    micro = prf(*(sum(c[i] for c in counts.values()) for i in range(4)))
     per_tech = {
-        tech: _prf(*counts.get(tech, (0.0, 0, 0.0, 0)))
+        tech: prf(*counts.get(tech, (0.0, 0, 0.0, 0)))
         for tech in _technique_list(techniques, gold, pred)
     }
     return micro, per_tech
@@ -208,9 +214,9 @@ def tc_score(
     n_gold_t = Counter(row[1] for row in gold)
 
     total = sum(credit.values())
-    micro = _prf(total, len(pred), total, len(gold))
+    micro = prf(total, len(pred), total, len(gold))
     per_tech = {
-        tech: _prf(credit[tech], n_pred_t[tech], credit[tech], n_gold_t[tech])
+        tech: prf(credit[tech], n_pred_t[tech], credit[tech], n_gold_t[tech])
         for tech in _technique_list(techniques, gold, pred)
     }
     return micro, per_tech

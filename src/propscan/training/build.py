@@ -20,7 +20,7 @@ from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, train_soup
-from propscan.training.tune import RATE_FLOOR, cross_fitted, token_outputs, tune
+from propscan.training.tune import OUT_OF_FOLD, Rule, cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 
@@ -77,7 +77,7 @@ def finish_model_folder(
     return meta
 
 
-def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print, rate_floor: float | None = RATE_FLOOR) -> dict:
+def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print, rule: Rule = Rule()) -> dict:
     """Tune detection and put the settings and figures into ``meta``.
 
     With ``dev``, the settings shipped are tuned on the held-out articles and dev together, and the dev
@@ -89,7 +89,7 @@ def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print, 
     articles, gold = val_articles, val_labels
     if dev is not None:
         log(f"dev figures, cross-fitted: {len(dev[0])} dev articles in 5 folds, each tuned without its own")
-        report = cross_fitted(model, (val_articles, val_labels), dev, log, cache=outputs, rate_floor=rate_floor)
+        report = cross_fitted(model, (val_articles, val_labels), dev, log, cache=outputs, rule=rule)
         meta["dev"] = _dev_figures(report)
         meta["dev"]["cross_fitted"] = True
         for t, prf in report.flc_by_technique.items():
@@ -99,7 +99,7 @@ def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print, 
         articles, gold = {**val_articles, **dev[0]}, val_labels + dev[1]
     log(f"tuning detection on {len(articles)} articles ({len(val_articles)} held-out train"
         + (f", {len(dev[0])} dev)" if dev is not None else ")"))
-    tuned = tune(model, articles, gold, log=log, cache=outputs, rate_floor=rate_floor)
+    tuned = tune(model, articles, gold, log=log, cache=outputs, rule=rule)
     tuned["tuned_on"] = {"heldout_articles": len(val_articles), "dev_articles": len(dev[0]) if dev is not None else 0}
     model.configure(tuned)
     meta.update({k: v for k, v in tuned.items() if k != "tuning_by_technique"})
@@ -123,11 +123,11 @@ def _dev_figures(report: Report) -> dict:
 
 def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Label],
                         dev: tuple[dict[str, str], list[Label]] | None = None, version: str | None = None,
-                        log=print, rate_floor: float | None = RATE_FLOOR) -> dict:
+                        log=print, rule: Rule = Rule()) -> dict:
     """Tune an existing model folder's detection again (same weights), rewriting model.json and its card.
 
     The version changes (its outputs do); the fp32 dev figures are dropped: they were measured with the
-    earlier decoding. ``rate_floor`` None tunes by the rule before the rate floor (tune.tune_detectors).
+    earlier decoding. ``rule`` is the tuning rule (tune.Rule: today's by default).
     """
     meta = json.loads((folder / "model.json").read_text())
     meta["version"] = version or dt.date.today().isoformat()
@@ -140,7 +140,7 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
         model = Model(locate(folder))
     else:
         model = Model(folder)
-    tune_and_score(model, val_articles, val_labels, dev, meta, log, rate_floor)
+    tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
     write_model_json(folder, **meta)
     write_model_card(folder, meta)
     return meta
@@ -231,7 +231,9 @@ def write_model_card(out: Path, meta: dict) -> str:
         f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
-        "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles.",
+        "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles"
+        + (", each fifth of them detected with settings chosen on the other four fifths, as an unseen article is."
+           if meta.get("tuning_rule", {}).get("calibration") == OUT_OF_FOLD else "."),
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",

@@ -15,12 +15,16 @@ Each technique is tuned for its own FLC F1 (SemEval-2020 formula), never for the
 micro objective switched the eight weakest techniques off (their spans only add false positives to
 the total), which made a 14-technique tool report five. A technique's detector and cutoff are picked
 by its own F1; then one calibration maps every detector's evidence onto the probability that the span
-is right (calibrate.py), so a confidence means the same for every technique.
+is right (calibrate.py), so a confidence means the same for every technique. The calibration is fitted
+on spans found out of fold (each fifth of the tuning articles detected with settings chosen on the
+rest), because the settings chosen on an article find spans there that are right more often than an
+unseen article's (Rule.calibration).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import astuple, dataclass
 
 import numpy as np
 
@@ -61,8 +65,33 @@ RATE_CAP = 2.0
 RATE_FLOOR = 0.25
 FOLDS = 5
 SHRINKS = (0.1, 0.3, 1.0, 3.0, 10.0)
+# The spans the calibration is fitted on. OUT_OF_FOLD: each fifth of the tuning articles detected by
+# the detectors and cutoffs chosen on the other four fifths, as an unseen article is. IN_SAMPLE (the
+# rule before 2026-12-03): detected by those chosen on the same articles, whose spans are right more
+# often than an unseen article's, because the choice favoured what happened to be right there: the
+# 12-block accurate network's confidences were 0.04 too high on dev (0.302 shown, 0.263 right; out of
+# fold: docs/experiments.md, 2026-12-03).
+OUT_OF_FOLD, IN_SAMPLE = "out_of_fold", "in_sample"
 
 Row = tuple[str, str, int, int]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How detection is tuned. model.json records it (``tuning_rule``), so a model's dev figures are
+    cross-fitted by the rule it was tuned with (benchmarks/quality.py)."""
+
+    rate_floor: float | None = RATE_FLOOR  # tune_detectors; None: the rule before the rate floor
+    calibration: str = OUT_OF_FOLD  # or IN_SAMPLE
+
+    @classmethod
+    def recorded(cls, config: dict) -> Rule:
+        """A model.json's rule; a key it lacks reads as the rule before that key existed."""
+        rule = config.get("tuning_rule", {})
+        return cls(rule.get("rate_floor"), rule.get("calibration", IN_SAMPLE))
+
+    def to_json(self) -> dict:
+        return {"rate_floor": self.rate_floor, "calibration": self.calibration}
 
 
 def rate_floor_arg(value: str) -> float | None:
@@ -102,36 +131,65 @@ def contexts(model: Model, articles: dict[str, str], outs: dict[str, TokenOutput
     return {aid: Context(model, articles[aid], out) for aid, out in outs.items()}
 
 
-def technique_f1(
-    ctxs: dict[str, Context], gold: list[Row], t: int, det: Detector, heading_doubt: bool = False,
-) -> dict[float, metrics.PRF]:
-    """Technique ``t``'s held-out FLC scores with detector ``det``, per evidence cutoff in GRID."""
-    tech = TECHNIQUE_IDS[t]
-    g = [r for r in gold if r[1] == tech]
-    # A channel detector's runs change with the cutoff (a lower one joins more tokens), so it runs once
-    # per cutoff. Every other detector's candidates are fixed and only their evidence is compared with
-    # the cutoff, so one run at the lowest cutoff, filtered, gives each cutoff's spans.
-    found: list[tuple[str, str, int, int, float]] | None = None
-    by_cut = {}
-    for cut in GRID:
-        if found is None or det.source == "channel":
-            dets = {u: det if u == tech else Detector() for u in TECHNIQUE_IDS}
-            cuts = {u: float(cut) if u == tech else 2.0 for u in TECHNIQUE_IDS}
-            settings = _uncalibrated(dets, cuts, heading_doubt)
-            found = [(aid, s.technique, s.start, s.end, s.score) for aid, ctx in ctxs.items() for s in _detect_in(ctx, settings)]
-        pred = [r[:4] for r in found if r[4] >= cut]
-        by_cut[float(cut)] = metrics.flc_score(g, pred, [tech])[1][tech]
-        if not pred:
-            break  # higher cutoffs find nothing either
-    return by_cut
+class Search:
+    """The detector search's measurements: for a (technique, detector), every evidence cutoff's FLC
+    counts (metrics.flc_counts) per tuning article, measured once. The scores on any subset of the
+    articles (the folds of the out-of-fold calibration) are then sums, not another detection run."""
+
+    def __init__(self, ctxs: dict[str, Context], gold: list[Row]):
+        self.ctxs, self.gold = ctxs, gold
+        self.aids = list(ctxs)
+        self._counts: dict[tuple, dict[float, np.ndarray]] = {}
+
+    def f1(self, t: int, det: Detector, among: np.ndarray | None = None, heading_doubt: bool = False) -> dict[float, metrics.PRF]:
+        """Technique ``t``'s FLC scores with ``det`` per evidence cutoff in GRID, on the articles the
+        boolean mask ``among`` (over ``aids``) selects; None: all of them."""
+        return {cut: _prf(c if among is None else c[among]) for cut, c in self.counts(t, det, heading_doubt).items()}
+
+    def counts(self, t: int, det: Detector, heading_doubt: bool = False) -> dict[float, np.ndarray]:
+        """Per cutoff, an (articles, 4) array: precision credit, predicted spans, recall credit, gold spans."""
+        key = (t, astuple(det), heading_doubt)
+        if key not in self._counts:
+            self._counts[key] = self._measure(t, det, heading_doubt)
+        return self._counts[key]
+
+    def _measure(self, t: int, det: Detector, heading_doubt: bool) -> dict[float, np.ndarray]:
+        tech = TECHNIQUE_IDS[t]
+        g = [r for r in self.gold if r[1] == tech]
+        row = {a: i for i, a in enumerate(self.aids)}
+        # A channel detector's runs change with the cutoff (a lower one joins more tokens), so it runs once
+        # per cutoff. Every other detector's candidates are fixed and only their evidence is compared with
+        # the cutoff, so one run at the lowest cutoff, filtered, gives each cutoff's spans.
+        found: list[tuple[str, str, int, int, float]] | None = None
+        by_cut = {}
+        for cut in GRID:
+            if found is None or det.source == "channel":
+                dets = {u: det if u == tech else Detector() for u in TECHNIQUE_IDS}
+                cuts = {u: float(cut) if u == tech else 2.0 for u in TECHNIQUE_IDS}
+                settings = _uncalibrated(dets, cuts, heading_doubt)
+                found = [(aid, s.technique, s.start, s.end, s.score) for aid, ctx in self.ctxs.items() for s in _detect_in(ctx, settings)]
+            pred = [r[:4] for r in found if r[4] >= cut]
+            table = np.zeros((len(self.aids), 4))
+            for (aid, _), c in metrics.flc_counts(g, pred).items():
+                table[row[aid]] += c
+            by_cut[float(cut)] = table
+            if not pred:
+                break  # higher cutoffs find nothing either
+        return by_cut
+
+
+def _prf(counts: np.ndarray) -> metrics.PRF:
+    total = counts.sum(axis=0)
+    return metrics.prf(float(total[0]), int(total[1]), float(total[2]), int(total[3]))
 
 
 def _detect_in(ctx: Context, settings: Settings):
     return detect(ctx.model, settings, ctx.text, ctx.out, settings.cutoffs, ctx=ctx, with_alternatives=False)
 
 
-def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print, rate_floor: float | None = RATE_FLOOR):
-    """Per technique, the detector and evidence cutoff with the best held-out FLC F1 of its own.
+def tune_detectors(search: Search, log=print, rate_floor: float | None = RATE_FLOOR, among: np.ndarray | None = None):
+    """Per technique, the detector and evidence cutoff with the best FLC F1 of its own on the tuning
+    articles (those ``among`` selects; None: all).
 
     ``rate_floor=None`` is the rule models were tuned by before 2026-12-02 (no rate floor; a technique
     with no precise setting gets its most precise one): cross-fitting such a model uses it too, so its
@@ -142,7 +200,7 @@ def tune_detectors(ctxs: dict[str, Context], gold: list[Row], log=print, rate_fl
         options = CHANNELS + CLASSIFIERS + (REPEATERS if t == REPETITION else [])
         best = seen = fallback = None
         for det in options:
-            for cut, prf in technique_f1(ctxs, gold, t, det).items():
+            for cut, prf in search.f1(t, det, among).items():
                 if prf.n_pred == 0:
                     continue
                 # the most precise setting, should none fire within the rate window
@@ -178,18 +236,29 @@ def calibrated_cutoffs(cal: calibrate.Calibration, evidence: dict[str, float]) -
     return {t: math.floor(float(cal(t, evidence[t])) * 1e4) / 1e4 for t in TECHNIQUE_IDS}
 
 
-def calibration_rows(model: Model, articles: dict[str, str], outs: dict[str, TokenOutputs], gold: list[Label],
-                     settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The spans the tuned detectors find (uncalibrated ``settings``): evidence, right or not (annotators
+def calibration_rows(ctxs: dict[str, Context], gold: list[Label], settings: Settings) -> tuple[np.ndarray, ...]:
+    """The spans the detectors of ``settings`` (uncalibrated) find: evidence, right or not (annotators
     marked an overlapping span of the technique), technique, article id."""
     pred: list[Label] = []
     evidence: list[float] = []
-    for aid, out in outs.items():
-        for sp in detect(model, settings, articles[aid], out, settings.cutoffs, with_alternatives=False):
+    for aid, ctx in ctxs.items():
+        for sp in _detect_in(ctx, settings):
             pred.append(Label(aid, sp.start, sp.end, sp.technique))
             evidence.append(sp.score)  # uncalibrated: the score is the evidence
     return (np.array(evidence, dtype=np.float64), correct(gold, pred),
-            np.array([p.technique for p in pred]), np.array([p.article_id for p in pred]))
+            np.array([p.technique for p in pred], dtype=str), np.array([p.article_id for p in pred], dtype=str))
+
+
+def out_of_fold_rows(search: Search, gold: list[Label], heading_doubt: bool, rate_floor: float | None) -> tuple[np.ndarray, ...]:
+    """``calibration_rows`` as unseen articles get them: each fold of the tuning articles (folds_of)
+    detected by the detectors and cutoffs ``tune_detectors`` chooses on the other folds."""
+    fold = folds_of(np.array(search.aids, dtype=str))
+    parts = []
+    for k in sorted(set(fold.tolist())):
+        detectors, cutoffs, _ = tune_detectors(search, lambda m: None, rate_floor, among=fold != k)
+        mine = {a: search.ctxs[a] for a, f in zip(search.aids, fold) if f == k}
+        parts.append(calibration_rows(mine, gold, _uncalibrated(detectors, cutoffs, heading_doubt)))
+    return tuple(np.concatenate(cols) for cols in zip(*parts))
 
 
 def folds_of(aids: np.ndarray) -> np.ndarray:
@@ -198,10 +267,10 @@ def folds_of(aids: np.ndarray) -> np.ndarray:
     return np.array([order[a] % FOLDS for a in aids.tolist()], dtype=np.int64)
 
 
-def fit_calibration(model: Model, articles, outs, gold: list[Label], detectors, cutoffs, heading_doubt: bool, log=print):
-    """Fit the per-technique Platt maps on the spans the tuned detectors find, the shrinkage chosen by
-    cross-validated log-loss over folds of the held-out articles."""
-    ev, y, tech, aids = calibration_rows(model, articles, outs, gold, _uncalibrated(detectors, cutoffs, heading_doubt))
+def fit_calibration(rows: tuple[np.ndarray, ...], log=print):
+    """Fit the per-technique Platt maps on ``rows`` (calibration_rows), the shrinkage chosen by
+    cross-validated log-loss over folds of the tuning articles."""
+    ev, y, tech, aids = rows
     fold = folds_of(aids)
     losses = {}
     for shrink in SHRINKS:
@@ -225,7 +294,7 @@ def by_technique(gold: list[Row], pred: list[Row]) -> dict[str, dict]:
 
 
 def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, cache: dict | None = None,
-         rate_floor: float | None = RATE_FLOOR) -> dict:
+         rule: Rule = Rule()) -> dict:
     """Tune on ``articles``. ``cache`` (text -> the network's outputs), when given, keeps the outputs for
     later calls on the same articles (``cross_fitted`` tunes six times): the network runs once per article."""
     outs = token_outputs(model, articles, cache)
@@ -236,16 +305,20 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
     log("  repetition bonus (TC F1 on the tuning articles): " + ", ".join(f"{b:g} -> {f:.3f}" for b, f in tc_by_bonus.items())
         + f" -> {bonus:g}")
     # 1. per technique: detector and evidence cutoff, for its own F1 (Doubt in headings left out)
-    ctxs = contexts(model, articles, outs)
-    detectors, evidence, scores = tune_detectors(ctxs, gold_rows, log, rate_floor)
+    search = Search(contexts(model, articles, outs), gold_rows)
+    detectors, evidence, scores = tune_detectors(search, log, rule.rate_floor)
     # 2. Doubt inside headings: kept or not, by Doubt's own held-out F1
     doubt = TECHNIQUE_IDS.index("Doubt")
-    with_heads = technique_f1(ctxs, gold_rows, doubt, detectors["Doubt"], heading_doubt=True)
+    with_heads = search.f1(doubt, detectors["Doubt"], heading_doubt=True)
     doubt_in_headings = with_heads.get(evidence["Doubt"], scores["Doubt"]).f1
     heading_doubt = doubt_in_headings > scores["Doubt"].f1
     log(f"  Doubt F1 without headings {scores['Doubt'].f1:.3f}, with {doubt_in_headings:.3f}")
-    # 3. calibration on the spans found at those cutoffs; the cutoffs move onto the calibrated scale
-    cal, cal_info = fit_calibration(model, articles, outs, gold, detectors, evidence, heading_doubt, log)
+    # 3. calibration on the spans found as an unseen article's are (Rule.calibration); the cutoffs move
+    # onto the calibrated scale
+    rows = (out_of_fold_rows(search, gold, heading_doubt, rule.rate_floor) if rule.calibration == OUT_OF_FOLD
+            else calibration_rows(search.ctxs, gold, _uncalibrated(detectors, evidence, heading_doubt)))
+    cal, cal_info = fit_calibration(rows, log)
+    cal_info["rows"] = rule.calibration
     cutoffs = calibrated_cutoffs(cal, evidence)
     settings = Settings(detectors, cal, cutoffs, heading_doubt)
     pred = [(aid, s.technique, s.start, s.end) for aid, out in outs.items() for s in detect(model, settings, articles[aid], out, cutoffs)]
@@ -261,7 +334,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
         "tuning_flc_f1": {"micro": micro.f1},
         "tuning_by_technique": by_technique(gold_rows, pred),
         "tuning_tc_f1": tc_by_bonus[bonus],
-        "tuning_rule": {"rate_floor": rate_floor},
+        "tuning_rule": rule.to_json(),
     }
 
 
@@ -272,15 +345,15 @@ def dev_folds(articles: dict[str, str]) -> dict[str, int]:
 
 
 def cross_fitted(model: Model, heldout: tuple[dict[str, str], list[Label]], dev: tuple[dict[str, str], list[Label]],
-                 log=print, cache: dict | None = None, rate_floor: float | None = RATE_FLOOR) -> Report:
+                 log=print, cache: dict | None = None, rule: Rule = Rule()) -> Report:
     """PTC dev's figures as articles the tuning never saw get them (``cross_fit_predictions``)."""
-    pred, scores, tc = cross_fit_predictions(model, heldout, dev, log, cache, rate_floor)
+    pred, scores, tc = cross_fit_predictions(model, heldout, dev, log, cache, rule)
     return score(dev[1], pred, tc, scores)
 
 
 def cross_fit_predictions(model: Model, heldout: tuple[dict[str, str], list[Label]],
                           dev: tuple[dict[str, str], list[Label]], log=print, cache: dict | None = None,
-                          rate_floor: float | None = RATE_FLOOR):
+                          rule: Rule = Rule()):
     """Each fifth of dev (by article) detected with settings tuned on the held-out articles and the other
     four fifths, its confidences from that fold's calibration: FLC predictions, their scores, and TC
     predictions for the gold spans. Leaves ``model`` configured with the last fold's settings."""
@@ -292,7 +365,7 @@ def cross_fit_predictions(model: Model, heldout: tuple[dict[str, str], list[Labe
     for f in range(FOLDS):
         rest = {a: t for a, t in d_arts.items() if fold[a] != f}
         tuned = tune(model, {**h_arts, **rest}, h_gold + [g for g in d_gold if g.article_id in rest], log=lambda m: None, cache=cache,
-                     rate_floor=rate_floor)
+                     rule=rule)
         model.configure(tuned)
         mine = {a: t for a, t in d_arts.items() if fold[a] == f}
         p, t = predict(model, mine, [g for g in d_gold if g.article_id in mine], scores=scores,
