@@ -155,9 +155,12 @@ def flc_counts(gold: Iterable[FLCLabel], pred: Iterable[FLCLabel]) -> dict[tuple
     # Spans are merged and compared only within the same (article, technique).
     gold_spans = _merged_by_key(((a, t), s, e) for a, t, s, e in gold)
     pred_spans = _merged_by_key(((a, t), s, e) for a, t, s, e in pred)
-    return {key: _span_counts({key: gold_spans[key]} if key in gold_spans else {},
-                              {key: pred_spans[key]} if key in pred_spans else {})
-            for key in gold_spans.keys() | pred_spans.keys()}
+    counts = {}
+    for key in gold_spans.keys() | pred_spans.keys():
+        g, p = gold_spans.get(key, []), pred_spans.get(key, [])
+        prec_num, rec_num = _pair_credit(g, p)
+        counts[key] = (prec_num, len(p), rec_num, len(g))
+    return counts
 
 
 def flc_score(

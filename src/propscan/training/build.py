@@ -233,7 +233,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
         "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles"
         + (", each fifth of them detected with settings chosen on the other four fifths, as an unseen article is."
-           if meta.get("tuning_rule", {}).get("calibration") == OUT_OF_FOLD else "."),
+           if Rule.recorded(meta).calibration == OUT_OF_FOLD else "."),
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",
