@@ -563,6 +563,28 @@ def test_teacher_targets_are_computed_once_per_text_then_read_back(tmp_path, mon
     assert len(calls) == 3 and np.array_equal(first.labels, third.labels)
 
 
+def test_a_retuned_teacher_keeps_its_cached_targets_and_another_network_does_not(tmp_path):
+    """The cache key follows what makes the token probabilities, the network and tokenizer files: a
+    retuned teacher (new version and thresholds, same network) reads its targets back; a changed
+    network file is a new teacher."""
+    import shutil
+    from types import SimpleNamespace
+
+    from propscan.training.train import teacher_fingerprint
+
+    def teacher(folder: Path):
+        config = json.loads((folder / "model.json").read_text())
+        return SimpleNamespace(folder=folder, config=config, name=config["name"], version=config["version"])
+
+    retuned = shutil.copytree(MODEL_DIR, tmp_path / "retuned")
+    config = json.loads((retuned / "model.json").read_text())
+    (retuned / "model.json").write_text(json.dumps({**config, "version": config["version"] + ".9", "thresholds": {}}))
+    assert teacher_fingerprint(teacher(retuned)) == teacher_fingerprint(teacher(MODEL_DIR))
+    onnx = retuned / config["onnx"]
+    onnx.write_bytes(onnx.read_bytes() + b"\0")
+    assert teacher_fingerprint(teacher(retuned)) != teacher_fingerprint(teacher(MODEL_DIR))
+
+
 def test_a_record_from_before_a_new_recipe_key_reads_as_its_default():
     """A train_config recorded before ``cpu_bf16`` existed (the fast model's, and the accurate one's
     before 2026-12-03) means the default, so --dev-figures-from and resuming accept such a record, and

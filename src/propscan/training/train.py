@@ -195,10 +195,11 @@ def teacher_targets(teacher, text: str, enc: encoding.Encoded) -> tuple[np.ndarr
 
 
 def teacher_fingerprint(teacher) -> str:
-    """What decides a teacher's token probabilities: its name, version and network file's hash (once per
-    loaded teacher; a fp32 MPNet file takes about a second)."""
+    """What decides a teacher's token probabilities: its network file and its tokenizer, by hash (once per
+    loaded teacher; a fp32 MPNet file takes about a second). Not its version: a retuned teacher (new
+    version, same network) has the same token probabilities, so its cached targets still hold."""
     if not hasattr(teacher, "_fingerprint"):
-        teacher._fingerprint = f"{teacher.name} {teacher.version} {sha256(teacher.folder / teacher.config['onnx'])}"
+        teacher._fingerprint = f"{sha256(teacher.folder / teacher.config['onnx'])} {sha256(teacher.folder / 'tokenizer.json')}"
     return teacher._fingerprint
 
 
