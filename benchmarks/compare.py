@@ -1,11 +1,17 @@
 """Two models on the same PTC articles, with a paired bootstrap over articles: how often a resample
-of the articles leaves the candidate at least level with the baseline on SI, FLC and TC F1.
+of the articles leaves the candidate at least level with the baseline on each figure (SI, FLC and TC
+F1, the mean per-technique FLC F1, and the calibration error, where lower is level or better).
 
-    python benchmarks/compare.py CANDIDATE_DIR [--against DIR] [--split dev|heldout] [--resamples 300]
+    python benchmarks/compare.py CANDIDATE_DIR [--against DIR] [--split dev|heldout] [--cross-fitted]
+                                 [--resamples 300]
 
-The baseline defaults to the shipped model. ``--split heldout`` scores the held-out PTC train articles
-that tuning uses (every 8th, as ``propscan train`` splits them): each model's figure there is tuned on
-those very articles. Used for the ship decision of 2026-11-30 (README, "The rule").
+The baseline defaults to the shipped fast model. Without ``--cross-fitted`` each model is scored with
+its shipped settings, which were tuned on PTC dev too, so those dev figures are in sample.
+``--cross-fitted`` scores dev as benchmarks/quality.py does (each fifth of dev with settings tuned
+without it, by the tuning rule each model records): the figures the ship rule compares, and the
+bootstrap then says how much 75 articles can tell the two apart (docs/experiments.md, 2026-12-03,
+third session). ``--split heldout`` scores the held-out PTC train articles that tuning uses (every
+8th, as ``propscan train`` splits them): each model's figure there is tuned on those very articles.
 """
 
 from __future__ import annotations
@@ -17,68 +23,95 @@ from collections import defaultdict
 from pathlib import Path
 
 from propscan.evaluation.evaluate import predict, score
-from propscan.pipeline.model import MODEL_DIR, Model
+from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label, read_articles, read_labels
 from propscan.training.train import TrainConfig, held_out
+from propscan.training.tune import Rule, cross_fit_predictions
 
 HERE = Path(__file__).resolve().parent
+NAMES = ("SI", "FLC", "TC", "mean", "ECE")
+LOWER_IS_BETTER = {"ECE"}
 
 
-def load_split(ptc: Path, split: str) -> tuple[dict[str, str], list[Label]]:
+def load_split(ptc: Path, split: str, val_every: int = TrainConfig().val_every) -> tuple[dict[str, str], list[Label]]:
     if split == "dev":
         arts = read_articles(ptc / "dev/dev-articles")
         return arts, read_labels(ptc / "dev/dev-task-flc-tc.labels", arts)
     arts = read_articles(ptc / "train/train-articles")
-    return held_out(arts, read_labels(ptc / "train/train-task-flc-tc.labels", arts), TrainConfig().val_every)
+    return held_out(arts, read_labels(ptc / "train/train-task-flc-tc.labels", arts), val_every)
 
 
-def by_article(rows: list[Label]) -> dict[str, list[Label]]:
-    out: dict[str, list[Label]] = defaultdict(list)
-    for r in rows:
-        out[r.article_id].append(r)
+def by_article(rows: list[Label], scores: list[float]) -> dict[str, list[tuple[Label, float]]]:
+    """Rows grouped by article, each with its confidence (NaN where a row has none: TC and gold rows)."""
+    out: dict[str, list[tuple[Label, float]]] = defaultdict(list)
+    for r, s in zip(rows, scores):
+        out[r.article_id].append((r, s))
     return out
 
 
-def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float, float, float]:
-    """SI, FLC and TC F1 over a sample of article ids; a repeated article counts as a new one."""
+def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float, ...]:
+    """SI, FLC, TC, mean per-technique FLC F1 and ECE over a sample of article ids; a repeated article
+    counts as a new one."""
     rows: tuple[list[Label], list[Label], list[Label]] = ([], [], [])
+    conf: list[float] = []
     for i, aid in enumerate(sample):
         for into, src in zip(rows, (gold, pred, tc)):
-            into += [dataclasses.replace(r, article_id=f"{aid}#{i}") for r in src.get(aid, [])]
-    report = score(*rows)
-    return report.si.f1, report.flc.f1, report.tc.f1
+            into += [dataclasses.replace(r, article_id=f"{aid}#{i}") for r, _ in src.get(aid, [])]
+        conf += [s for _, s in pred.get(aid, [])]
+    report = score(*rows, scores=conf)
+    return report.si.f1, report.flc.f1, report.tc.f1, report.mean_technique_f1, report.ece
+
+
+def predictions(model: Model, ptc: Path, split: str, cross_fitted: bool) -> tuple[list[str], tuple[dict, dict, dict]]:
+    """The split's article ids, and the model's gold, FLC and TC rows there, grouped by article (by_article)."""
+    val_every = model.config.get("train_config", {}).get("val_every", TrainConfig().val_every)
+    arts, gold = load_split(ptc, split, val_every)
+    scores: list[float] = []
+    if cross_fitted:
+        heldout = load_split(ptc, "heldout", val_every)
+        pred, scores, tc = cross_fit_predictions(model, heldout, (arts, gold), log=lambda m: None, cache={},
+                                                 rule=Rule.recorded(model.config))
+    else:
+        pred, tc = predict(model, arts, gold, scores=scores)
+    nan = float("nan")
+    return sorted(arts), (by_article(gold, [nan] * len(gold)), by_article(pred, scores), by_article(tc or [], [nan] * len(tc or [])))
+
+
+def level_shares(runs: dict, ids: list[str], resamples: int, seed: int) -> list[float]:
+    """Per figure, then for all of them at once: the share of resamples with the candidate at least level."""
+    rng = random.Random(seed)
+    level = [0] * (len(NAMES) + 1)
+    for _ in range(resamples):
+        sample = [rng.choice(ids) for _ in ids]
+        base, cand = figures(sample, *runs["baseline"]), figures(sample, *runs["candidate"])
+        ok = [c <= b if n in LOWER_IS_BETTER else c >= b for n, c, b in zip(NAMES, cand, base)]
+        for k, hit in enumerate([*ok, all(ok)]):
+            level[k] += hit
+    return [n / resamples for n in level]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("candidate", type=Path)
-    ap.add_argument("--against", type=Path, default=MODEL_DIR)
+    ap.add_argument("candidate", help="a model folder, or fast / accurate")
+    ap.add_argument("--against", default="fast", help="a model folder, or fast (default) / accurate")
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--split", choices=("dev", "heldout"), default="dev")
+    ap.add_argument("--cross-fitted", action="store_true", help="score dev cross-fitted, as benchmarks/quality.py does")
     ap.add_argument("--resamples", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if args.cross_fitted and args.split != "dev":
+        ap.error("--cross-fitted scores PTC dev; it cannot be used with --split heldout")
 
-    arts, gold = load_split(args.ptc, args.split)
-    gold_by, ids = by_article(gold), sorted(arts)
     runs = {}
-    for name, folder in (("baseline", args.against), ("candidate", args.candidate)):
-        model = Model(folder)
-        pred, tc = predict(model, arts, gold)
-        runs[name] = (gold_by, by_article(pred), by_article(tc or []))
-        si, flc, tc_f1 = figures(ids, *runs[name])
-        print(f"{name:<9} {model.name} {model.version}: SI {si:.4f}  FLC {flc:.4f}  TC {tc_f1:.4f}  ({args.split}, {len(ids)} articles)")
-    rng = random.Random(args.seed)
-    level = [0, 0, 0, 0]
-    for _ in range(args.resamples):
-        sample = [rng.choice(ids) for _ in ids]
-        base, cand = figures(sample, *runs["baseline"]), figures(sample, *runs["candidate"])
-        ok = [c >= b for c, b in zip(cand, base)]
-        for k, hit in enumerate([*ok, all(ok)]):
-            level[k] += hit
-    share = [n / args.resamples for n in level]
-    print(f"candidate at least level in {args.resamples} resamples: SI {share[0]:.2f}  FLC {share[1]:.2f}  "
-          f"TC {share[2]:.2f}  all three {share[3]:.2f}")
+    for name, which in (("baseline", args.against), ("candidate", args.candidate)):
+        model = Model(locate(which))
+        ids, runs[name] = predictions(model, args.ptc, args.split, args.cross_fitted)
+        shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, figures(ids, *runs[name])))
+        print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {'cross-fitted' if args.cross_fitted else 'shipped settings'})")
+    share = level_shares(runs, ids, args.resamples, args.seed)
+    print(f"candidate at least level in {args.resamples} resamples of {len(ids)} articles: "
+          + "  ".join(f"{n} {s:.2f}" for n, s in zip((*NAMES, "all five"), share)))
 
 
 if __name__ == "__main__":
