@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import random
 from collections import defaultdict
+from itertools import repeat
 from pathlib import Path
 
 from propscan.evaluation.evaluate import predict, score
@@ -41,10 +42,10 @@ def load_split(ptc: Path, split: str, val_every: int = TrainConfig().val_every) 
     return held_out(arts, read_labels(ptc / "train/train-task-flc-tc.labels", arts), val_every)
 
 
-def by_article(rows: list[Label], scores: list[float]) -> dict[str, list[tuple[Label, float]]]:
-    """Rows grouped by article, each with its confidence (NaN where a row has none: TC and gold rows)."""
+def by_article(rows: list[Label], scores: list[float] | None = None) -> dict[str, list[tuple[Label, float]]]:
+    """Rows grouped by article, each with its confidence (NaN for rows without one: gold and TC rows)."""
     out: dict[str, list[tuple[Label, float]]] = defaultdict(list)
-    for r, s in zip(rows, scores):
+    for r, s in zip(rows, scores if scores is not None else repeat(float("nan"))):
         out[r.article_id].append((r, s))
     return out
 
@@ -62,19 +63,17 @@ def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float,
     return report.si.f1, report.flc.f1, report.tc.f1, report.mean_technique_f1, report.ece
 
 
-def predictions(model: Model, ptc: Path, split: str, cross_fitted: bool) -> tuple[list[str], tuple[dict, dict, dict]]:
-    """The split's article ids, and the model's gold, FLC and TC rows there, grouped by article (by_article)."""
-    val_every = model.config.get("train_config", {}).get("val_every", TrainConfig().val_every)
-    arts, gold = load_split(ptc, split, val_every)
+def predictions(model: Model, split: tuple[dict[str, str], list[Label]], ptc: Path, cross_fitted: bool) -> tuple[dict, dict]:
+    """The model's FLC and TC rows on the split's articles, grouped by article (by_article). Cross-fitted,
+    the tuning articles are those the model's own training held out (its val_every)."""
     scores: list[float] = []
     if cross_fitted:
-        heldout = load_split(ptc, "heldout", val_every)
-        pred, scores, tc = cross_fit_predictions(model, heldout, (arts, gold), log=lambda m: None, cache={},
+        heldout = load_split(ptc, "heldout", model.config.get("train_config", {}).get("val_every", TrainConfig().val_every))
+        pred, scores, tc = cross_fit_predictions(model, heldout, split, log=lambda m: None, cache={},
                                                  rule=Rule.recorded(model.config))
     else:
-        pred, tc = predict(model, arts, gold, scores=scores)
-    nan = float("nan")
-    return sorted(arts), (by_article(gold, [nan] * len(gold)), by_article(pred, scores), by_article(tc or [], [nan] * len(tc or [])))
+        pred, tc = predict(model, *split, scores=scores)
+    return by_article(pred, scores), by_article(tc or [])
 
 
 def level_shares(runs: dict, ids: list[str], resamples: int, seed: int) -> list[float]:
@@ -103,10 +102,12 @@ def main() -> None:
     if args.cross_fitted and args.split != "dev":
         ap.error("--cross-fitted scores PTC dev; it cannot be used with --split heldout")
 
+    split = load_split(args.ptc, args.split)
+    gold_by, ids = by_article(split[1]), sorted(split[0])
     runs = {}
     for name, which in (("baseline", args.against), ("candidate", args.candidate)):
         model = Model(locate(which))
-        ids, runs[name] = predictions(model, args.ptc, args.split, args.cross_fitted)
+        runs[name] = (gold_by, *predictions(model, split, args.ptc, args.cross_fitted))
         shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, figures(ids, *runs[name])))
         print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {'cross-fitted' if args.cross_fitted else 'shipped settings'})")
     share = level_shares(runs, ids, args.resamples, args.seed)
