@@ -2,14 +2,14 @@
 calibration of the span confidences (expected calibration error over 10 bins, reliability table).
 
     python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model fast|accurate|DIR] [--min-confidence P]
-                                 [--rate-floor X|none] [--calibration out_of_fold|in_sample]
+                                 [--rate-floor X|none] [--calibration out_of_fold|in_sample] [--detectors all|narrow]
 
 A span counts as right for calibration when annotators marked an overlapping span of its technique.
 When the model's detection was tuned with PTC dev too (model.json: tuned_on.dev_articles), the
 figures printed first are cross-fitted, recomputed here: each fifth of dev is scored with settings
 tuned on the held-out train articles and the other four fifths (training.tune.cross_fitted), as an
-unseen article would be, by the tuning rule the model records (model.json: tuning_rule; --rate-floor
-and --calibration override it, to compare models tuned by different rules). The shipped settings' own dev figures
+unseen article would be, by the tuning rule the model records (model.json: tuning_rule; --rate-floor,
+--calibration and --detectors override it, to compare models tuned by different rules). The shipped settings' own dev figures
 follow, labelled in sample.
 """
 
@@ -25,7 +25,7 @@ from propscan.evaluation.evaluate import evaluate
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 from propscan.training.train import held_out
-from propscan.training.tune import IN_SAMPLE, OUT_OF_FOLD, Rule, cross_fitted, rate_floor_arg, token_outputs
+from propscan.training.tune import DETECTOR_SETS, IN_SAMPLE, OUT_OF_FOLD, Rule, cross_fitted, rate_floor_arg, token_outputs
 
 HERE = Path(__file__).resolve().parent
 
@@ -43,6 +43,8 @@ def main() -> None:
                          "to compare models tuned by different rules")
     ap.add_argument("--calibration", default=None, choices=(OUT_OF_FOLD, IN_SAMPLE),
                     help="cross-fit with the calibration fitted on these spans instead of by the model's own rule")
+    ap.add_argument("--detectors", default=None, choices=tuple(DETECTOR_SETS),
+                    help="cross-fit choosing among this detector set instead of the model's own")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -65,6 +67,8 @@ def main() -> None:
             rule = replace(rule, rate_floor=args.rate_floor)
         if args.calibration:
             rule = replace(rule, calibration=args.calibration)
+        if args.detectors:
+            rule = replace(rule, detectors=args.detectors)
         report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))

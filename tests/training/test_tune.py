@@ -4,6 +4,8 @@ a few small PTC articles)."""
 
 from __future__ import annotations
 
+from dataclasses import astuple
+
 import numpy as np
 import pytest
 
@@ -99,8 +101,7 @@ def test_a_technique_is_tuned_to_fire_often_enough_to_be_seen(monkeypatch):
     vague = PRF(0.05, 0.3, 0.09, n_gold, n_gold)  # below the precision floor
     by_det = {0: {0.5: best_rare, 0.3: seen}, 1: {0.1: flood}, 2: {0.2: vague}}
     options = [tune.Detector("channel", g) for g in by_det]
-    monkeypatch.setattr(tune, "CHANNELS", options)
-    monkeypatch.setattr(tune, "CLASSIFIERS", [])
+    monkeypatch.setitem(tune.DETECTOR_SETS, tune.ALL, options)
 
     class Measured:  # a search that measured these scores
         def f1(self, t, det, among=None):
@@ -120,11 +121,33 @@ def test_a_technique_is_tuned_to_fire_often_enough_to_be_seen(monkeypatch):
     # the rule before the rate floor (a model that records none is cross-fitted by it): F1 above the
     # precision floor, whatever the rate, else the most precise
     by_det[0] = {0.5: best_rare, 0.3: seen}
-    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None, rate_floor=None)
+    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None, rule=tune.Rule(None))
     assert scores["Doubt"] is best_rare
     by_det[0], by_det[2] = {}, {0.2: vague}
-    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None, rate_floor=None)
+    _, cutoffs, scores = tune.tune_detectors(search, log=lambda m: None, rule=tune.Rule(None))
     assert scores["Doubt"] is flood  # the most precise of flood (0.11) and vague (0.05), though it floods
+
+
+def test_a_narrow_rule_chooses_only_among_its_detectors():
+    """The narrow set is six of the thirteen; a technique's best detector outside it is not chosen."""
+    from propscan.evaluation.metrics import PRF
+
+    narrow = tune.DETECTOR_SETS[tune.NARROW]
+    assert len(narrow) == 6 and set(map(astuple, narrow)) < set(map(astuple, tune.DETECTOR_SETS[tune.ALL]))
+    outside = next(d for d in tune.DETECTOR_SETS[tune.ALL] if d not in narrow)
+    good, fair = PRF(0.6, 0.5, 0.55, 20, 20), PRF(0.3, 0.3, 0.3, 20, 20)
+
+    class Measured:
+        def f1(self, t, det, among=None):
+            return {0.3: good if det == outside else fair}
+
+    for rule, chosen in ((tune.Rule(), outside), (tune.Rule(detectors=tune.NARROW), None)):
+        detectors, _, scores = tune.tune_detectors(Measured(), log=lambda m: None, rule=rule)
+        for t in TECHNIQUE_IDS:
+            if chosen is not None:
+                assert detectors[t] == chosen and scores[t] is good
+            else:
+                assert detectors[t] in narrow + tune.REPEATERS and scores[t] is fair
 
 
 def test_a_rate_floor_on_the_command_line_is_a_number_or_none():
@@ -147,7 +170,7 @@ def test_the_calibration_is_fitted_on_spans_found_by_detectors_chosen_without_th
     seen = []
     real = tune.calibration_rows
     monkeypatch.setattr(tune, "calibration_rows", lambda ctxs, g, settings: seen.append((set(ctxs), settings)) or real(ctxs, g, settings))
-    ev, y, tech, aids = tune.out_of_fold_rows(search, gold, False, tune.RATE_FLOOR)
+    ev, y, tech, aids = tune.out_of_fold_rows(search, gold, False, tune.Rule())
     fold = dict(zip(search.aids, folds_of(np.array(search.aids))))
     assert sorted(a for part, _ in seen for a in part) == sorted(arts)  # every article in exactly one fold
     differs = False
@@ -165,3 +188,6 @@ def test_a_recorded_tuning_rule_without_a_key_reads_as_the_rule_before_it():
     assert tune.Rule.recorded({}) == tune.Rule(None, tune.IN_SAMPLE)
     assert tune.Rule.recorded({"tuning_rule": {"rate_floor": 0.25}}) == tune.Rule(0.25, tune.IN_SAMPLE)
     assert tune.Rule.recorded({"tuning_rule": tune.Rule().to_json()}) == tune.Rule() == tune.Rule(tune.RATE_FLOOR, tune.OUT_OF_FOLD)
+    assert tune.Rule.recorded({"tuning_rule": {"calibration": tune.OUT_OF_FOLD}}).detectors == tune.ALL
+    narrow = tune.Rule(0.25, tune.OUT_OF_FOLD, tune.NARROW)
+    assert tune.Rule.recorded({"tuning_rule": narrow.to_json()}) == narrow

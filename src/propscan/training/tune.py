@@ -43,6 +43,16 @@ GAPS = (0, 1, 2, 3, 5)
 CHANNELS = [Detector("channel", gap) for gap in GAPS]
 CLASSIFIERS = [Detector("classify", gap, th) for th in (0.2, 0.3, 0.4, 0.5) for gap in (1, 5)]
 REPEATERS = [Detector("repeat", 0, ngram=n) for n in (1, 2, 3)]
+# The detector sets a tuning rule may search (Rule.detectors). NARROW keeps six of the thirteen: with fewer
+# options the choice on ~120 articles overfits less (cross-fitted PTC dev, out-of-fold calibration, rate
+# floor 0.25; SI / FLC / mean per-technique FLC F1 / ECE, all -> narrow: fast 0.4106 -> 0.4171, 0.2122 ->
+# 0.2117, 0.1105 -> 0.1110, 0.0432 -> 0.0425; accurate 0.4369 -> 0.4420, 0.2500 -> 0.2497, 0.1200 -> 0.1242,
+# 0.0239 -> 0.0235; docs/experiments.md, 2026-12-03 third session).
+ALL, NARROW = "all", "narrow"
+DETECTOR_SETS = {
+    ALL: CHANNELS + CLASSIFIERS,
+    NARROW: [d for d in CHANNELS if d.max_gap in (2, 5)] + [d for d in CLASSIFIERS if d.any_threshold in (0.2, 0.3)],
+}
 # Repetition log-odds added for spans whose words occurred earlier (model.repetition_prior). The shipped
 # model's TC micro-F1 by bonus on the 122 tuning articles (scripts/retune_model.py, 2026-12-01.5,
 # onnxruntime 1.32.0): 0 -> 0.588, 1 -> 0.595, 2 -> 0.602, 4 -> 0.612, 6 -> 0.620, 8 -> 0.621 (on
@@ -83,15 +93,16 @@ class Rule:
 
     rate_floor: float | None = RATE_FLOOR  # tune_detectors; None: the rule before the rate floor
     calibration: str = OUT_OF_FOLD  # or IN_SAMPLE
+    detectors: str = ALL  # a key of DETECTOR_SETS
 
     @classmethod
     def recorded(cls, config: dict) -> Rule:
         """A model.json's rule; a key it lacks reads as the rule before that key existed."""
         rule = config.get("tuning_rule", {})
-        return cls(rule.get("rate_floor"), rule.get("calibration", IN_SAMPLE))
+        return cls(rule.get("rate_floor"), rule.get("calibration", IN_SAMPLE), rule.get("detectors", ALL))
 
     def to_json(self) -> dict:
-        return {"rate_floor": self.rate_floor, "calibration": self.calibration}
+        return {"rate_floor": self.rate_floor, "calibration": self.calibration, "detectors": self.detectors}
 
 
 def rate_floor_arg(value: str) -> float | None:
@@ -187,17 +198,18 @@ def _detect_in(ctx: Context, settings: Settings):
     return detect(ctx.model, settings, ctx.text, ctx.out, settings.cutoffs, ctx=ctx, with_alternatives=False)
 
 
-def tune_detectors(search: Search, log=print, rate_floor: float | None = RATE_FLOOR, among: np.ndarray | None = None):
-    """Per technique, the detector and evidence cutoff with the best FLC F1 of its own on the tuning
-    articles (those ``among`` selects; None: all).
+def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.ndarray | None = None):
+    """Per technique, the detector (among ``rule.detectors``) and evidence cutoff with the best FLC F1 of
+    its own on the tuning articles (those ``among`` selects; None: all).
 
-    ``rate_floor=None`` is the rule models were tuned by before 2026-12-02 (no rate floor; a technique
+    A rate floor of None is the rule models were tuned by before 2026-12-02 (no rate floor; a technique
     with no precise setting gets its most precise one): cross-fitting such a model uses it too, so its
     dev figures are reproduced."""
+    rate_floor = rule.rate_floor
     lowest = 0.0 if rate_floor is None else rate_floor
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
-        options = CHANNELS + CLASSIFIERS + (REPEATERS if t == REPETITION else [])
+        options = DETECTOR_SETS[rule.detectors] + (REPEATERS if t == REPETITION else [])
         best = seen = fallback = None
         for det in options:
             for cut, prf in search.f1(t, det, among).items():
@@ -249,13 +261,13 @@ def calibration_rows(ctxs: dict[str, Context], gold: list[Label], settings: Sett
             np.array([p.technique for p in pred], dtype=str), np.array([p.article_id for p in pred], dtype=str))
 
 
-def out_of_fold_rows(search: Search, gold: list[Label], heading_doubt: bool, rate_floor: float | None) -> tuple[np.ndarray, ...]:
+def out_of_fold_rows(search: Search, gold: list[Label], heading_doubt: bool, rule: Rule) -> tuple[np.ndarray, ...]:
     """``calibration_rows`` as unseen articles get them: each fold of the tuning articles (folds_of)
     detected by the detectors and cutoffs ``tune_detectors`` chooses on the other folds."""
     fold = folds_of(np.array(search.aids, dtype=str))
     parts = []
     for k in sorted(set(fold.tolist())):
-        detectors, cutoffs, _ = tune_detectors(search, lambda m: None, rate_floor, among=fold != k)
+        detectors, cutoffs, _ = tune_detectors(search, lambda m: None, rule, among=fold != k)
         mine = {a: search.ctxs[a] for a, f in zip(search.aids, fold) if f == k}
         parts.append(calibration_rows(mine, gold, _uncalibrated(detectors, cutoffs, heading_doubt)))
     return tuple(np.concatenate(cols) for cols in zip(*parts))
@@ -306,7 +318,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
         + f" -> {bonus:g}")
     # 1. per technique: detector and evidence cutoff, for its own F1 (Doubt in headings left out)
     search = Search(contexts(model, articles, outs), gold_rows)
-    detectors, evidence, scores = tune_detectors(search, log, rule.rate_floor)
+    detectors, evidence, scores = tune_detectors(search, log, rule)
     # 2. Doubt inside headings: kept or not, by Doubt's own held-out F1
     doubt = TECHNIQUE_IDS.index("Doubt")
     with_heads = search.f1(doubt, detectors["Doubt"], heading_doubt=True)
@@ -315,7 +327,7 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
     log(f"  Doubt F1 without headings {scores['Doubt'].f1:.3f}, with {doubt_in_headings:.3f}")
     # 3. calibration on the spans found as an unseen article's are (Rule.calibration); the cutoffs move
     # onto the calibrated scale
-    rows = (out_of_fold_rows(search, gold, heading_doubt, rule.rate_floor) if rule.calibration == OUT_OF_FOLD
+    rows = (out_of_fold_rows(search, gold, heading_doubt, rule) if rule.calibration == OUT_OF_FOLD
             else calibration_rows(search.ctxs, gold, _uncalibrated(detectors, evidence, heading_doubt)))
     cal, cal_info = fit_calibration(rows, log)
     cal_info["rows"] = rule.calibration
