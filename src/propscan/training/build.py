@@ -284,6 +284,7 @@ def write_model_card(out: Path, meta: dict) -> str:
                                     "--labels ../shared/data/ptc/dev/dev-task-flc-tc.labels --dev-figures-from train-only")]
     else:
         commands = _train_command("model-out", *options, dev_options)
+    commands += _retune_command(meta)
     lines += [
         "## Reproduce",
         "",
@@ -385,6 +386,17 @@ def _train_command(out: str, *options: str) -> list[str]:
              f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out {out}",
              *(f"    {o}" for o in options)]
     return [line + " \\" for line in lines[:-1]] + lines[-1:]
+
+
+def _retune_command(meta: dict) -> list[str]:
+    """`propscan train` tunes by today's rule (tune.Rule()); a model tuned by another one was retuned
+    after training, by the options that rule differs in."""
+    rule, today = Rule.recorded(meta), Rule()
+    if "tuning_rule" not in meta or rule == today:
+        return []
+    flags = [f"--{name.replace('_', '-')} {'none' if value is None else value}"
+             for name, value in rule.to_json().items() if value != today.to_json()[name]]
+    return [f".venv/bin/python scripts/retune_model.py --model model-out --version {meta['version']} " + " ".join(flags)]
 
 
 def _install_target(cfg: dict) -> str:
