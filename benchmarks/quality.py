@@ -18,19 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from propscan.evaluation.evaluate import evaluate
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 from propscan.training.train import held_out
-from propscan.training.tune import DETECTOR_SETS, IN_SAMPLE, OUT_OF_FOLD, Rule, cross_fitted, rate_floor_arg, token_outputs
+from propscan.training.tune import Rule, add_rule_options, cross_fitted, rule_from, token_outputs
 
 HERE = Path(__file__).resolve().parent
-
-
-OWN_RULE = object()  # --rate-floor not given: the rule the model records (not a string: argparse would parse it)
 
 
 def main() -> None:
@@ -38,13 +34,7 @@ def main() -> None:
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--model", default=None, help="fast (default), accurate, or a model folder")
     ap.add_argument("--min-confidence", type=float, default=None, help="default: the cutoffs tuned per technique")
-    ap.add_argument("--rate-floor", default=OWN_RULE, type=rate_floor_arg, metavar="X|none",
-                    help="cross-fit by this tuning rule instead of the model's own (none: the rule before the rate floor), "
-                         "to compare models tuned by different rules")
-    ap.add_argument("--calibration", default=None, choices=(OUT_OF_FOLD, IN_SAMPLE),
-                    help="cross-fit with the calibration fitted on these spans instead of by the model's own rule")
-    ap.add_argument("--detectors", default=None, choices=tuple(DETECTOR_SETS),
-                    help="cross-fit choosing among this detector set instead of the model's own")
+    add_rule_options(ap, "the model's own rule (model.json: tuning_rule); given, to compare models tuned by different rules")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -62,13 +52,7 @@ def main() -> None:
         train = read_articles(args.ptc / "train/train-articles")
         heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
         # by the tuning rule the model was tuned with, but for what the command line overrides
-        rule = Rule.recorded(config)
-        if args.rate_floor is not OWN_RULE:
-            rule = replace(rule, rate_floor=args.rate_floor)
-        if args.calibration:
-            rule = replace(rule, calibration=args.calibration)
-        if args.detectors:
-            rule = replace(rule, detectors=args.detectors)
+        rule = rule_from(args, Rule.recorded(config))
         report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))

@@ -191,3 +191,19 @@ def test_a_recorded_tuning_rule_without_a_key_reads_as_the_rule_before_it():
     assert tune.Rule.recorded({"tuning_rule": {"calibration": tune.OUT_OF_FOLD}}).detectors == tune.ALL
     narrow = tune.Rule(0.25, tune.OUT_OF_FOLD, tune.NARROW)
     assert tune.Rule.recorded({"tuning_rule": narrow.to_json()}) == narrow
+
+
+def test_rule_options_change_only_what_the_command_line_gives():
+    """scripts/retune_model.py and benchmarks/quality.py read a rule the same way: options named after
+    Rule's fields, each replacing its field in the base rule only when given (a rate floor of none too)."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    tune.add_rule_options(ap, "the base rule")
+    base = tune.Rule(0.25, tune.IN_SAMPLE, tune.ALL)
+    assert tune.rule_from(ap.parse_args([]), base) == base
+    got = tune.rule_from(ap.parse_args(["--rate-floor", "none", "--detectors", "narrow"]), base)
+    assert got == tune.Rule(None, tune.IN_SAMPLE, tune.NARROW)
+    assert tune.rule_from(ap.parse_args(["--calibration", "out_of_fold"]), base).calibration == tune.OUT_OF_FOLD
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--detectors", "wide"])

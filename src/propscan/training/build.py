@@ -391,11 +391,10 @@ def _train_command(out: str, *options: str) -> list[str]:
 def _retune_command(meta: dict) -> list[str]:
     """`propscan train` tunes by today's rule (tune.Rule()); a model tuned by another one was retuned
     after training, by the options that rule differs in."""
-    rule, today = Rule.recorded(meta), Rule()
+    rule, today = Rule.recorded(meta).to_json(), Rule().to_json()
     if "tuning_rule" not in meta or rule == today:
         return []
-    flags = [f"--{name.replace('_', '-')} {'none' if value is None else value}"
-             for name, value in rule.to_json().items() if value != today.to_json()[name]]
+    flags = [f"--{name.replace('_', '-')} {'none' if value is None else value}" for name, value in rule.items() if value != today[name]]
     return [f".venv/bin/python scripts/retune_model.py --model model-out --version {meta['version']} " + " ".join(flags)]
 
 

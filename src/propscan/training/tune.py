@@ -24,7 +24,7 @@ unseen article's (Rule.calibration).
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, fields, replace
 
 import numpy as np
 
@@ -119,6 +119,25 @@ def rate_floor_arg(value: str) -> float | None:
     if not floor >= 0:
         raise argparse.ArgumentTypeError(f"{value!r}: give a number >= 0, or none")
     return floor
+
+
+UNSET = object()  # a rule option the command line did not give (not None: that is a rate floor's value)
+
+
+def add_rule_options(ap, unset: str) -> None:
+    """A tuning rule's command-line options, each named after its Rule field (a card's retune line,
+    build._retune_command, writes them by those names); ``unset`` says what an option not given means."""
+    ap.add_argument("--rate-floor", default=UNSET, type=rate_floor_arg, metavar="X|none",
+                    help=f"the rate floor (none: the rule before the rate floor); not given: {unset}")
+    ap.add_argument("--calibration", default=UNSET, choices=(OUT_OF_FOLD, IN_SAMPLE),
+                    help=f"the spans the calibration is fitted on ({IN_SAMPLE}: the rule before 2026-12-03); not given: {unset}")
+    ap.add_argument("--detectors", default=UNSET, choices=tuple(DETECTOR_SETS),
+                    help=f"the detectors each technique chooses among (tune.DETECTOR_SETS); not given: {unset}")
+
+
+def rule_from(args, base: Rule) -> Rule:
+    """``base`` but for the rule options the command line gave (add_rule_options)."""
+    return replace(base, **{f.name: getattr(args, f.name) for f in fields(Rule) if getattr(args, f.name) is not UNSET})
 
 
 def tune_repeat_bonus(
