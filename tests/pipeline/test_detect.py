@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from propscan.pipeline import calibrate, encoding
-from propscan.pipeline.detect import STOP_WORDS, Context, Detector, Settings, in_heading, repeats, resolve_cutoffs, trim
+from propscan.pipeline.detect import ANY, STOP_WORDS, Context, Detector, Settings, evidence_for, in_heading, repeats, resolve_cutoffs, trim
 from propscan.pipeline.model import MODEL_DIR
 from propscan.techniques import TECHNIQUE_IDS, check_confidence, parse_cutoffs, reliability, resolve
 
@@ -65,6 +65,38 @@ def test_repeats_mark_later_occurrences_only(model) -> None:
     assert ("illegal aliens", first) not in found  # the first mention is not a repetition
     assert sum(1 for phrase, _ in found if phrase == "illegal aliens") == 2
     assert all(phrase.split()[0] not in STOP_WORDS for phrase, _ in found)  # "the" never starts one
+
+
+def test_pooled_repeats_take_the_phrases_evidence_over_all_its_mentions(model) -> None:
+    """A pooled repeat's evidence is the mean over every mention of the phrase (the first included) of
+    the mention's mean "any technique" probability: one value for all its later mentions, which
+    evidence_for (the alternatives' scale) reproduces; the mentions marked are those the local one marks."""
+    text = "Illegal aliens are coming. The illegal aliens will stay, said the illegal aliens group. Aliens!"
+    out = model.token_outputs(text)
+    ctx, rep = Context(model, text, out), TECHNIQUE_IDS.index("Repetition")
+    local, pooled = repeats(ctx, rep, 2), repeats(ctx, rep, 2, pool=True)
+    assert [(c.a, c.b) for c in local] == [(c.a, c.b) for c in pooled] and pooled
+
+    def mentions(phrase):
+        return [encoding.token_range(out.enc, m, m + len(phrase)) for m in range(len(text)) if text.lower().startswith(phrase, m)
+                and not text[m + len(phrase)].isalnum()]
+
+    p_any = out.probs[:, ANY]
+    for phrase in ("illegal aliens", "aliens"):
+        where = mentions(phrase)
+        expected = np.mean([p_any[a:b].mean() for a, b in where])
+        got = [c for c in pooled if (c.a, c.b) in where[1:]]
+        assert len(got) == len(where) - 1 and all(c.evidence == pytest.approx(expected) for c in got)
+        assert {c.evidence for c in local if (c.a, c.b) in where[1:]} != {expected}  # the local ones differ
+        det = Detector("repeat", 0, ngram=2, pool=True)
+        assert evidence_for(ctx, rep, det, *where[-1], None) == pytest.approx(expected)
+        assert evidence_for(ctx, rep, det, *where[0], None) == 0.0  # a first mention repeats nothing
+
+
+def test_a_repeat_detector_writes_pool_only_when_set() -> None:
+    assert "pool" not in Detector("repeat", 0, ngram=2).to_json()
+    assert Detector.from_json(Detector("repeat", 0, ngram=2, pool=True).to_json()) == Detector("repeat", 0, ngram=2, pool=True)
+    assert "pool" not in Detector("channel", 1, pool=True).to_json()  # no meaning outside repeat
 
 
 # ------------------------------------------------------------------------------------------- calibration

@@ -4,7 +4,7 @@ a few small PTC articles)."""
 
 from __future__ import annotations
 
-from dataclasses import astuple
+from dataclasses import astuple, replace
 
 import numpy as np
 import pytest
@@ -147,7 +147,7 @@ def test_a_narrow_rule_chooses_only_among_its_detectors():
             if chosen is not None:
                 assert detectors[t] == chosen and scores[t] is good
             else:
-                assert detectors[t] in narrow + tune.REPEATERS and scores[t] is fair
+                assert detectors[t] in narrow + tune.REPEATER_SETS[tune.POOLED] and scores[t] is fair
 
 
 def test_a_rate_floor_on_the_command_line_is_a_number_or_none():
@@ -185,12 +185,35 @@ def test_the_calibration_is_fitted_on_spans_found_by_detectors_chosen_without_th
 
 
 def test_a_recorded_tuning_rule_without_a_key_reads_as_the_rule_before_it():
-    assert tune.Rule.recorded({}) == tune.Rule(None, tune.IN_SAMPLE)
-    assert tune.Rule.recorded({"tuning_rule": {"rate_floor": 0.25}}) == tune.Rule(0.25, tune.IN_SAMPLE)
-    assert tune.Rule.recorded({"tuning_rule": tune.Rule().to_json()}) == tune.Rule() == tune.Rule(tune.RATE_FLOOR, tune.OUT_OF_FOLD)
+    assert tune.Rule.recorded({}) == tune.Rule(None, tune.IN_SAMPLE, tune.ALL, tune.LOCAL)
+    assert tune.Rule.recorded({"tuning_rule": {"rate_floor": 0.25}}) == tune.Rule(0.25, tune.IN_SAMPLE, tune.ALL, tune.LOCAL)
+    assert tune.Rule.recorded({"tuning_rule": tune.Rule().to_json()}) == tune.Rule() == tune.Rule(tune.RATE_FLOOR, tune.OUT_OF_FOLD, tune.ALL, tune.POOLED)
     assert tune.Rule.recorded({"tuning_rule": {"calibration": tune.OUT_OF_FOLD}}).detectors == tune.ALL
-    narrow = tune.Rule(0.25, tune.OUT_OF_FOLD, tune.NARROW)
+    narrow = tune.Rule(0.25, tune.OUT_OF_FOLD, tune.NARROW, tune.LOCAL)
     assert tune.Rule.recorded({"tuning_rule": narrow.to_json()}) == narrow
+    assert tune.Rule.recorded({"tuning_rule": {"detectors": tune.NARROW}}).repeaters == tune.LOCAL  # recorded before the key
+    pooled = tune.Rule(0.25, tune.OUT_OF_FOLD, tune.NARROW, tune.POOLED)
+    assert tune.Rule.recorded({"tuning_rule": pooled.to_json()}) == pooled
+
+
+def test_repetition_chooses_among_the_rules_repeated_phrase_detectors():
+    """Only Repetition may take a repeated-phrase detector, and only those of its rule's set."""
+    from propscan.evaluation.metrics import PRF
+
+    local, pooled = tune.REPEATER_SETS[tune.LOCAL], tune.REPEATER_SETS[tune.POOLED]
+    assert all(not d.pool for d in local) and all(d.pool for d in pooled)
+    assert [d.ngram for d in local] == [d.ngram for d in pooled]
+    best, fair = PRF(0.6, 0.5, 0.55, 20, 20), PRF(0.3, 0.3, 0.3, 20, 20)
+    target = pooled[1]
+
+    class Measured:
+        def f1(self, t, det, among=None):
+            return {0.3: best if det == target else fair}
+
+    for repeaters, expect in ((tune.LOCAL, False), (tune.POOLED, True)):  # each rule, only its own set
+        detectors, _, _ = tune.tune_detectors(Measured(), log=lambda m: None, rule=tune.Rule(repeaters=repeaters))
+        assert (detectors["Repetition"] == target) is expect
+        assert all(d.source != "repeat" for t, d in detectors.items() if t != "Repetition")
 
 
 def test_rule_options_change_only_what_the_command_line_gives():
@@ -200,10 +223,13 @@ def test_rule_options_change_only_what_the_command_line_gives():
 
     ap = argparse.ArgumentParser()
     tune.add_rule_options(ap, "the base rule")
-    base = tune.Rule(0.25, tune.IN_SAMPLE, tune.ALL)
+    base = tune.Rule(0.25, tune.IN_SAMPLE, tune.ALL, tune.LOCAL)
     assert tune.rule_from(ap.parse_args([]), base) == base
     got = tune.rule_from(ap.parse_args(["--rate-floor", "none", "--detectors", "narrow"]), base)
-    assert got == tune.Rule(None, tune.IN_SAMPLE, tune.NARROW)
+    assert got == tune.Rule(None, tune.IN_SAMPLE, tune.NARROW, tune.LOCAL)
     assert tune.rule_from(ap.parse_args(["--calibration", "out_of_fold"]), base).calibration == tune.OUT_OF_FOLD
+    assert tune.rule_from(ap.parse_args(["--repeaters", "pooled"]), base) == replace(base, repeaters=tune.POOLED)
     with pytest.raises(SystemExit):
         ap.parse_args(["--detectors", "wide"])
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--repeaters", "global"])

@@ -6,7 +6,8 @@ Each technique has its own detector, chosen on the tuning articles for that tech
 - ``channel``: runs of tokens whose probability for the technique passes a threshold;
 - ``classify``: runs of the "any technique" channel that the span head names as this technique;
 - ``repeat`` (Repetition): the later occurrences of a phrase the article already used, where the
-  model's "any technique" probability supports them. PTC defines Repetition by the article itself.
+  model's "any technique" probability supports them, at that occurrence or (``pool``) over all the
+  phrase's occurrences. PTC defines Repetition by the article itself.
 
 Every candidate carries an evidence value in [0, 1] (the highest token probability of its run,
 the span head's probability, or the mean "any" probability of the repeated phrase). The calibration maps it onto the probability that annotators marked an
@@ -72,6 +73,11 @@ class Detector:
     max_gap: int = 1
     any_threshold: float = 0.4  # classify: the "any" runs it names
     ngram: int = 2  # repeat: longest phrase, in words
+    # repeat: the evidence is the phrase's, averaged over all its occurrences, not the one occurrence's.
+    # Annotators mark a repeated phrase at most of its mentions or at none, so the article-wide reading
+    # is the better judge (Repetition FLC F1 on the 122 tuning articles, best cutoff: accurate 0.103 ->
+    # 0.170, fast 0.127 -> 0.166; docs/experiments.md, 2026-12-03 fifth session)
+    pool: bool = False
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Detector:
@@ -83,6 +89,8 @@ class Detector:
             d["any_threshold"] = self.any_threshold
         if self.source == "repeat":
             d["ngram"] = self.ngram
+            if self.pool:  # written only when set: a model.json before it reads the same
+                d["pool"] = True
         return d
 
 
@@ -105,6 +113,7 @@ class Context:
     cuts: list[int] = field(default_factory=list)  # tokens that begin a sentence glued to the one before
     _head: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     _any_runs: dict[tuple[float, int], list[tuple[int, int]]] = field(default_factory=dict)
+    _phrases: dict[int, dict[tuple[str, ...], list[tuple[int, int]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lower = self.text.lower()
@@ -129,6 +138,24 @@ class Context:
             for r, p in zip(todo, self.model.classify_spans(self.text, self.out, todo)):
                 self._head[r] = p
         return [self._head.get(r, np.zeros(len(TECHNIQUE_IDS))) for r in ranges]
+
+    def phrases(self, ngram: int) -> dict[tuple[str, ...], list[tuple[int, int]]]:
+        """Every phrase of 1..``ngram`` words that begins and ends with a content word and holds one
+        of more than two letters, with the token ranges of its occurrences, in text order ((-1, -1)
+        for one no token covers)."""
+        if ngram not in self._phrases:
+            words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(self.lower)]
+            content = [_content(w) for _, _, w in words]  # once per word, not once per phrase it is in
+            strong = [c and len(w) > 2 for c, (_, _, w) in zip(content, words)]
+            found: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+            for i in range(len(words)):  # by start, so each phrase's occurrences come in text order
+                for n in range(1, min(ngram, len(words) - i) + 1):
+                    if not (content[i] and content[i + n - 1] and any(strong[i : i + n])):
+                        continue
+                    r = encoding.token_range(self.out.enc, words[i][0], words[i + n - 1][1])
+                    found.setdefault(tuple(w[2] for w in words[i : i + n]), []).append(r)
+            self._phrases[ngram] = found
+        return self._phrases[ngram]
 
     def any_runs(self, threshold: float, gap: int) -> list[tuple[int, int]]:
         key = (threshold, gap)
@@ -230,32 +257,30 @@ def candidates(ctx: Context, t: int, det: Detector, floor: float) -> list[Candid
         rng = ctx.any_runs(det.any_threshold, det.max_gap)
         return [Candidate(t, a, b, float(p[t])) for (a, b), p in zip(rng, ctx.head(rng)) if p[t] >= floor]
     if det.source == "repeat":
-        return [c for c in repeats(ctx, t, det.ngram) if c.evidence >= floor]
+        return [c for c in repeats(ctx, t, det.ngram, det.pool) if c.evidence >= floor]
     raise ValueError(f"unknown detector source {det.source!r}")
 
 
-def repeats(ctx: Context, t: int, ngram: int) -> list[Candidate]:
-    """Later occurrences of phrases of 1..``ngram`` words (at least one content word) already used
-    earlier in the text, with the mean "any technique" probability of their tokens as evidence."""
-    words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(ctx.lower)]
-    enc, p_any = ctx.out.enc, ctx.out.probs[:, ANY]
-    content = [_content(w) for _, _, w in words]  # once per word, not once per phrase it is in
-    strong = [c and len(w) > 2 for c, (_, _, w) in zip(content, words)]
-    seen: set[tuple[str, ...]] = set()
+def repeats(ctx: Context, t: int, ngram: int, pool: bool = False) -> list[Candidate]:
+    """Later occurrences of phrases of 1..``ngram`` words (Context.phrases) already used earlier in the
+    text, with the mean "any technique" probability of their tokens as evidence: of that occurrence, or
+    (``pool``) of all the phrase's occurrences, the first one included."""
     found = []
-    for n in range(1, ngram + 1):
-        for i in range(len(words) - n + 1):
-            # a phrase begins and ends with a content word and holds one of more than two letters
-            if not (content[i] and content[i + n - 1] and any(strong[i : i + n])):
-                continue
-            phrase = tuple(w[2] for w in words[i : i + n])
-            if phrase not in seen:
-                seen.add(phrase)
-                continue
-            a, b = encoding.token_range(enc, words[i][0], words[i + n - 1][1])
-            if a >= 0:
-                found.append(Candidate(t, a, b, float(p_any[a:b].mean())))
+    for where in ctx.phrases(ngram).values():
+        if len(where) < 2:
+            continue
+        means = _any_means(ctx, where)
+        if all(m is None for m in means[1:]):
+            continue
+        pooled = float(np.mean([m for m in means if m is not None]))
+        found += [Candidate(t, a, b, pooled if pool else m) for (a, b), m in zip(where[1:], means[1:]) if m is not None]
     return found
+
+
+def _any_means(ctx: Context, where: list[tuple[int, int]]) -> list[float | None]:
+    """The mean "any technique" probability of each token range (None for (-1, -1))."""
+    p_any = ctx.out.probs[:, ANY]
+    return [float(p_any[a:b].mean()) if a >= 0 else None for a, b in where]
 
 
 def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.ndarray) -> float:
@@ -264,7 +289,12 @@ def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.n
         return float(head[k])
     if det.source == "repeat":
         s, e = int(ctx.out.enc.offsets[a, 0]), int(ctx.out.enc.offsets[b - 1, 1])
-        return float(ctx.out.probs[a:b, ANY].mean()) if occurs_earlier(ctx.lower, s, e) else 0.0
+        if not occurs_earlier(ctx.lower, s, e):
+            return 0.0
+        where = ctx.phrases(det.ngram).get(tuple(WORD.findall(ctx.lower[s:e]))) if det.pool else None
+        if where:  # a phrase the detector reads: its evidence pooled over its occurrences, as there
+            return float(np.mean([m for m in _any_means(ctx, where) if m is not None]))
+        return float(ctx.out.probs[a:b, ANY].mean())
     return float(ctx.out.probs[a:b, k].max())
 
 

@@ -20,7 +20,7 @@ from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, train_soup
-from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, Rule, cross_fitted, token_outputs, tune
+from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, POOLED, Rule, cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 
@@ -226,7 +226,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
         "- **Detection**: one detector per technique, chosen with its cutoff on the tuning articles for that "
-        f"technique's own FLC F1 among {len(DETECTOR_SETS[Rule.recorded(meta).detectors])} detectors (token runs of its channel, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article); spans trimmed to whole content words; Doubt "
+        f"technique's own FLC F1 among {len(DETECTOR_SETS[Rule.recorded(meta).detectors])} detectors (token runs of its channel, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if Rule.recorded(meta).repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
         f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
         f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",

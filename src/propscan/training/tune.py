@@ -39,10 +39,22 @@ from propscan.techniques import TECHNIQUE_IDS
 # Evidence cutoffs searched, fine at the low end: rare techniques rarely get high probabilities.
 GRID = np.round(np.concatenate([[0.02, 0.03, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 0.05)]), 2)
 GAPS = (0, 1, 2, 3, 5)
-# The detectors each technique may use (detect.py); Repetition also tries the repeated-phrase one.
+# The detectors each technique may use (detect.py); Repetition also tries the repeated-phrase ones.
 CHANNELS = [Detector("channel", gap) for gap in GAPS]
 CLASSIFIERS = [Detector("classify", gap, th) for th in (0.2, 0.3, 0.4, 0.5) for gap in (1, 5)]
-REPEATERS = [Detector("repeat", 0, ngram=n) for n in (1, 2, 3)]
+# The repeated-phrase detectors a tuning rule may search (Rule.repeaters): evidence at the occurrence
+# (LOCAL, the rule before 2026-12-03's fifth session) or pooled over the phrase's occurrences (POOLED).
+# Cross-fitted PTC dev, each shipped network by its recorded rule, local -> pooled (SI / FLC / mean
+# per-technique FLC F1 / ECE; Repetition's own F1): fast 2026-12-01.5 0.4118 -> 0.4094, 0.2127 -> 0.2216,
+# 0.1107 -> 0.1155, 0.0441 -> 0.0355 (0.129 -> 0.197); accurate 2026-12-03.3 0.4434 -> 0.4524, 0.2601 ->
+# 0.2694, 0.1300 -> 0.1410, 0.0203 -> 0.0232 (0.06 -> 0.218); TC unchanged (docs/experiments.md).
+# FLC and the mean rise for both, so Rule's default is POOLED; its costs are the fast model's SI and the
+# accurate one's ECE (still half the 0.05 target).
+LOCAL, POOLED = "local", "pooled"
+REPEATER_SETS = {
+    LOCAL: [Detector("repeat", 0, ngram=n) for n in (1, 2, 3)],
+    POOLED: [Detector("repeat", 0, ngram=n, pool=True) for n in (1, 2, 3)],
+}
 # The detector sets a tuning rule may search (Rule.detectors). NARROW keeps six of the thirteen: with fewer
 # options the choice on ~120 articles overfits less (cross-fitted PTC dev, out-of-fold calibration, rate
 # floor 0.25; SI / FLC / mean per-technique FLC F1 / ECE, all -> narrow: fast 0.4106 -> 0.4171, 0.2122 ->
@@ -95,15 +107,17 @@ class Rule:
     rate_floor: float | None = RATE_FLOOR  # tune_detectors; None: the rule before the rate floor
     calibration: str = OUT_OF_FOLD  # or IN_SAMPLE
     detectors: str = ALL  # a key of DETECTOR_SETS
+    repeaters: str = POOLED  # a key of REPEATER_SETS
 
     @classmethod
     def recorded(cls, config: dict) -> Rule:
         """A model.json's rule; a key it lacks reads as the rule before that key existed."""
         rule = config.get("tuning_rule", {})
-        return cls(rule.get("rate_floor"), rule.get("calibration", IN_SAMPLE), rule.get("detectors", ALL))
+        return cls(rule.get("rate_floor"), rule.get("calibration", IN_SAMPLE), rule.get("detectors", ALL),
+                   rule.get("repeaters", LOCAL))
 
     def to_json(self) -> dict:
-        return {"rate_floor": self.rate_floor, "calibration": self.calibration, "detectors": self.detectors}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def rate_floor_arg(value: str) -> float | None:
@@ -133,6 +147,8 @@ def add_rule_options(ap, unset: str) -> None:
                     help=f"the spans the calibration is fitted on ({IN_SAMPLE}: the rule before 2026-12-03); not given: {unset}")
     ap.add_argument("--detectors", default=UNSET, choices=tuple(DETECTOR_SETS),
                     help=f"the detectors each technique chooses among (tune.DETECTOR_SETS); not given: {unset}")
+    ap.add_argument("--repeaters", default=UNSET, choices=tuple(REPEATER_SETS),
+                    help=f"Repetition's repeated-phrase detectors (tune.REPEATER_SETS); not given: {unset}")
 
 
 def rule_from(args, base: Rule) -> Rule:
@@ -229,7 +245,7 @@ def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.nda
     lowest = 0.0 if rate_floor is None else rate_floor
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
-        options = DETECTOR_SETS[rule.detectors] + (REPEATERS if t == REPETITION else [])
+        options = DETECTOR_SETS[rule.detectors] + (REPEATER_SETS[rule.repeaters] if t == REPETITION else [])
         best = seen = fallback = None
         for det in options:
             for cut, prf in search.f1(t, det, among).items():
