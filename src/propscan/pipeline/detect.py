@@ -272,7 +272,7 @@ def repeats(ctx: Context, t: int, ngram: int, pool: bool = False) -> list[Candid
         means = _any_means(ctx, where)
         if all(m is None for m in means[1:]):
             continue
-        pooled = float(np.mean([m for m in means if m is not None]))
+        pooled = _pooled(means)
         found += [Candidate(t, a, b, pooled if pool else m) for (a, b), m in zip(where[1:], means[1:]) if m is not None]
     return found
 
@@ -281,6 +281,11 @@ def _any_means(ctx: Context, where: list[tuple[int, int]]) -> list[float | None]
     """The mean "any technique" probability of each token range (None for (-1, -1))."""
     p_any = ctx.out.probs[:, ANY]
     return [float(p_any[a:b].mean()) if a >= 0 else None for a, b in where]
+
+
+def _pooled(means: list[float | None]) -> float:
+    """A repeated phrase's pooled evidence: its mentions' means averaged (those no token covers left out)."""
+    return float(np.mean([m for m in means if m is not None]))
 
 
 def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.ndarray) -> float:
@@ -293,7 +298,7 @@ def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.n
             return 0.0
         where = ctx.phrases(det.ngram).get(tuple(WORD.findall(ctx.lower[s:e]))) if det.pool else None
         if where:  # a phrase the detector reads: its evidence pooled over its occurrences, as there
-            return float(np.mean([m for m in _any_means(ctx, where) if m is not None]))
+            return _pooled(_any_means(ctx, where))
         return float(ctx.out.probs[a:b, ANY].mean())
     return float(ctx.out.probs[a:b, k].max())
 
