@@ -93,6 +93,22 @@ def test_pooled_repeats_take_the_phrases_evidence_over_all_its_mentions(model) -
         assert evidence_for(ctx, rep, det, *where[0], None) == 0.0  # a first mention repeats nothing
 
 
+def test_only_repeated_phrases_are_indexed_and_others_keep_their_own_reading(model) -> None:
+    """Context.phrases holds the phrases that occur more than once; words that recur only inside
+    another word ("cover" in "cover-up") are no phrase the pooled detector reads, so their evidence
+    is their own mean "any technique" probability."""
+    text = "The cover-up was crude. Nobody would cover it, and the cover-up went on."
+    out = model.token_outputs(text)
+    ctx, rep = Context(model, text, out), TECHNIQUE_IDS.index("Repetition")
+    phrases = ctx.phrases(2)
+    assert ("cover-up",) in phrases and len(phrases[("cover-up",)]) == 2
+    assert all(len(where) > 1 for where in phrases.values()) and ("cover",) not in phrases
+    s = text.index("cover it")
+    a, b = encoding.token_range(out.enc, s, s + len("cover"))
+    own = float(out.probs[a:b, ANY].mean())
+    assert evidence_for(ctx, rep, Detector("repeat", 0, ngram=2, pool=True), a, b, None) == pytest.approx(own)
+
+
 def test_a_repeat_detector_writes_pool_only_when_set() -> None:
     assert "pool" not in Detector("repeat", 0, ngram=2).to_json()
     assert Detector.from_json(Detector("repeat", 0, ngram=2, pool=True).to_json()) == Detector("repeat", 0, ngram=2, pool=True)

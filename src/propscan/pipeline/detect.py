@@ -140,9 +140,9 @@ class Context:
         return [self._head.get(r, np.zeros(len(TECHNIQUE_IDS))) for r in ranges]
 
     def phrases(self, ngram: int) -> dict[tuple[str, ...], list[tuple[int, int]]]:
-        """Every phrase of 1..``ngram`` words that begins and ends with a content word and holds one
-        of more than two letters, with the token ranges of its occurrences, in text order ((-1, -1)
-        for one no token covers)."""
+        """Every phrase of 1..``ngram`` words that begins and ends with a content word, holds one of
+        more than two letters and occurs more than once, with the token ranges of its occurrences, in
+        text order ((-1, -1) for one no token covers)."""
         if ngram not in self._phrases:
             words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(self.lower)]
             content = [_content(w) for _, _, w in words]  # once per word, not once per phrase it is in
@@ -150,11 +150,11 @@ class Context:
             found: dict[tuple[str, ...], list[tuple[int, int]]] = {}
             for i in range(len(words)):  # by start, so each phrase's occurrences come in text order
                 for n in range(1, min(ngram, len(words) - i) + 1):
-                    if not (content[i] and content[i + n - 1] and any(strong[i : i + n])):
-                        continue
-                    r = encoding.token_range(self.out.enc, words[i][0], words[i + n - 1][1])
-                    found.setdefault(tuple(w[2] for w in words[i : i + n]), []).append(r)
-            self._phrases[ngram] = found
+                    if content[i] and content[i + n - 1] and any(strong[i : i + n]):
+                        found.setdefault(tuple(w[2] for w in words[i : i + n]), []).append((words[i][0], words[i + n - 1][1]))
+            # token ranges only for the repeated ones: most phrases occur once, and no detector reads those
+            self._phrases[ngram] = {phrase: [encoding.token_range(self.out.enc, s, e) for s, e in where]
+                                    for phrase, where in found.items() if len(where) > 1}
         return self._phrases[ngram]
 
     def any_runs(self, threshold: float, gap: int) -> list[tuple[int, int]]:
@@ -267,8 +267,6 @@ def repeats(ctx: Context, t: int, ngram: int, pool: bool = False) -> list[Candid
     (``pool``) of all the phrase's occurrences, the first one included."""
     found = []
     for where in ctx.phrases(ngram).values():
-        if len(where) < 2:
-            continue
         means = _any_means(ctx, where)
         if all(m is None for m in means[1:]):
             continue
@@ -297,8 +295,10 @@ def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.n
         if not occurs_earlier(ctx.lower, s, e):
             return 0.0
         where = ctx.phrases(det.ngram).get(tuple(WORD.findall(ctx.lower[s:e]))) if det.pool else None
-        if where:  # a phrase the detector reads: its evidence pooled over its occurrences, as there
+        if where:  # a repeated phrase the detector reads: its evidence pooled over its occurrences, as there
             return _pooled(_any_means(ctx, where))
+        # otherwise the words' own reading: they recur only inside other words ("cover" in "cover-up"),
+        # or the phrase is longer than the detector's, so it cannot find them and has no pooled value
         return float(ctx.out.probs[a:b, ANY].mean())
     return float(ctx.out.probs[a:b, k].max())
 
