@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import PTC_DEV_ARTICLES, PTC_DEV_FLC, SHARED, copy_smallest_ptc
+from propscan.pipeline import calibrate
+from propscan.pipeline.detect import Detector
 from propscan.pipeline.model import Model
 from propscan.ptc import read_articles, read_labels
 from propscan.techniques import TECHNIQUE_IDS
@@ -182,6 +184,39 @@ def test_the_calibration_is_fitted_on_spans_found_by_detectors_chosen_without_th
         differs |= (detectors, cutoffs) != tune.tune_detectors(search, lambda m: None)[:2]
     assert differs  # on these articles, leaving a fold out changes some choice
     assert set(aids.tolist()) <= set(arts) and len(ev) == len(y) == len(tech) and len(ev) > 0
+
+
+def test_out_of_fold_cutoffs_keep_each_techniques_chosen_detector(small, monkeypatch):
+    """OUT_OF_FOLD_CUTOFFS: each fold is detected by the detectors chosen on all the tuning articles, at
+    the cutoffs chosen for those detectors on the other folds, so every map is fitted on its runtime
+    detector's kind of evidence; tune() fits the calibration on those rows."""
+    from propscan.evaluation.evaluate import flc_rows
+
+    model, (h_arts, h_gold), (d_arts, d_gold) = small
+    arts, gold = {**h_arts, **d_arts}, h_gold + d_gold
+    outs = {a: model.token_outputs(t) for a, t in arts.items()}
+    search = Search(contexts(model, arts, outs), flc_rows(gold))
+    final = tune.tune_detectors(search, lambda m: None)[0]
+    seen = []
+    real = tune.calibration_rows
+    monkeypatch.setattr(tune, "calibration_rows", lambda ctxs, g, settings: seen.append((set(ctxs), settings)) or real(ctxs, g, settings))
+    tune.out_of_fold_rows(search, gold, False, tune.Rule(), only=final)
+    assert sorted(a for part, _ in seen for a in part) == sorted(arts) and len(seen) == tune.FOLDS
+    free = []
+    for part, settings in seen:
+        others = np.array([a not in part for a in search.aids])
+        assert settings.detectors == final
+        assert settings.cutoffs == tune.tune_detectors(search, lambda m: None, among=others, only=final)[1]
+        free.append(tune.tune_detectors(search, lambda m: None, among=others)[0])
+    assert any(d != final for d in free)  # unrestricted, some fold would have chosen another detector
+    rule = tune.Rule(calibration=tune.OUT_OF_FOLD_CUTOFFS)
+    got = []
+    monkeypatch.setattr(tune, "fit_calibration", lambda rows, log=print: got.append(rows) or (calibrate.Calibration(None), {}))
+    monkeypatch.setattr(tune, "out_of_fold_rows", lambda search, gold, hd, rule, only=None: got.append(only) or real_rows)
+    real_rows = (np.zeros(0), np.zeros(0, bool), np.zeros(0, str), np.zeros(0, str))
+    tuned = tune.tune(model, arts, gold, log=lambda m: None, cache=dict(zip(arts.values(), outs.values())), rule=rule)
+    assert got[0] == {t: Detector.from_json(d) for t, d in tuned["detectors"].items()} and got[1] is real_rows
+    assert tuned["tuning_rule"]["calibration"] == tune.OUT_OF_FOLD_CUTOFFS
 
 
 def test_a_recorded_tuning_rule_without_a_key_reads_as_the_rule_before_it():

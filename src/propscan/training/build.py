@@ -20,7 +20,7 @@ from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, train_soup
-from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, POOLED, Rule, cross_fitted, token_outputs, tune
+from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, POOLED, Rule, cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 
@@ -147,6 +147,12 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
 
 
 PTC_TRAIN = "PTC v2 train"  # what the card calls the training set when one --articles folder is given
+# How the card says the calibration's spans were found, by the recorded rule's calibration (tune.Rule).
+CALIBRATION_ROWS = {
+    OUT_OF_FOLD: ", each fifth of them detected with settings chosen on the other four fifths, as an unseen article is.",
+    OUT_OF_FOLD_CUTOFFS: ", each fifth of them detected with the chosen detectors at cutoffs chosen on the other four "
+                         "fifths, as an unseen article is.",
+}
 
 
 def _teacher_folders(cfg: TrainConfig) -> list[str]:
@@ -232,8 +238,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
         "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles"
-        + (", each fifth of them detected with settings chosen on the other four fifths, as an unseen article is."
-           if Rule.recorded(meta).calibration == OUT_OF_FOLD else "."),
+        + CALIBRATION_ROWS.get(Rule.recorded(meta).calibration, "."),
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",

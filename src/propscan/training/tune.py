@@ -97,6 +97,16 @@ SHRINKS = (0.1, 0.3, 1.0, 3.0, 10.0)
 # 12-block accurate network's confidences were 0.04 too high on dev (0.302 shown, 0.263 right; out of
 # fold: docs/experiments.md, 2026-12-03).
 OUT_OF_FOLD, IN_SAMPLE = "out_of_fold", "in_sample"
+# OUT_OF_FOLD_CUTOFFS: each fifth detected by the detectors chosen on all the tuning articles, at the cutoffs
+# chosen for them on the other four fifths. A technique's map turns its runtime detector's evidence into a
+# probability; fitted on spans of whatever detector each fold chose, it also saw other kinds of evidence
+# (a channel's peak probability beside the span head's) wherever the folds disagreed. Cross-fitted PTC dev,
+# accurate 2026-12-03.3's network, narrow detectors, pooled repeaters (SI / FLC / mean per-technique F1 / ECE):
+# OUT_OF_FOLD 0.4524 / 0.2694 / 0.1410 / 0.0232, OUT_OF_FOLD_CUTOFFS 0.4528 / 0.2675 / 0.1399 / 0.0189 (shipped as
+# propscan-mpnet 2026-12-03.7); fast 2026-12-01.6 by its recorded rule otherwise: 0.4154 / 0.2205 / 0.1155 / 0.0388
+# -> 0.4145 / 0.2200 / 0.1153 / 0.0267 (docs/experiments.md, 2026-12-03 sixth session). Rule's default stays
+# OUT_OF_FOLD until a tuning measures both models' detection figures level by it.
+OUT_OF_FOLD_CUTOFFS = "out_of_fold_cutoffs"
 
 Row = tuple[str, str, int, int]
 
@@ -107,7 +117,7 @@ class Rule:
     cross-fitted by the rule it was tuned with (benchmarks/quality.py)."""
 
     rate_floor: float | None = RATE_FLOOR  # tune_detectors; None: the rule before the rate floor
-    calibration: str = OUT_OF_FOLD  # or IN_SAMPLE
+    calibration: str = OUT_OF_FOLD  # or OUT_OF_FOLD_CUTOFFS, IN_SAMPLE
     detectors: str = ALL  # a key of DETECTOR_SETS
     repeaters: str = POOLED  # a key of REPEATER_SETS
 
@@ -145,7 +155,7 @@ def add_rule_options(ap, unset: str) -> None:
     build._retune_command, writes them by those names); ``unset`` says what an option not given means."""
     ap.add_argument("--rate-floor", default=UNSET, type=rate_floor_arg, metavar="X|none",
                     help=f"the rate floor (none: the rule before the rate floor); not given: {unset}")
-    ap.add_argument("--calibration", default=UNSET, choices=(OUT_OF_FOLD, IN_SAMPLE),
+    ap.add_argument("--calibration", default=UNSET, choices=(OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, IN_SAMPLE),
                     help=f"the spans the calibration is fitted on ({IN_SAMPLE}: the rule before 2026-12-03); not given: {unset}")
     ap.add_argument("--detectors", default=UNSET, choices=tuple(DETECTOR_SETS),
                     help=f"the detectors each technique chooses among (tune.DETECTOR_SETS); not given: {unset}")
@@ -236,9 +246,10 @@ def _detect_in(ctx: Context, settings: Settings):
     return detect(ctx.model, settings, ctx.text, ctx.out, settings.cutoffs, ctx=ctx, with_alternatives=False)
 
 
-def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.ndarray | None = None):
-    """Per technique, the detector (among ``rule.detectors``) and evidence cutoff with the best FLC F1 of
-    its own on the tuning articles (those ``among`` selects; None: all).
+def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.ndarray | None = None,
+                   only: dict[str, Detector] | None = None):
+    """Per technique, the detector (among ``rule.detectors``, or ``only`` its detector there) and evidence
+    cutoff with the best FLC F1 of its own on the tuning articles (those ``among`` selects; None: all).
 
     A rate floor of None is the rule models were tuned by before 2026-12-02 (no rate floor; a technique
     with no precise setting gets its most precise one): cross-fitting such a model uses it too, so its
@@ -248,6 +259,8 @@ def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.nda
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
         options = DETECTOR_SETS[rule.detectors] + (REPEATER_SETS[rule.repeaters] if t == REPETITION else [])
+        if only is not None:
+            options = [only[tech]]
         best = seen = fallback = None
         for det in options:
             for cut, prf in search.f1(t, det, among).items():
@@ -265,7 +278,7 @@ def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.nda
                     seen = (key, det, cut, prf)
                 if prf.precision >= PRECISION_FLOOR and (best is None or key > best[0]):
                     best = (key, det, cut, prf)
-        best = best or seen or fallback or ((), Detector(), float(GRID[0]), metrics.PRF(0, 0, 0, 0, 0))
+        best = best or seen or fallback or ((), options[0] if only else Detector(), float(GRID[0]), metrics.PRF(0, 0, 0, 0, 0))
         _, detectors[tech], cutoffs[tech], scores[tech] = best
         log(f"  {tech:<40} {detectors[tech].to_json()} evidence >= {cutoffs[tech]:.2f}: FLC F1 {scores[tech].f1:.3f}")
     return detectors, cutoffs, scores
@@ -299,13 +312,15 @@ def calibration_rows(ctxs: dict[str, Context], gold: list[Label], settings: Sett
             np.array([p.technique for p in pred], dtype=str), np.array([p.article_id for p in pred], dtype=str))
 
 
-def out_of_fold_rows(search: Search, gold: list[Label], heading_doubt: bool, rule: Rule) -> tuple[np.ndarray, ...]:
+def out_of_fold_rows(search: Search, gold: list[Label], heading_doubt: bool, rule: Rule,
+                     only: dict[str, Detector] | None = None) -> tuple[np.ndarray, ...]:
     """``calibration_rows`` as unseen articles get them: each fold of the tuning articles (folds_of)
-    detected by the detectors and cutoffs ``tune_detectors`` chooses on the other folds."""
+    detected by the detectors and cutoffs ``tune_detectors`` chooses on the other folds (given ``only``,
+    those detectors, and the cutoffs chosen for them there)."""
     fold = folds_of(np.array(search.aids, dtype=str))
     parts = []
     for k in sorted(set(fold.tolist())):
-        detectors, cutoffs, _ = tune_detectors(search, lambda m: None, rule, among=fold != k)
+        detectors, cutoffs, _ = tune_detectors(search, lambda m: None, rule, among=fold != k, only=only)
         mine = {a: search.ctxs[a] for a, f in zip(search.aids, fold) if f == k}
         parts.append(calibration_rows(mine, gold, _uncalibrated(detectors, cutoffs, heading_doubt)))
     return tuple(np.concatenate(cols) for cols in zip(*parts))
@@ -365,8 +380,10 @@ def tune(model: Model, articles: dict[str, str], gold: list[Label], log=print, c
     log(f"  Doubt F1 without headings {scores['Doubt'].f1:.3f}, with {doubt_in_headings:.3f}")
     # 3. calibration on the spans found as an unseen article's are (Rule.calibration); the cutoffs move
     # onto the calibrated scale
-    rows = (out_of_fold_rows(search, gold, heading_doubt, rule) if rule.calibration == OUT_OF_FOLD
-            else calibration_rows(search.ctxs, gold, _uncalibrated(detectors, evidence, heading_doubt)))
+    if rule.calibration == IN_SAMPLE:
+        rows = calibration_rows(search.ctxs, gold, _uncalibrated(detectors, evidence, heading_doubt))
+    else:
+        rows = out_of_fold_rows(search, gold, heading_doubt, rule, detectors if rule.calibration == OUT_OF_FOLD_CUTOFFS else None)
     cal, cal_info = fit_calibration(rows, log)
     cal_info["rows"] = rule.calibration
     cutoffs = calibrated_cutoffs(cal, evidence)
