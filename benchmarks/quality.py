@@ -2,7 +2,8 @@
 calibration of the span confidences (expected calibration error over 10 bins, reliability table).
 
     python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model fast|accurate|DIR] [--min-confidence P]
-                                 [--rate-floor X|none] [--calibration out_of_fold|in_sample] [--detectors all|narrow]
+                                 [--rate-floor X|none] [--calibration out_of_fold|out_of_fold_cutoffs|in_sample]
+                                 [--detectors all|narrow] [--repeaters local|pooled]
 
 A span counts as right for calibration when annotators marked an overlapping span of its technique.
 When the model's detection was tuned with PTC dev too (model.json: tuned_on.dev_articles), the

@@ -2,7 +2,8 @@
 score PTC dev, and rewrite its model.json and MODEL_CARD.md.
 
     python scripts/retune_model.py [--model DIR] [--ptc ../shared/data/ptc] [--version V] [--rate-floor X|none]
-                                    [--calibration out_of_fold|in_sample] [--detectors all|narrow]
+                                    [--calibration out_of_fold|out_of_fold_cutoffs|in_sample]
+                                    [--detectors all|narrow] [--repeaters local|pooled]
 """
 
 from __future__ import annotations
