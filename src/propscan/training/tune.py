@@ -156,7 +156,8 @@ def add_rule_options(ap, unset: str) -> None:
     ap.add_argument("--rate-floor", default=UNSET, type=rate_floor_arg, metavar="X|none",
                     help=f"the rate floor (none: the rule before the rate floor); not given: {unset}")
     ap.add_argument("--calibration", default=UNSET, choices=(OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, IN_SAMPLE),
-                    help=f"the spans the calibration is fitted on ({IN_SAMPLE}: the rule before 2026-12-03); not given: {unset}")
+                    help=f"the spans the calibration is fitted on ({OUT_OF_FOLD_CUTOFFS}: the chosen detectors, cutoffs chosen out "
+                         f"of fold; {IN_SAMPLE}: the rule before 2026-12-03); not given: {unset}")
     ap.add_argument("--detectors", default=UNSET, choices=tuple(DETECTOR_SETS),
                     help=f"the detectors each technique chooses among (tune.DETECTOR_SETS); not given: {unset}")
     ap.add_argument("--repeaters", default=UNSET, choices=tuple(REPEATER_SETS),
@@ -248,8 +249,9 @@ def _detect_in(ctx: Context, settings: Settings):
 
 def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.ndarray | None = None,
                    only: dict[str, Detector] | None = None):
-    """Per technique, the detector (among ``rule.detectors``, or ``only`` its detector there) and evidence
-    cutoff with the best FLC F1 of its own on the tuning articles (those ``among`` selects; None: all).
+    """Per technique, the detector (among ``rule.detectors``; given ``only``, the technique's detector there)
+    and evidence cutoff with the best FLC F1 of its own on the tuning articles (those ``among`` selects;
+    None: all).
 
     A rate floor of None is the rule models were tuned by before 2026-12-02 (no rate floor; a technique
     with no precise setting gets its most precise one): cross-fitting such a model uses it too, so its
