@@ -211,9 +211,9 @@ def test_out_of_fold_cutoffs_keep_each_techniques_chosen_detector(small, monkeyp
     assert any(d != final for d in free)  # unrestricted, some fold would have chosen another detector
     rule = tune.Rule(calibration=tune.OUT_OF_FOLD_CUTOFFS)
     got = []
+    real_rows = (np.zeros(0), np.zeros(0, bool), np.zeros(0, str), np.zeros(0, str))
     monkeypatch.setattr(tune, "fit_calibration", lambda rows, log=print: got.append(rows) or (calibrate.Calibration(None), {}))
     monkeypatch.setattr(tune, "out_of_fold_rows", lambda search, gold, hd, rule, only=None: got.append(only) or real_rows)
-    real_rows = (np.zeros(0), np.zeros(0, bool), np.zeros(0, str), np.zeros(0, str))
     tuned = tune.tune(model, arts, gold, log=lambda m: None, cache=dict(zip(arts.values(), outs.values())), rule=rule)
     assert got[0] == {t: Detector.from_json(d) for t, d in tuned["detectors"].items()} and got[1] is real_rows
     assert tuned["tuning_rule"]["calibration"] == tune.OUT_OF_FOLD_CUTOFFS

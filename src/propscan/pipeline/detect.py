@@ -270,8 +270,8 @@ def repeats(ctx: Context, t: int, ngram: int, pool: bool = False) -> list[Candid
         means = _any_means(ctx, where)
         if all(m is None for m in means[1:]):
             continue
-        pooled = _pooled(means)
-        found += [Candidate(t, a, b, pooled if pool else m) for (a, b), m in zip(where[1:], means[1:]) if m is not None]
+        pooled = _pooled(means) if pool else None
+        found += [Candidate(t, a, b, m if pooled is None else pooled) for (a, b), m in zip(where[1:], means[1:]) if m is not None]
     return found
 
 

@@ -223,6 +223,7 @@ def _training_data(cfg: TrainConfig, n_train: int, sources: list[str] | None = N
 
 def write_model_card(out: Path, meta: dict) -> str:
     """MODEL_CARD.md from model.json: data, date, settings, dev figures, how to reproduce."""
+    rule = Rule.recorded(meta)
     lines = [
         f"# {meta['name']} {meta['version']}",
         "",
@@ -232,13 +233,13 @@ def write_model_card(out: Path, meta: dict) -> str:
         "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
         "- **Detection**: one detector per technique, chosen with its cutoff on the tuning articles for that "
-        f"technique's own FLC F1 among {len(DETECTOR_SETS[Rule.recorded(meta).detectors])} detectors (token runs of its channel, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if Rule.recorded(meta).repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
+        f"technique's own FLC F1 among {len(DETECTOR_SETS[rule.detectors])} detectors (token runs of its channel, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if rule.repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
         f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
         f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
         "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles"
-        + CALIBRATION_ROWS.get(Rule.recorded(meta).calibration, "."),
+        + CALIBRATION_ROWS.get(rule.calibration, "."),
         f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",

@@ -260,9 +260,8 @@ def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.nda
     lowest = 0.0 if rate_floor is None else rate_floor
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
-        options = DETECTOR_SETS[rule.detectors] + (REPEATER_SETS[rule.repeaters] if t == REPETITION else [])
-        if only is not None:
-            options = [only[tech]]
+        options = ([only[tech]] if only is not None
+                   else DETECTOR_SETS[rule.detectors] + (REPEATER_SETS[rule.repeaters] if t == REPETITION else []))
         best = seen = fallback = None
         for det in options:
             for cut, prf in search.f1(t, det, among).items():
@@ -280,7 +279,7 @@ def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.nda
                     seen = (key, det, cut, prf)
                 if prf.precision >= PRECISION_FLOOR and (best is None or key > best[0]):
                     best = (key, det, cut, prf)
-        best = best or seen or fallback or ((), options[0] if only else Detector(), float(GRID[0]), metrics.PRF(0, 0, 0, 0, 0))
+        best = best or seen or fallback or ((), options[0] if only is not None else Detector(), float(GRID[0]), metrics.PRF(0, 0, 0, 0, 0))
         _, detectors[tech], cutoffs[tech], scores[tech] = best
         log(f"  {tech:<40} {detectors[tech].to_json()} evidence >= {cutoffs[tech]:.2f}: FLC F1 {scores[tech].f1:.3f}")
     return detectors, cutoffs, scores
