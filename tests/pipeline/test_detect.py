@@ -246,3 +246,23 @@ def test_no_candidate_runs_over_a_glued_sentence_end(model) -> None:
         assert any(s == glue for s, _ in found)  # the second sentence is still a candidate
     # "Dr. Smith", "U.S.A" are not glued sentence ends: one run from the glue to the end
     assert [(int(out.enc.offsets[a, 0])) for a, _ in ctx.any_runs(0.5, 1)] == [0, glue]
+
+
+def test_no_candidate_runs_from_a_numbered_heading_into_its_section(model) -> None:
+    """A numbered section title and the text below it are not one passage, however strong the run; a plain
+    short question line is (PTC has gold spans running on from such lines)."""
+    from dataclasses import replace
+
+    from propscan.pipeline.detect import candidates
+
+    text = "Intro line here.\n4. Warning to all Resistance groups!\nNow, some European countries are leaving.\nWhy now?\nThey fear us."
+    out = model.token_outputs(text)
+    out = replace(out, logits=np.full_like(out.logits, 2.2))  # every token strongly "propaganda" (p 0.9)
+    ctx = Context(model, text, out)
+    below = text.index("Now, some")
+    question = text.index("They fear")
+    for det in (Detector("channel", max_gap=1), Detector("classify", max_gap=1, any_threshold=0.5)):
+        found = [(int(out.enc.offsets[c.a, 0]), int(out.enc.offsets[c.b - 1, 1])) for c in candidates(ctx, 0, det, 0.0)]
+        assert all(not (s < below < e) for s, e in found), found
+        assert any(s == below for s, _ in found)  # the section's text is still a candidate
+        assert any(s < question < e for s, e in found)  # "Why now?" runs on into the next line
