@@ -516,6 +516,8 @@ def test_train_refuses_sets_it_cannot_pair_or_would_score_unfairly(tmp_path):
         ({"name": "m", "version": "1", "train_config": {}}, "not a train-only run with dev figures"),
         ({"name": "m", "version": "1", "dev": {}, "train_config": {"epochs": 99}}, "was trained with another recipe (differs in epochs)"),
         ({"name": "m", "version": "1", "dev": {}, "train_config": {"threads": 1}}, None),  # how fast it ran is no recipe
+        ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "tuning_rule": {"detectors": "narrow"}},
+         "was tuned by another rule (differs in detectors)"),
     ],
 )
 def test_train_refuses_dev_figures_from_a_run_that_cannot_lend_them(tmp_path, model_json, message):
@@ -523,11 +525,13 @@ def test_train_refuses_dev_figures_from_a_run_that_cannot_lend_them(tmp_path, mo
     from dataclasses import asdict
 
     from propscan.training.train import TrainConfig
+    from propscan.training.tune import Rule
 
     other = tmp_path / "other"
     other.mkdir()
-    if model_json is not None:  # the default recipe but for what the case changes
+    if model_json is not None:  # the default recipe and today's tuning rule but for what the case changes
         model_json["train_config"] = {**asdict(TrainConfig()), "teacher": str(tmp_path), **model_json["train_config"]}
+        model_json["tuning_rule"] = {**Rule().to_json(), **model_json.get("tuning_rule", {})}
         (other / "model.json").write_text(json.dumps(model_json))
     res = run_cli(*_train_args(tmp_path, "--dev-figures-from", str(other), "--teacher", str(tmp_path)))
     if message is None:  # accepted: the run goes on to the next check (here a teacher that is no model)

@@ -17,11 +17,12 @@ from propscan.pipeline.calibrate import Calibration
 from propscan.pipeline.model import MODEL_DIR
 from propscan.ptc import read_articles
 from propscan.techniques import TECHNIQUE_IDS
-from propscan.training.tune import Rule
+from propscan.training.tune import NARROW, OUT_OF_FOLD_CUTOFFS, Rule
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
 N_ARTICLES = 6
 VAL_EVERY = 3  # 2 of the 6 are held out for tuning
+RULE = Rule(detectors=NARROW, calibration=OUT_OF_FOLD_CUTOFFS)  # the recipe's tuning rule
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +33,11 @@ def built(tmp_path_factory, ptc_sample):
     base = tmp_path_factory.mktemp("build")
     train = copy_smallest_ptc(PTC_TRAIN / "train-articles", PTC_TRAIN / "train-task-flc-tc.labels", N_ARTICLES, base)
     recipe = base / "recipe.json"
-    recipe.write_text(json.dumps({
+    # a model.json's form: the settings and the tuning rule (here not today's) a model was made by
+    recipe.write_text(json.dumps({"train_config": {
         "epochs": 1, "batch_size": 4, "val_every": VAL_EVERY, "threads": 2, "device": "cpu",
         "members": [{}, {"order_seed": 7, "teacher": str(MODEL_DIR), "teacher_weight": 0.5}],
-    }))
+    }, "tuning_rule": RULE.to_json()}))
     out = base / "model"
     res = run_cli(
         "train", "--articles", train.articles, "--labels", train.gold, "--out", out, "--recipe", recipe,
@@ -106,7 +108,9 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     # dev took part in the tuning: its figures are cross-fitted, the shipped settings' own kept apart
     assert meta["dev"]["cross_fitted"] is True and set(meta["dev"]["in_sample"]) >= {"si", "flc", "tc", "ece"}
     assert 0 <= meta["dev"]["ece"] <= 1 and 0 <= meta["dev"]["flc_mean_technique_f1"] <= 1
-    assert meta["tuning_rule"] == Rule().to_json()  # what benchmarks/quality.py cross-fits it by
+    assert meta["tuning_rule"] == RULE.to_json()  # the recipe's; what benchmarks/quality.py cross-fits it by
+    for d in meta["detectors"].values():  # from the narrow set (tune.DETECTOR_SETS)
+        assert d["max_gap"] in (2, 5) if d["source"] == "channel" else d.get("any_threshold", 0.2) in (0.2, 0.3), d
     # the cutoffs are the tuned evidence cutoffs on the calibrated scale
     cal = Calibration(meta["calibration"])
     for t in TECHNIQUE_IDS:
@@ -117,6 +121,7 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     card = (out / "MODEL_CARD.md").read_text()
     assert f"PTC v2 train minus held-out ({N_ARTICLES - 2} articles)" in card and "cross-fitted" in card
     assert "a weight average of 2 runs" in card and f"Distilled from {shipped['name']} {shipped['version']}" in card
+    assert "retune_model.py" not in card  # trained from its model.json, the rule comes with it
     split = json.loads((out / "checkpoint" / "split.json").read_text())
     assert len(split["train"]) == N_ARTICLES - 2 and len(split["val"]) == 2
 

@@ -384,19 +384,26 @@ def test_a_soup_recipe_that_refits_refits_the_averaged_span_classifier(tmp_path)
 
 
 def test_a_card_says_how_a_model_tuned_by_another_rule_was_retuned(tmp_path):
-    """`propscan train` tunes by today's rule; a model tuned by another (say the narrow detector set) says
-    which retune gave its settings, so Reproduce reproduces them."""
+    """`propscan train` without a model.json as recipe tunes by today's rule; a model tuned by another (say
+    the narrow detector set) says which retune gave its settings, so Reproduce reproduces them. A card
+    whose command trains from the model.json needs none: the recipe brings its rule."""
+    from dataclasses import asdict
+
     from propscan.training.build import write_model_card
+    from propscan.training.train import TrainConfig
     from propscan.training.tune import LOCAL, NARROW, Rule
 
     shipped = json.loads((MODEL_DIR / "model.json").read_text())
-    today = write_model_card(tmp_path, {**shipped, "tuning_rule": Rule().to_json()})
-    assert "retune_model.py" not in today
-    narrow = write_model_card(tmp_path, {**shipped, "tuning_rule": Rule(detectors=NARROW, repeaters=LOCAL).to_json()})
+    plain = {**shipped, "train_config": {**asdict(TrainConfig()), "epochs": 2}}  # trained by options, no recipe
+    today = write_model_card(tmp_path, {**plain, "tuning_rule": Rule().to_json()})
+    assert "retune_model.py" not in today and "--epochs 2" in today
+    narrow = write_model_card(tmp_path, {**plain, "tuning_rule": Rule(detectors=NARROW, repeaters=LOCAL).to_json()})
     assert f"scripts/retune_model.py --model model-out --version {shipped['version']} --detectors narrow --repeaters local\n```" in narrow
     assert "judged over all their mentions" in today and "judged over all their mentions" not in narrow
-    older = write_model_card(tmp_path, {**shipped, "tuning_rule": {"rate_floor": None}})  # before calibration was recorded
+    older = write_model_card(tmp_path, {**plain, "tuning_rule": {"rate_floor": None}})  # before calibration was recorded
     assert "--rate-floor none --calibration in_sample --repeaters local\n```" in older
+    recipe = write_model_card(tmp_path, {**shipped, "tuning_rule": Rule(detectors=NARROW, repeaters=LOCAL).to_json()})
+    assert f"--recipe src/propscan/models/{shipped['name']}/model.json" in recipe and "retune_model.py" not in recipe
 
 
 def test_a_distilled_models_card_restores_its_teacher_from_git(tmp_path):

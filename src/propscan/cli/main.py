@@ -233,7 +233,7 @@ def train(
     labels: list[Path] = typer.Option(..., metavar="<path>", help="PTC FLC/TC labels (file or folder), one per --articles, in the same order."),
     out: Path = typer.Option(..., help="Where to write the model folder."),
     recipe: Optional[Path] = typer.Option(
-        None, help="Training settings as JSON: a train config, or a model.json (its train_config is used)."
+        None, help="Training settings as JSON: a train config, or a model.json (its train_config is used, and detection is tuned by the rule it records)."
     ),
     extra: Optional[list[Path]] = typer.Option(
         None, metavar="<path>", help="Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON); repeatable."
@@ -268,7 +268,7 @@ def train(
     Run it again with the same --out and recipe to resume a run that stopped: it goes on from the
     last saved step (saved after every epoch and every 10 minutes; on another device or thread count if
     you like)."""
-    cfg = _train_config(recipe)
+    cfg, rule = _train_config(recipe)
     if epochs is not None:
         cfg.epochs = epochs
     if encoder is not None:
@@ -318,7 +318,7 @@ def train(
     try:
         base_encoder_dir(cfg.encoder), train_device(cfg.device)
         if dev_figures_from is not None:  # a wrong folder would otherwise fail after hours of training
-            dev_figures_lender(dev_figures_from, cfg)
+            dev_figures_lender(dev_figures_from, cfg, rule)
         check_resumable(out / "checkpoint", cfg)
         for folder in {cfg.teacher, *(over.get("teacher") for over in cfg.members)} - {None}:
             Model(locate(folder))  # builds the accurate model once if it is the teacher
@@ -326,7 +326,7 @@ def train(
         fail(f"teacher {e}" if isinstance(e, PropscanError) else str(e))
     sources = [_set_name(a) for a in articles] if len(articles) > 1 else None
     build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False),
-                       sources=sources, dev_from=dev_figures_from)
+                       sources=sources, dev_from=dev_figures_from, rule=rule)
 
 
 def _labelled_sets(articles: list[Path], labels: list[Path]):
@@ -349,25 +349,28 @@ def _set_name(folder: Path) -> str:
 
 
 def _train_config(recipe: Optional[Path]):
-    """TrainConfig from a recipe file (a config, or a model.json holding one), defaults without one."""
+    """TrainConfig and tuning rule from a recipe file (a config, or a model.json holding one and the rule it
+    was tuned by); defaults without one, and today's rule (tune.Rule()) for a recipe that records none."""
     import json
     from dataclasses import fields
 
     from propscan.training.train import TrainConfig
+    from propscan.training.tune import Rule
 
     if recipe is None:
-        return TrainConfig()
+        return TrainConfig(), Rule()
     try:
         data = json.loads(recipe.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         fail(f"{recipe}: not a readable JSON recipe ({e})")
+    rule = Rule.recorded(data) if isinstance(data, dict) and "tuning_rule" in data else Rule()
     data = data.get("train_config", data) if isinstance(data, dict) else data
     known = {f.name for f in fields(TrainConfig)}
     if not isinstance(data, dict) or not set(data) <= known:
         unknown = sorted(set(data) - known) if isinstance(data, dict) else "not an object"
         fail(f"{recipe}: not a train config (unknown settings: {unknown})")
     try:
-        return TrainConfig(**data)
+        return TrainConfig(**data), rule
     except ValueError as e:
         fail(f"{recipe}: {e}")
 

@@ -37,8 +37,9 @@ def finish_model_folder(
     log=print,
     sources: list[str] | None = None,
     dev_from: Path | None = None,
+    rule: Rule = Rule(),
 ) -> dict:
-    """Export a checkpoint, tune detection on the held-out articles, score dev, write model.json + card.
+    """Export a checkpoint, tune detection on the held-out articles by ``rule``, score dev, write model.json + card.
 
     ``sources`` names the labelled article sets trained on (default PTC train). A model trained on dev too
     (deliverable of docs/training.md "Final models") has no dev figures of its own: ``dev_from``, the model
@@ -66,9 +67,9 @@ def finish_model_folder(
         meta["train_sets"] = sources
     if teachers := _teachers(cfg):
         meta["teachers"] = teachers
-    tuned = tune_and_score(model, val_articles, val_labels, dev, meta, log)
+    tuned = tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
     if dev_from is not None:
-        borrow_dev_figures(meta, Path(dev_from), cfg)
+        borrow_dev_figures(meta, Path(dev_from), cfg, rule)
     if dev is not None and quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
         meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned)
         log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
@@ -178,19 +179,20 @@ def _teachers(cfg: TrainConfig) -> list[dict]:
     return out
 
 
-def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig) -> None:
-    """Put the dev figures of the train-only run ``folder`` (same recipe) into ``meta``: a model trained on
-    dev has no fair dev figures of its own, and the reliability words need some."""
-    other = dev_figures_lender(folder, cfg)
+def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig, rule: Rule) -> None:
+    """Put the dev figures of the train-only run ``folder`` (same recipe and tuning rule) into ``meta``: a
+    model trained on dev has no fair dev figures of its own, and the reliability words need some."""
+    other = dev_figures_lender(folder, cfg, rule)
     meta["dev"] = {**other["dev"], "from_run": f"{other['name']} {other['version']}"}
     for t, row in meta.get("by_technique", {}).items():
         if "dev" in other.get("by_technique", {}).get(t, {}):
             row["dev"] = other["by_technique"][t]["dev"]
 
 
-def dev_figures_lender(folder: Path, cfg: TrainConfig) -> dict:
+def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule) -> dict:
     """The model.json of ``folder`` if it can lend its dev figures to a model trained with ``cfg`` on dev
-    too: a train-only run with dev figures and the same recipe. Raises ValueError saying why not."""
+    too and tuned by ``rule``: a train-only run with dev figures, the same recipe and the same tuning rule.
+    Raises ValueError saying why not."""
     try:
         other = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError) as e:
@@ -200,6 +202,11 @@ def dev_figures_lender(folder: Path, cfg: TrainConfig) -> dict:
     changed = recipe_changes(other.get("train_config", {}), cfg)
     if changed:
         raise ValueError(f"{folder} was trained with another recipe (differs in {', '.join(changed)}); "
+                         "its dev figures would not describe this model")
+    if Rule.recorded(other) != rule:
+        theirs, mine = Rule.recorded(other).to_json(), rule.to_json()
+        differs = ", ".join(k for k in mine if theirs[k] != mine[k])
+        raise ValueError(f"{folder} was tuned by another rule (differs in {differs}); "
                          "its dev figures would not describe this model")
     return other
 
@@ -290,7 +297,8 @@ def write_model_card(out: Path, meta: dict) -> str:
                                     "--labels ../shared/data/ptc/dev/dev-task-flc-tc.labels --dev-figures-from train-only")]
     else:
         commands = _train_command("model-out", *options, dev_options)
-    commands += _retune_command(meta)
+    if plain:  # a model.json as recipe brings the rule it was tuned by
+        commands += _retune_command(meta)
     lines += [
         "## Reproduce",
         "",
@@ -395,8 +403,8 @@ def _train_command(out: str, *options: str) -> list[str]:
 
 
 def _retune_command(meta: dict) -> list[str]:
-    """`propscan train` tunes by today's rule (tune.Rule()); a model tuned by another one was retuned
-    after training, by the options that rule differs in."""
+    """`propscan train` without a model.json as recipe tunes by today's rule (tune.Rule()); a model tuned
+    by another one was retuned after training, by the options that rule differs in."""
     rule, today = Rule.recorded(meta).to_json(), Rule().to_json()
     if "tuning_rule" not in meta or rule == today:
         return []
@@ -430,12 +438,13 @@ def build_model_folder(
     log=print,
     sources: list[str] | None = None,
     dev_from: Path | None = None,
+    rule: Rule = Rule(),
 ) -> dict:
     # the PyTorch checkpoint stays beside the runtime files (benchmarks/speed.py --checkpoint compares it);
     # copy_model ships only the runtime files
     ckpt = train_soup(articles, labels, out / "checkpoint", cfg, log=log)
     meta = finish_model_folder(ckpt, out, articles, labels, cfg, dev=dev, quantize=quantize, log=log,
-                               sources=sources, dev_from=dev_from)
+                               sources=sources, dev_from=dev_from, rule=rule)
     log(json.dumps({k: meta[k] for k in ("version", "decoding", "tuning_flc_f1")}, indent=1))
     return meta
 
