@@ -439,6 +439,9 @@ def _train_args(tmp_path: Path, *more: str) -> list[str]:
         ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, mask_unmapped, order_seed, teacher, teacher_weight, transfer, transfer_limit, weak, weak_weight, not ['seed']"),
         ('{"train_config": {"extra": ["no/such/file.json"]}}', "no/such/file.json: no such extra training file"),
         ('{"members": [{"weak": ["no/such/memes.json"]}]}', "no/such/memes.json: no such extra training file"),
+        ('{"train_config": {}, "tuning_rule": "narrow"}', "tuning_rule is not an object"),
+        ('{"train_config": {}, "tuning_rule": {"detectors": "wide"}}', "tuning_rule: detectors 'wide' is none of all, narrow"),
+        ('{"train_config": {}, "tuning_rule": {"rate_floor": -1}}', "tuning_rule: rate_floor -1 is not a number >= 0 or null"),
     ],
 )
 def test_train_refuses_a_bad_recipe(tmp_path, recipe, message):

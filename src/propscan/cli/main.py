@@ -363,7 +363,13 @@ def _train_config(recipe: Optional[Path]):
         data = json.loads(recipe.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         fail(f"{recipe}: not a readable JSON recipe ({e})")
-    rule = Rule.recorded(data) if isinstance(data, dict) and "tuning_rule" in data else Rule()
+    rule = Rule()
+    if isinstance(data, dict) and "tuning_rule" in data:
+        if not isinstance(data["tuning_rule"], dict):
+            fail(f"{recipe}: tuning_rule is not an object")
+        rule = Rule.recorded(data)
+        if problem := rule.problem():
+            fail(f"{recipe}: tuning_rule: {problem}")
     data = data.get("train_config", data) if isinstance(data, dict) else data
     known = {f.name for f in fields(TrainConfig)}
     if not isinstance(data, dict) or not set(data) <= known:

@@ -125,7 +125,7 @@ class Context:
         self.cuts = sorted(set(glued + below))
 
     def split(self, a: int, b: int) -> list[tuple[int, int]]:
-        """Token range [a, b) cut at the glued sentence starts inside it."""
+        """Token range [a, b) cut at the cuts inside it (glued sentence starts, the text below a numbered heading)."""
         inner = [c for c in self.cuts if a < c < b]
         return list(zip([a, *inner], [*inner, b]))
 

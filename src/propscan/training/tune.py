@@ -131,6 +131,17 @@ class Rule:
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    def problem(self) -> str | None:
+        """What makes this rule one tuning cannot run by (a hand-edited recipe's), or None."""
+        floor = self.rate_floor
+        if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float)) or not floor >= 0):
+            return f"rate_floor {floor!r} is not a number >= 0 or null"
+        for name, valid in (("calibration", (OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, IN_SAMPLE)),
+                            ("detectors", tuple(DETECTOR_SETS)), ("repeaters", tuple(REPEATER_SETS))):
+            if getattr(self, name) not in valid:
+                return f"{name} {getattr(self, name)!r} is none of {', '.join(valid)}"
+        return None
+
 
 def rate_floor_arg(value: str) -> float | None:
     """A command line's rate floor: a number >= 0, or ``none`` (the rule before the rate floor)."""
