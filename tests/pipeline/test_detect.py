@@ -136,6 +136,22 @@ def test_fit_recovers_a_known_map_and_inverts() -> None:
     assert ece < 0.02 and sum(row[2] for row in table) == n
 
 
+def test_a_flat_map_is_right_on_average_for_its_technique() -> None:
+    """Where a technique's evidence runs against its spans being right, its map is flattened to the least
+    slope, and its intercept fitted for that slope: the probability it gives matches the share right."""
+    rng = np.random.default_rng(1)
+    techs = list(TECHNIQUE_IDS)
+    ev = rng.uniform(0.02, 0.98, 4000)
+    tech = np.array([techs[0]] * 2000 + [techs[1]] * 2000)
+    p = np.where(tech == techs[0], calibrate.sigmoid(1.2 * calibrate.logit(ev) - 0.5), 0.6 - 0.5 * ev)  # the second falls
+    y = rng.random(len(ev)) < p
+    cal = calibrate.fit(ev, y, tech, techs)
+    assert cal.coef[techs[1]][0] == calibrate.MIN_SLOPE and cal.coef[techs[0]][0] > 1
+    mine = tech == techs[1]
+    assert float(np.mean(cal.each(tech[mine], ev[mine]))) == pytest.approx(float(y[mine].mean()), abs=0.01)
+    assert float(cal(techs[1], cal.inverse(techs[1], 0.35))) == pytest.approx(0.35, abs=1e-6)  # still invertible
+
+
 def test_reliability_of_an_overconfident_score() -> None:
     ece, table = calibrate.reliability(np.full(100, 0.9), np.r_[np.ones(50), np.zeros(50)])
     assert ece == pytest.approx(0.4) and table == [(0.9, 1.0, 100, pytest.approx(0.9), 0.5)]

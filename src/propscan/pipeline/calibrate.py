@@ -102,9 +102,24 @@ def fit(evidence: np.ndarray, correct: np.ndarray, technique: np.ndarray, techni
             break
     coef = {}
     for i, t in enumerate(techniques):
-        a = max(w[0] + w[2 + i], MIN_SLOPE)
-        coef[t] = [a, w[1] + w[2 + k + i]]
+        a, b = w[0] + w[2 + i], w[1] + w[2 + k + i]
+        if a < MIN_SLOPE:  # the evidence does not rank this technique's spans: the map is flat, and its
+            # intercept is fitted again for that slope (the one fitted beside a lower slope would be off)
+            a, b = MIN_SLOPE, _intercept(x[idx == i], y[idx == i], MIN_SLOPE, w[1], shrink, b)
+        coef[t] = [a, b]
     return Calibration(coef)
+
+
+def _intercept(x: np.ndarray, y: np.ndarray, a: float, pooled: float, shrink: float, b: float, iters: int = 50) -> float:
+    """The intercept b minimising one technique's log-loss of sigmoid(a * x + b) at the fixed slope ``a``, with
+    fit()'s penalty tying it to the pooled intercept (Newton's method; the objective is convex in b)."""
+    for _ in range(iters):
+        p = sigmoid(a * x + b)
+        step = (np.sum(p - y) + shrink * (b - pooled)) / (np.sum(p * (1 - p)) + shrink)
+        b -= step
+        if abs(step) < 1e-10:
+            break
+    return float(b)
 
 
 def log_loss(cal: Calibration, evidence: np.ndarray, correct: np.ndarray, technique: np.ndarray) -> float:
