@@ -5,7 +5,8 @@ checkpoint changed afterwards (scripts/refit_span_head.py). A checkpoint trained
 final model) is finished with --dev-figures-from, the train-only run's model folder (docs/training.md).
 
     python scripts/finish_checkpoint.py CHECKPOINT OUT [--ptc ../shared/data/ptc] [--version V] [--no-quantize]
-        [--dev-figures-from TRAIN_ONLY_MODEL]
+        [--dev-figures-from TRAIN_ONLY_MODEL] [--rate-floor X|none] [--calibration out_of_fold|out_of_fold_cutoffs|in_sample]
+        [--detectors all|narrow] [--repeaters local|pooled]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from propscan.ptc import read_articles, read_labels
 from propscan.training.build import finish_model_folder
 from propscan.training.train import TrainConfig
+from propscan.training.tune import Rule, add_rule_options, rule_from
 
 HERE = Path(__file__).resolve().parent
 
@@ -29,6 +31,7 @@ def main() -> None:
     ap.add_argument("--version", default=None, help="the version (default: today's date)")
     ap.add_argument("--no-quantize", action="store_true", help="keep the network in fp32")
     ap.add_argument("--dev-figures-from", type=Path, default=None, help="the checkpoint was trained on train + dev")
+    add_rule_options(ap, f"today's rule, {Rule().to_json()}")
     args = ap.parse_args()
     train = read_articles(args.ptc / "train/train-articles")
     labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
@@ -41,7 +44,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     finish_model_folder(args.checkpoint, args.out, train, labels, cfg, dev=dev, quantize=not args.no_quantize,
                         version=args.version, log=lambda m: print(m, flush=True), sources=sources,
-                        dev_from=args.dev_figures_from)
+                        dev_from=args.dev_figures_from, rule=rule_from(args, Rule()))
 
 
 if __name__ == "__main__":
