@@ -203,8 +203,8 @@ def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule) -> dict:
     if changed:
         raise ValueError(f"{folder} was trained with another recipe (differs in {', '.join(changed)}); "
                          "its dev figures would not describe this model")
-    if Rule.recorded(other) != rule:
-        theirs, mine = Rule.recorded(other).to_json(), rule.to_json()
+    theirs, mine = Rule.recorded(other).to_json(), rule.to_json()
+    if theirs != mine:
         differs = ", ".join(k for k in mine if theirs[k] != mine[k])
         raise ValueError(f"{folder} was tuned by another rule (differs in {differs}); "
                          "its dev figures would not describe this model")

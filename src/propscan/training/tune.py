@@ -107,6 +107,7 @@ OUT_OF_FOLD, IN_SAMPLE = "out_of_fold", "in_sample"
 # -> 0.4145 / 0.2200 / 0.1153 / 0.0267 (docs/experiments.md, 2026-12-03 sixth session). Rule's default stays
 # OUT_OF_FOLD until a tuning measures both models' detection figures level by it.
 OUT_OF_FOLD_CUTOFFS = "out_of_fold_cutoffs"
+CALIBRATIONS = (OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, IN_SAMPLE)  # Rule.calibration's values
 
 Row = tuple[str, str, int, int]
 
@@ -136,10 +137,10 @@ class Rule:
         floor = self.rate_floor
         if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float)) or not floor >= 0):
             return f"rate_floor {floor!r} is not a number >= 0 or null"
-        for name, valid in (("calibration", (OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, IN_SAMPLE)),
-                            ("detectors", tuple(DETECTOR_SETS)), ("repeaters", tuple(REPEATER_SETS))):
-            if getattr(self, name) not in valid:
-                return f"{name} {getattr(self, name)!r} is none of {', '.join(valid)}"
+        for name, valid in (("calibration", CALIBRATIONS), ("detectors", tuple(DETECTOR_SETS)),
+                            ("repeaters", tuple(REPEATER_SETS))):
+            if (value := getattr(self, name)) not in valid:
+                return f"{name} {value!r} is none of {', '.join(valid)}"
         return None
 
 
@@ -166,7 +167,7 @@ def add_rule_options(ap, unset: str) -> None:
     build._retune_command, writes them by those names); ``unset`` says what an option not given means."""
     ap.add_argument("--rate-floor", default=UNSET, type=rate_floor_arg, metavar="X|none",
                     help=f"the rate floor (none: the rule before the rate floor); not given: {unset}")
-    ap.add_argument("--calibration", default=UNSET, choices=(OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, IN_SAMPLE),
+    ap.add_argument("--calibration", default=UNSET, choices=CALIBRATIONS,
                     help=f"the spans the calibration is fitted on ({OUT_OF_FOLD_CUTOFFS}: the chosen detectors, cutoffs chosen out "
                          f"of fold; {IN_SAMPLE}: the rule before 2026-12-03); not given: {unset}")
     ap.add_argument("--detectors", default=UNSET, choices=tuple(DETECTOR_SETS),
