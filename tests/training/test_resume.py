@@ -146,3 +146,22 @@ def test_cpu_bf16_trains_in_bf16_and_still_learns(straight, tmp_path):
     assert all(torch.isfinite(bf16[k]).all() for k in bf16 if bf16[k].is_floating_point())
     assert max(diffs) > 1e-4  # bf16 was used: fp32 on one thread gives the same weights to 1e-6
     assert max(diffs) < 0.5  # and it trained the same network, not a diverged one
+
+
+def test_a_span_distilled_run_trains_its_span_classifier_on_the_teachers_reading(tmp_path, monkeypatch):
+    """teacher_span_weight moves the span classifier (and only through its targets: the same run with
+    weight 0 trains it otherwise), in bf16 as a CPU recipe may ask."""
+    import torch
+
+    from propscan.pipeline.model import MODEL_DIR
+
+    require_train_extra()
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    heads = {}
+    for w in (0.0, 1.0):
+        out = tmp_path / f"w{w}"
+        _train(out, _cfg(epochs=1, teacher=str(MODEL_DIR), teacher_span_weight=w, cpu_bf16=True))
+        heads[w] = {k: v for k, v in _weights(out).items() if "span_head" in k}
+    assert heads[0.0] and heads[0.0].keys() == heads[1.0].keys()
+    assert any(not torch.equal(heads[0.0][k], heads[1.0][k]) for k in heads[0.0])
+    assert len(list((tmp_path / "cache" / "teacher-targets" / "spans").glob("*.npz"))) == 2  # texts 2 and 4 (1 is held out, 3 has no span)

@@ -307,6 +307,32 @@ def test_article_examples_mix_gold_and_teacher():
     assert mixed.labels.dtype == np.float32 and [s[:3] for s in mixed.spans] == [s[:3] for s in gold.spans]
 
 
+def test_article_examples_mix_gold_techniques_and_the_teachers_span_reading(tmp_path, monkeypatch):
+    """teacher_span_weight: a gold span's classifier target is its technique mixed with the teacher's
+    span-classifier probabilities for the same characters (no repetition bonus), cached once."""
+    from propscan.pipeline.model import load
+    from propscan.training.train import _collate
+
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path))
+    teacher = load()
+    text = "Crooked Hillary lies again. They will destroy our great country unless we act now."
+    labels = [Label("1", 0, 15, "Name_Calling,Labeling"), Label("1", 28, 56, "Appeal_to_fear-prejudice")]
+    (plain,) = article_examples(TOK, text, labels, TrainConfig(), teacher=teacher)
+    assert plain.span_targets is None and _collate([plain], encoding.special_ids(TOK))[-1] is None
+    (mixed,) = article_examples(TOK, text, labels, TrainConfig(teacher_span_weight=0.3), teacher=teacher)
+    out = teacher.token_outputs(text)
+    q = teacher.classify_spans(text, out, [encoding.token_range(out.enc, lab.start, lab.end) for lab in labels], repeat_bonus=0.0)
+    gold = np.eye(len(TECHNIQUE_IDS))[[TECHNIQUE_IDS.index(lab.technique) for lab in labels]]
+    np.testing.assert_allclose(mixed.span_targets, 0.7 * gold + 0.3 * q, rtol=1e-5, atol=1e-6)
+    assert [s[:3] for s in mixed.spans] == [s[:3] for s in plain.spans]
+    assert len(list((tmp_path / "teacher-targets" / "spans").glob("*.npz"))) == 1  # kept: a second member reads it
+    (again,) = article_examples(TOK, text, labels, TrainConfig(teacher_span_weight=0.3), teacher=teacher)
+    np.testing.assert_array_equal(again.span_targets, mixed.span_targets)
+    # a batch mixing both: the example without soft targets contributes its one-hot gold rows
+    soft = _collate([mixed, plain], encoding.special_ids(TOK))[-1].numpy()
+    np.testing.assert_allclose(soft, np.vstack([mixed.span_targets, gold]), rtol=1e-6)
+
+
 def test_average_runs_means_float_weights_and_keeps_the_rest(tmp_path):
     require_train_extra()
     import torch

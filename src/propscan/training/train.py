@@ -66,6 +66,10 @@ class TrainConfig:
     # into the tagging targets: target = (1 - teacher_weight) * gold + teacher_weight * teacher.
     teacher: str | None = None
     teacher_weight: float = 0.5  # a guess, not tuned
+    # The span classifier's targets likewise: (1 - teacher_span_weight) * the gold technique +
+    # teacher_span_weight * the teacher's span-classifier probabilities for the same characters. 0: gold
+    # alone (the tagging targets alone learn from the teacher).
+    teacher_span_weight: float = 0.0
     # Distillation over unlabelled text (needs ``teacher``): files of sentences (.tsv/.csv with a "text"
     # column, JSON lists of {"text"}, or one sentence per line), read in order, duplicates dropped, cut
     # to the first ``transfer_limit`` sentences (0: all), and joined into passages of consecutive
@@ -138,7 +142,7 @@ def lora_targets(n_blocks: int, top: int) -> str:
     blocks = "|".join(str(k) for k in range(n_blocks - top, n_blocks))
     return LORA_TARGETS.replace(r"\d+", f"({blocks})")
 
-SOUP_KEYS = {"transfer", "transfer_limit", "extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
+SOUP_KEYS = {"transfer", "transfer_limit", "extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "teacher_span_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
 
 def labels_by_article(articles: dict[str, str], labels: list[Label]) -> dict[str, list[Label]]:
@@ -169,6 +173,7 @@ class Example:
     spans: list[tuple[int, int, int, np.ndarray]]  # (a, b, technique index, extra features), window-relative
     ignore: np.ndarray | None = None  # (n,) bool: tokens left out of the tagging loss
     below: np.ndarray | None = None  # (n + 2, hidden) float32: the frozen blocks' output (cfg.lora_layers)
+    span_targets: np.ndarray | None = None  # (len(spans), 14) float32 soft targets; None: the gold techniques
 
 
 def token_labels(enc: encoding.Encoded, labels: list[Label]) -> np.ndarray:
@@ -221,20 +226,46 @@ def cached_teacher_targets(teacher, text: str, enc: encoding.Encoded, tok) -> tu
 
 def _read_or_compute(teacher, text: str, enc: encoding.Encoded, path: Path) -> tuple[np.ndarray, np.ndarray, bool]:
     """The targets cached at ``path``, or computed and cached there; and whether they were read."""
+    return _npz_cached(path, len(enc), lambda: teacher_targets(teacher, text, enc))
+
+
+def _npz_cached(path: Path, n: int, compute) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(probs, covered) kept at ``path`` if it holds ``n`` rows, else ``compute()``d and kept there (one
+    atomic move); and whether they were read."""
     if path.is_file():
         try:
             with np.load(path) as z:
                 probs, covered = z["probs"], z["covered"]
-            if len(probs) == len(enc):
+            if len(probs) == n:
                 return probs, covered, True
         except (OSError, ValueError, KeyError):
             pass  # a damaged entry is computed again
-    probs, covered = teacher_targets(teacher, text, enc)
+    probs, covered = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez(tmp, probs=probs, covered=covered)
     tmp.replace(path)
     return probs, covered, False
+
+
+def teacher_span_targets(teacher, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """A teacher's span-classifier probabilities (k, 14) for character spans, without its repetition
+    bonus (the student's own is tuned after training), and whether any teacher token covers each span."""
+    out = teacher.token_outputs(text)
+    ranges = [encoding.token_range(out.enc, s, e) for s, e in spans]
+    covered = np.array([a >= 0 for a, _ in ranges], dtype=bool)
+    probs = np.zeros((len(spans), N_TECH), np.float32)
+    if covered.any():
+        probs[covered] = teacher.classify_spans(text, out, [r for r in ranges if r[0] >= 0], repeat_bonus=0.0)
+    return probs, covered
+
+
+def cached_teacher_span_targets(teacher, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``teacher_span_targets``, computed once per (teacher, text, spans) and kept beside the token targets."""
+    import hashlib
+
+    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), text, repr(spans))).encode()).hexdigest()[:32]
+    return _npz_cached(teacher_cache_dir() / "spans" / f"{key}.npz", len(spans), lambda: teacher_span_targets(teacher, text, spans))[:2]
 
 
 def article_examples(
@@ -255,7 +286,9 @@ def article_examples(
     wins = encoding.make_windows(len(enc), cfg.window, cfg.stride)
     lower = text.lower()
     per_window: list[list] = [[] for _ in wins]
-    for lab in labels:
+    soft = _span_targets(teacher, text, labels, cfg)
+    soft_per_window: list[list] = [[] for _ in wins]
+    for lab, target in zip(labels, soft):
         a, b = encoding.token_range(enc, lab.start, lab.end)
         if a < 0:
             continue
@@ -273,10 +306,24 @@ def article_examples(
             continue
         extra = features.extra_features(lower, lab.start, lab.end, b - a)
         per_window[w].append((ca, cb, TECHNIQUE_IDS.index(lab.technique), extra))
+        soft_per_window[w].append(target)
     return [
-        Example(enc.ids[a:b], y[a:b], per_window[k], skip[a:b] if skip.any() else None)
+        Example(enc.ids[a:b], y[a:b], per_window[k], skip[a:b] if skip.any() else None,
+                span_targets=np.stack(soft_per_window[k]) if teacher is not None and cfg.teacher_span_weight and per_window[k] else None)
         for k, (a, b) in enumerate(wins)
     ]
+
+
+def _span_targets(teacher, text: str, labels: list[Label], cfg: TrainConfig) -> np.ndarray:
+    """Each label's span-classifier target (k, 14): its technique, mixed with the teacher's reading of
+    the same characters by ``cfg.teacher_span_weight`` where a teacher is given and covers the span."""
+    gold = np.zeros((len(labels), N_TECH), np.float32)
+    gold[np.arange(len(labels)), [TECHNIQUE_IDS.index(lab.technique) for lab in labels]] = 1.0
+    if teacher is None or not cfg.teacher_span_weight or not labels:
+        return gold
+    probs, covered = cached_teacher_span_targets(teacher, text, [(lab.start, lab.end) for lab in labels])
+    w = cfg.teacher_span_weight * covered[:, None]
+    return ((1 - w) * gold + w * probs).astype(np.float32)
 
 
 def build_model(cfg: TrainConfig):
@@ -392,7 +439,13 @@ def _collate(batch: list[Example], specials: tuple[int, int, int]):
         below = torch.zeros((len(batch), width, batch[0].below.shape[1]))
         for r, e in enumerate(batch):
             below[r, : len(e.below)] = torch.from_numpy(e.below)
-    return ids, mask, token_mask, y, spans, torch.tensor(span_y, dtype=torch.long), below
+    span_y = torch.tensor(span_y, dtype=torch.long)
+    soft = None  # the span classifier's soft targets, where any example in the batch has them
+    if any(e.span_targets is not None for e in batch):
+        soft = torch.from_numpy(np.concatenate([
+            e.span_targets if e.span_targets is not None else np.eye(N_TECH, dtype=np.float32)[[t for _, _, t, _ in e.spans]]
+            for e in batch if e.spans]))
+    return ids, mask, token_mask, y, spans, span_y, below, soft
 
 
 def prior_bias(model, examples: list[Example]) -> None:
@@ -540,7 +593,7 @@ def train(
         start, done_before, totals = done_before * cfg.batch_size, 0, (0.0, 0.0)
         for i in range(start, len(examples), cfg.batch_size):
             batch = _collate(epoch_examples[i : i + cfg.batch_size], specials)
-            ids, mask, tmask, y, spans, span_y, below = (x.to(dev) if isinstance(x, torch.Tensor) else x for x in batch)
+            ids, mask, tmask, y, spans, span_y, below, span_soft = (x.to(dev) if isinstance(x, torch.Tensor) else x for x in batch)
             with autocast:
                 logits, hidden = model(ids, mask, below)
                 logits, hidden = logits.float(), hidden.float()
@@ -548,7 +601,8 @@ def train(
                 tok_loss = (bce(logits, y).sum(-1) * tmask).sum() / tmask.sum()
                 loss = tok_loss
                 if spans:
-                    loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), span_y)
+                    target = span_y if span_soft is None else span_soft  # CrossEntropyLoss takes either
+                    loss = loss + cfg.span_loss_weight * ce(model.span_logits(hidden, logits, spans), target)
                 if i // cfg.batch_size < len(epoch_weak):  # every weak text once per epoch, a batch per step
                     loss = loss + cfg.weak_weight * _weak_loss(model, epoch_weak[i // cfg.batch_size], specials, bce)
             loss.backward()
