@@ -331,6 +331,19 @@ def test_article_examples_mix_gold_techniques_and_the_teachers_span_reading(tmp_
     # a batch mixing both: the example without soft targets contributes its one-hot gold rows
     soft = _collate([mixed, plain], encoding.special_ids(TOK))[-1].numpy()
     np.testing.assert_allclose(soft, np.vstack([mixed.span_targets, gold]), rtol=1e-6)
+    # a teacher whose span classifier alone changed (a refit) is not read from the old entry
+    import shutil
+
+    from propscan.pipeline.model import Model
+
+    refit = tmp_path / "refit"
+    shutil.copytree(MODEL_DIR, refit)
+    with np.load(refit / "heads.npz") as z:
+        heads = {k: z[k] for k in z.files}
+    np.savez(refit / "heads.npz", **{**heads, "b2": heads["b2"] + np.arange(len(heads["b2"]), dtype=heads["b2"].dtype)})
+    (other,) = article_examples(TOK, text, labels, TrainConfig(teacher_span_weight=0.3), teacher=Model(refit))
+    assert not np.allclose(other.span_targets, mixed.span_targets)
+    assert len(list((tmp_path / "teacher-targets" / "spans").glob("*.npz"))) == 2
 
 
 def test_average_runs_means_float_weights_and_keeps_the_rest(tmp_path):

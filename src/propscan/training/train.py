@@ -261,10 +261,12 @@ def teacher_span_targets(teacher, text: str, spans: list[tuple[int, int]]) -> tu
 
 
 def cached_teacher_span_targets(teacher, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """``teacher_span_targets``, computed once per (teacher, text, spans) and kept beside the token targets."""
+    """``teacher_span_targets``, computed once per (teacher, text, spans) and kept beside the token targets;
+    keyed by the span classifier's file too (a refit changes it and nothing else)."""
     import hashlib
 
-    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), text, repr(spans))).encode()).hexdigest()[:32]
+    heads = sha256(teacher.folder / "heads.npz")
+    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), heads, text, repr(spans))).encode()).hexdigest()[:32]
     return _npz_cached(teacher_cache_dir() / "spans" / f"{key}.npz", len(spans), lambda: teacher_span_targets(teacher, text, spans))[:2]
 
 
