@@ -436,7 +436,7 @@ def _train_args(tmp_path: Path, *more: str) -> list[str]:
         ("{not json", "not a readable JSON recipe"),
         ('["a", "list"]', "not a train config (unknown settings: not an object)"),
         ('{"epochs": 2, "learning_rate": 1}', "unknown settings: ['learning_rate']"),
-        ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, mask_unmapped, order_seed, teacher, teacher_weight, transfer, transfer_limit, weak, weak_weight, not ['seed']"),
+        ('{"members": [{"seed": 3}]}', "a soup member may change only epochs, extra, head_lr, lr, mask_unmapped, order_seed, teacher, teacher_span_weight, teacher_weight, transfer, transfer_limit, weak, weak_weight, not ['seed']"),
         ('{"train_config": {"extra": ["no/such/file.json"]}}', "no/such/file.json: no such extra training file"),
         ('{"members": [{"weak": ["no/such/memes.json"]}]}', "no/such/memes.json: no such extra training file"),
         ('{"train_config": {}, "tuning_rule": "narrow"}', "tuning_rule is not an object"),
