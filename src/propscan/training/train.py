@@ -208,12 +208,17 @@ def teacher_fingerprint(teacher) -> str:
     return teacher._fingerprint
 
 
+def _cache_key(*parts: str) -> str:
+    """A teacher-cache file name for what decides its contents."""
+    import hashlib
+
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
 def teacher_cache_path(teacher, tok, text: str) -> Path:
     """Where ``cached_teacher_targets`` keeps a text's targets: keyed by the teacher's network, the student's
     tokenizer and the text."""
-    import hashlib
-
-    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), tok.to_str(), text)).encode()).hexdigest()[:32]
+    key = _cache_key(teacher_fingerprint(teacher), tok.to_str(), text)
     return teacher_cache_dir() / "texts" / f"{key}.npz"
 
 
@@ -262,11 +267,10 @@ def teacher_span_targets(teacher, text: str, spans: list[tuple[int, int]]) -> tu
 
 def cached_teacher_span_targets(teacher, text: str, spans: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """``teacher_span_targets``, computed once per (teacher, text, spans) and kept beside the token targets;
-    keyed by the span classifier's file too (a refit changes it and nothing else)."""
-    import hashlib
-
-    heads = sha256(teacher.folder / "heads.npz")
-    key = hashlib.sha256("\0".join((teacher_fingerprint(teacher), heads, text, repr(spans))).encode()).hexdigest()[:32]
+    keyed by the span classifier's file too (a refit changes it and nothing else), hashed once per teacher."""
+    if not hasattr(teacher, "_heads_fingerprint"):
+        teacher._heads_fingerprint = sha256(teacher.folder / "heads.npz")
+    key = _cache_key(teacher_fingerprint(teacher), teacher._heads_fingerprint, text, repr(spans))
     return _npz_cached(teacher_cache_dir() / "spans" / f"{key}.npz", len(spans), lambda: teacher_span_targets(teacher, text, spans))[:2]
 
 
@@ -289,8 +293,8 @@ def article_examples(
     lower = text.lower()
     per_window: list[list] = [[] for _ in wins]
     soft = _span_targets(teacher, text, labels, cfg)
-    soft_per_window: list[list] = [[] for _ in wins]
-    for lab, target in zip(labels, soft):
+    rows: list[list[int]] = [[] for _ in wins]  # the label behind each of a window's spans
+    for i, lab in enumerate(labels):
         a, b = encoding.token_range(enc, lab.start, lab.end)
         if a < 0:
             continue
@@ -308,24 +312,29 @@ def article_examples(
             continue
         extra = features.extra_features(lower, lab.start, lab.end, b - a)
         per_window[w].append((ca, cb, TECHNIQUE_IDS.index(lab.technique), extra))
-        soft_per_window[w].append(target)
+        rows[w].append(i)
     return [
         Example(enc.ids[a:b], y[a:b], per_window[k], skip[a:b] if skip.any() else None,
-                span_targets=np.stack(soft_per_window[k]) if teacher is not None and cfg.teacher_span_weight and per_window[k] else None)
+                span_targets=soft[rows[k]] if soft is not None and rows[k] else None)
         for k, (a, b) in enumerate(wins)
     ]
 
 
-def _span_targets(teacher, text: str, labels: list[Label], cfg: TrainConfig) -> np.ndarray:
+def _span_targets(teacher, text: str, labels: list[Label], cfg: TrainConfig) -> np.ndarray | None:
     """Each label's span-classifier target (k, 14): its technique, mixed with the teacher's reading of
-    the same characters by ``cfg.teacher_span_weight`` where a teacher is given and covers the span."""
-    gold = np.zeros((len(labels), N_TECH), np.float32)
-    gold[np.arange(len(labels)), [TECHNIQUE_IDS.index(lab.technique) for lab in labels]] = 1.0
+    the same characters by ``cfg.teacher_span_weight`` where the teacher covers the span; None without a
+    teacher or that weight (the gold techniques alone)."""
     if teacher is None or not cfg.teacher_span_weight or not labels:
-        return gold
+        return None
+    gold = _one_hot([TECHNIQUE_IDS.index(lab.technique) for lab in labels])
     probs, covered = cached_teacher_span_targets(teacher, text, [(lab.start, lab.end) for lab in labels])
     w = cfg.teacher_span_weight * covered[:, None]
     return ((1 - w) * gold + w * probs).astype(np.float32)
+
+
+def _one_hot(techniques: list[int]) -> np.ndarray:
+    """(k, 14) float32 rows, 1 at each technique index."""
+    return np.eye(N_TECH, dtype=np.float32)[techniques]
 
 
 def build_model(cfg: TrainConfig):
@@ -445,7 +454,7 @@ def _collate(batch: list[Example], specials: tuple[int, int, int]):
     soft = None  # the span classifier's soft targets, where any example in the batch has them
     if any(e.span_targets is not None for e in batch):
         soft = torch.from_numpy(np.concatenate([
-            e.span_targets if e.span_targets is not None else np.eye(N_TECH, dtype=np.float32)[[t for _, _, t, _ in e.spans]]
+            e.span_targets if e.span_targets is not None else _one_hot([t for _, _, t, _ in e.spans])
             for e in batch if e.spans]))
     return ids, mask, token_mask, y, spans, span_y, below, soft
 
