@@ -222,7 +222,13 @@ def _training_data(cfg: TrainConfig, n_train: int, sources: list[str] | None = N
         limit = f"the first {cfg.transfer_limit:,} " if cfg.transfer_limit else ""
         text += f", plus {limit}unlabelled sentences ({short(cfg.files('transfer'))}) learnt from the teacher alone"
     if teachers := _teacher_folders(cfg):
-        text += f"; token targets mixed with a teacher's probabilities ({', '.join(Path(t).name for t in teachers)})"
+        # which members taught the span classifier too (teacher_span_weight may differ per member)
+        span_weights = sorted({over.get("teacher_span_weight", cfg.teacher_span_weight) for over in cfg.members or [{}]
+                               if over.get("teacher", cfg.teacher)} - {0.0})
+        targets = "token targets"
+        if span_weights:
+            targets += f" and span-classifier targets (weight {', '.join(f'{w:g}' for w in span_weights)})"
+        text += f"; {targets} mixed with a teacher's probabilities ({', '.join(Path(t).name for t in teachers)})"
     if cfg.members:
         text += f"; a weight average of {len(cfg.members)} runs (settings below)"
     return text
