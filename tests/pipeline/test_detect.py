@@ -244,20 +244,31 @@ def test_a_model_with_other_labels_is_refused(tmp_path) -> None:
 # ------------------------------------------------------------------------------------ glued sentences
 
 
-def test_no_candidate_runs_over_a_glued_sentence_end(model) -> None:
-    """Scraped text glues sentences ("attacks.The evidences"): a run of high probabilities over the glue
-    is cut there, for the technique channels and the runs the span head names alike."""
+def _strong_everywhere(model, text: str):
+    """The text's outputs with every token strongly "propaganda" (p 0.9), its detection context, and a
+    function giving a detector's candidates (technique 0, floor 0) as character ranges."""
     from dataclasses import replace
 
     from propscan.pipeline.detect import candidates
 
-    text = "They fear our missile attacks.The evidences are everywhere, said Dr. Smith of the U.S.A today."
     out = model.token_outputs(text)
-    out = replace(out, logits=np.full_like(out.logits, 2.2))  # every token strongly "propaganda" (p 0.9)
+    out = replace(out, logits=np.full_like(out.logits, 2.2))
     ctx = Context(model, text, out)
+
+    def found(det: Detector) -> list[tuple[int, int]]:
+        return [(int(out.enc.offsets[c.a, 0]), int(out.enc.offsets[c.b - 1, 1])) for c in candidates(ctx, 0, det, 0.0)]
+
+    return out, ctx, found
+
+
+def test_no_candidate_runs_over_a_glued_sentence_end(model) -> None:
+    """Scraped text glues sentences ("attacks.The evidences"): a run of high probabilities over the glue
+    is cut there, for the technique channels and the runs the span head names alike."""
+    text = "They fear our missile attacks.The evidences are everywhere, said Dr. Smith of the U.S.A today."
+    out, ctx, candidates_of = _strong_everywhere(model, text)
     glue = text.index("The evidences")
     for det in (Detector("channel", max_gap=1), Detector("classify", max_gap=1, any_threshold=0.5)):
-        found = [(int(out.enc.offsets[c.a, 0]), int(out.enc.offsets[c.b - 1, 1])) for c in candidates(ctx, 0, det, 0.0)]
+        found = candidates_of(det)
         assert found and all(not (s < glue < e) for s, e in found), found
         assert any(s == glue for s, _ in found)  # the second sentence is still a candidate
     # "Dr. Smith", "U.S.A" are not glued sentence ends: one run from the glue to the end
@@ -267,18 +278,12 @@ def test_no_candidate_runs_over_a_glued_sentence_end(model) -> None:
 def test_no_candidate_runs_from_a_numbered_heading_into_its_section(model) -> None:
     """A numbered section title and the text below it are not one passage, however strong the run; a plain
     short question line is (PTC has gold spans running on from such lines)."""
-    from dataclasses import replace
-
-    from propscan.pipeline.detect import candidates
-
     text = "Intro line here.\n4. Warning to all Resistance groups!\nNow, some European countries are leaving.\nWhy now?\nThey fear us."
-    out = model.token_outputs(text)
-    out = replace(out, logits=np.full_like(out.logits, 2.2))  # every token strongly "propaganda" (p 0.9)
-    ctx = Context(model, text, out)
+    _, _, candidates_of = _strong_everywhere(model, text)
     below = text.index("Now, some")
     question = text.index("They fear")
     for det in (Detector("channel", max_gap=1), Detector("classify", max_gap=1, any_threshold=0.5)):
-        found = [(int(out.enc.offsets[c.a, 0]), int(out.enc.offsets[c.b - 1, 1])) for c in candidates(ctx, 0, det, 0.0)]
+        found = candidates_of(det)
         assert all(not (s < below < e) for s, e in found), found
         assert any(s == below for s, _ in found)  # the section's text is still a candidate
         assert any(s < question < e for s, e in found)  # "Why now?" runs on into the next line
@@ -287,18 +292,12 @@ def test_no_candidate_runs_from_a_numbered_heading_into_its_section(model) -> No
 def test_no_candidate_runs_across_a_paragraph_break_or_into_a_list_item(model) -> None:
     """A blank line ends a passage (no PTC gold span contains one), and so does the start of a list item
     ("b) ..."), however strong the run; a plain line break inside a paragraph does not."""
-    from dataclasses import replace
-
-    from propscan.pipeline.detect import candidates
-
     text = ("They bomb our towns.\n\nThe cowards lie.\nThey hide.\nb) The military authority of Iran crushed them.\n"
             "c) Unity grows \n \n Strength returns.")
-    out = model.token_outputs(text)
-    out = replace(out, logits=np.full_like(out.logits, 2.2))  # every token strongly "propaganda" (p 0.9)
-    ctx = Context(model, text, out)
+    _, _, candidates_of = _strong_everywhere(model, text)
     starts = [text.index(p) for p in ("The cowards", "b) The", "c) Unity", "Strength")]
     for det in (Detector("channel", max_gap=1), Detector("classify", max_gap=1, any_threshold=0.5)):
-        found = [(int(out.enc.offsets[c.a, 0]), int(out.enc.offsets[c.b - 1, 1])) for c in candidates(ctx, 0, det, 0.0)]
+        found = candidates_of(det)
         assert all(not (s < cut < e) for s, e in found for cut in starts), found
         assert {s for s, _ in found} >= {0, *starts}  # each passage is still a candidate
         # a plain line break inside a paragraph cuts nothing: "The cowards lie.\nThey hide." is one run

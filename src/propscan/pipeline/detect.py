@@ -129,10 +129,10 @@ class Context:
         self.lower = self.text.lower()
         starts = self.out.enc.offsets[:, 0] if len(self.out.enc) else np.zeros(0, dtype=np.int64)
         glued = [int(i) for m in GLUED_END.finditer(self.text) for i in np.flatnonzero(starts == m.start())[:1]]
-        below = [int(i) for i in np.searchsorted(starts, numbered_heading_ends(self.text)) if 0 < i < len(starts)]
-        breaks = [m.end() for m in PARAGRAPH_BREAK.finditer(self.text)] + list_item_starts(self.text)
-        paragraphs = [int(i) for i in np.searchsorted(starts, breaks) if 0 < i < len(starts)]
-        self.cuts = sorted(set(glued + below + paragraphs))
+        breaks = (numbered_heading_ends(self.text) + list_item_starts(self.text)
+                  + [m.end() for m in PARAGRAPH_BREAK.finditer(self.text)])
+        below = [int(i) for i in np.searchsorted(starts, breaks) if 0 < i < len(starts)]
+        self.cuts = sorted(set(glued + below))
 
     def split(self, a: int, b: int) -> list[tuple[int, int]]:
         """Token range [a, b) cut at the cuts inside it (glued sentence starts, paragraph and list item
@@ -250,24 +250,25 @@ def char_span(text: str, enc: encoding.Encoded, a: int, b: int) -> tuple[int, in
     return (s, e) if e > s else None
 
 
+def list_items(text: str) -> list[tuple[int, int]]:
+    """(where the item begins, past its line's end) for each line that begins with a list marker ("b) The
+    military authority", "4. Warning to all groups!", "- then"), leading blanks skipped."""
+    return [(m.end() - len(m.group().lstrip()), m.end()) for m in re.finditer(r"[^\n]+", text)
+            if LIST_MARKER.match(m.group().lstrip())]
+
+
 def numbered_heading_ends(text: str) -> list[int]:
     """Where the text below each numbered heading ("4. Warning to all groups!") begins: no span runs from a
     section title into its section (the seed article had "groups!\nNow, some European countries" as one).
     Only numbered ones: PTC puts one sentence a line, and 24 of its 7,191 gold spans run on from a short
     question or exclamation line (in_heading's test) into the next; none from a numbered one."""
-    ends = []
-    for m in re.finditer(r"[^\n]+", text):
-        if LIST_MARKER.match(m.group().lstrip()) and in_heading(text, m.start(), m.end()) and m.end() < len(text):
-            ends.append(m.end() + 1)
-    return ends
+    return [end + 1 for start, end in list_items(text) if in_heading(text, start, end) and end < len(text)]
 
 
 def list_item_starts(text: str) -> list[int]:
-    """Where each line that begins with a list marker ("b) The military authority", "- then") begins: no
-    span runs from one list item into the next (PTC has no such lines; the seed article's lettered items
-    ran together into one 417-character Flag-waving span)."""
-    return [m.start() + len(m.group()) - len(m.group().lstrip()) for m in re.finditer(r"(?m)^[^\n]+", text)
-            if LIST_MARKER.match(m.group().lstrip())]
+    """Where each list item begins: no span runs from one list item into the next (PTC has no such lines;
+    the seed article's lettered items ran together into one 417-character Flag-waving span)."""
+    return [start for start, _ in list_items(text)]
 
 
 def in_heading(text: str, start: int, end: int) -> bool:
