@@ -59,7 +59,7 @@ def windows_for(model, texts: list[str]):
     for text in texts:
         enc = encoding.encode(model.tokenizer, text)
         n_tokens += len(enc)
-        wins = encoding.make_windows(len(enc))
+        wins = model.windows(len(enc))
         per_text.append([encoding.batch_windows(enc.ids, wins[k : k + BATCH], model.cls_id, model.sep_id, model.pad_id)
                          for k in range(0, len(wins), BATCH)])
     return per_text, n_tokens

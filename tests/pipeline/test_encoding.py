@@ -157,17 +157,17 @@ def test_word_start_marks_continuations(tok):
 # ---------------------------------------------------------------- make_windows
 
 
-def _check_windows(n: int, wins: list[tuple[int, int]], size: int, stride: int) -> None:
+def _check_windows(n: int, wins: list[tuple[int, int]], size: int, stride: int, align_last: bool = True) -> None:
     if n == 0:
         assert wins == []
         return
     assert wins[0][0] == 0
     assert wins[-1][1] == n
     covered = np.zeros(n, dtype=bool)
-    for a, b in wins:
+    for k, (a, b) in enumerate(wins):
         assert 0 <= a < b <= n
         assert b - a <= size
-        if n >= size:
+        if n >= size and (align_last or k < len(wins) - 1):
             assert b - a == size
         covered[a:b] = True
     assert covered.all()
@@ -210,6 +210,22 @@ def test_make_windows_explicit(n):
 def test_make_windows_other_sizes(n, size_stride):
     size, stride = size_stride
     _check_windows(n, make_windows(n, size, stride), size, stride)
+    _check_windows(n, make_windows(n, size, stride, align_last=False), size, stride, align_last=False)
+
+
+@given(st.integers(min_value=0, max_value=10 * WINDOW + 7))
+@example(WINDOW + 1)
+@example(WINDOW + STRIDE)
+@settings(max_examples=200, deadline=None)
+def test_a_short_last_window_runs_fewer_tokens_and_follows_the_stride(n):
+    aligned, short = make_windows(n), make_windows(n, align_last=False)
+    _check_windows(n, short, WINDOW, STRIDE, align_last=False)
+    assert short[:-1] == aligned[:-1]  # only the last window differs
+    assert sum(b - a for a, b in short) <= sum(b - a for a, b in aligned)
+    if len(short) > 1:
+        assert short[-1][0] == short[-2][0] + STRIDE
+    if n == WINDOW + 1:
+        assert short == [(0, WINDOW), (STRIDE, WINDOW + 1)]
 
 
 # ---------------------------------------------------------------- centre_weights + batch_windows

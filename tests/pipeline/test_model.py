@@ -302,3 +302,68 @@ def test_texts_side_by_side_never_run_more_calls_than_threads(long_text) -> None
     outs = [f.result() for _, f in in_order(model.token_outputs, texts, ahead=3)]
     assert peak[0] == 2
     assert len(outs) == len(texts) and len(outs[12].enc) == len(model.token_outputs(long_text).enc)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# model.json "runtime": how a model's network is run belongs to the model
+
+
+@pytest.fixture(scope="module")
+def short_runtime_model(tmp_path_factory):
+    """The shipped network under the settings new int8 models are tuned with (training/build.INT8_RUNTIME)."""
+    import json
+    import shutil
+
+    from propscan.pipeline.model import Model
+    from propscan.training.build import INT8_RUNTIME
+
+    folder = tmp_path_factory.mktemp("runtime") / "m"
+    shutil.copytree(MODEL_DIR, folder)
+    config = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**config, "runtime": INT8_RUNTIME}))
+    return Model(folder, threads=1)
+
+
+def test_a_model_without_a_runtime_block_runs_as_before(model) -> None:
+    assert "runtime" not in model.config
+    assert model.windows(1000) == encoding.make_windows(1000)
+
+
+def test_a_runtime_block_sets_the_windows_and_the_graph_fusions(model, short_runtime_model, long_text) -> None:
+    m = short_runtime_model
+    out = m.token_outputs(long_text)
+    n = len(out.enc)
+    wins = m.windows(n)
+    assert wins == encoding.make_windows(n, align_last=False) != encoding.make_windows(n)
+    # the last tokens are read from the short last window
+    ids, mask = encoding.batch_windows(out.enc.ids, wins[-1:], m.cls_id, m.sep_id)
+    lg, _ = m.run_windows(ids, mask)
+    np.testing.assert_array_equal(out.logits[-5:], lg[0, -6:-1])
+    # without SkipLayerNormFusion the int8 arithmetic differs: the same window gives other logits
+    ids, mask = encoding.batch_windows(out.enc.ids, wins[:1], m.cls_id, m.sep_id)
+    assert np.abs(m.run_windows(ids, mask)[0] - model.run_windows(ids, mask)[0]).max() > 1e-3
+
+
+def test_a_model_without_the_mask_bias_refuses_padded_windows(short_runtime_model) -> None:
+    m = short_runtime_model
+    enc = encoding.encode(m.tokenizer, LOADED)
+    ids, mask = encoding.batch_windows(enc.ids, [(0, 10), (0, len(enc))], m.cls_id, m.sep_id)
+    with pytest.raises(ValueError, match="unpadded windows only"):
+        m.run_windows(ids, mask)
+
+
+def test_an_unknown_runtime_setting_is_a_one_line_model_error(tmp_path) -> None:
+    import json
+    import shutil
+
+    from propscan.errors import ModelError
+    from propscan.pipeline.model import Model
+
+    folder = tmp_path / "m"
+    shutil.copytree(MODEL_DIR, folder)
+    config = json.loads((folder / "model.json").read_text())
+    for bad in ({"last_window": "middle"}, {"batch": 8}):
+        (folder / "model.json").write_text(json.dumps({**config, "runtime": bad}))
+        with pytest.raises(ModelError, match="runtime") as err:
+            Model(folder, threads=1)
+        assert "\n" not in str(err.value)

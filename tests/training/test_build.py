@@ -168,6 +168,45 @@ def test_the_exported_network_computes_what_the_checkpoint_does(built, tmp_path)
     np.testing.assert_allclose(runtime.span_head(feats), expected, atol=1e-5)
 
 
+def test_a_graph_without_the_mask_bias_computes_the_same_on_unpadded_windows(built, tmp_path):
+    """export_onnx(padding_bias=False) bypasses one Add per layer; for the unpadded windows the runtime
+    gives it, the outputs are the same to the bit; a padded batch shows the bias was really gone."""
+    import onnx
+    import onnxruntime as ort
+
+    from propscan.pipeline import encoding
+    from propscan.pipeline.model import Model
+    from propscan.training.export import export_onnx
+    from propscan.training.train import load_checkpoint
+
+    out, _ = built
+    ckpt = out / "checkpoint"
+    graphs = [export_onnx(ckpt, tmp_path / name, quantize=False, padding_bias=bias) / "model.onnx"
+              for name, bias in (("with", True), ("without", False))]
+    adds = [sum(n.op_type == "Add" for n in onnx.load(str(g)).graph.node) for g in graphs]
+    assert adds[0] - adds[1] == load_checkpoint(ckpt)[0].encoder.config.num_hidden_layers
+    sessions = [ort.InferenceSession(str(g), providers=["CPUExecutionProvider"]) for g in graphs]
+    tok = Model(out, threads=1)
+    enc = encoding.encode(tok.tokenizer, (SHARED / "examples" / "seed-opinion-article.txt").read_text(encoding="utf-8"))
+    for window in ((0, encoding.WINDOW), (0, 17)):
+        ids, mask = encoding.batch_windows(enc.ids, [window], tok.cls_id, tok.sep_id)
+        a, b = (s.run(None, {"input_ids": ids, "attention_mask": mask}) for s in sessions)
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+    ids, mask = encoding.batch_windows(enc.ids, [(0, 40), (0, 17)], tok.cls_id, tok.sep_id)
+    a, b = (s.run(None, {"input_ids": ids, "attention_mask": mask})[0] for s in sessions)
+    assert np.abs(a[1, :19] - b[1, :19]).max() > 1e-3  # the short row saw its padding without the bias
+
+
+def test_new_int8_models_record_how_they_are_run(built):
+    from propscan.pipeline.model import Model
+    from propscan.training.build import INT8_RUNTIME
+
+    out, _ = built
+    assert json.loads((out / "model.json").read_text())["runtime"] == INT8_RUNTIME
+    assert Model(out, threads=1).runtime == INT8_RUNTIME
+
+
 def test_the_runtime_analyses_with_the_trained_model(built, tmp_path):
     out, _ = built
     meta = json.loads((out / "model.json").read_text())

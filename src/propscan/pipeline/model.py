@@ -41,6 +41,12 @@ REPETITION = TECHNIQUE_IDS.index("Repetition")
 # results are unchanged. Up to this many rounds of calls are in flight per text before their outputs
 # are copied out (memory stays bounded on long texts).
 WINDOWS_SIDE_BY_SIDE = 4
+# model.json "runtime": how the model's network is run. Its figures are tuned under these settings (the
+# int8 network's outputs move with any change of arithmetic), so they belong to the model, and a model
+# without the block runs as before. Keys: "last_window" ("aligned" or "short", see
+# encoding.make_windows), "disabled_optimizers" (onnxruntime graph fusions left out), "padding_bias"
+# (false: the graph has no attention-mask bias, export.drop_padding_bias; every window must be unpadded).
+RUNTIME_DEFAULTS = {"last_window": "aligned", "disabled_optimizers": [], "padding_bias": True}
 
 
 # model.json of every model loaded in this process, by (name, version): outputs (reports, the corpus
@@ -158,7 +164,10 @@ class Model:
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(folder / self.config["onnx"]), opts, providers=["CPUExecutionProvider"])
+        self.runtime = runtime_settings(self.config, folder)
+        self.session = ort.InferenceSession(str(folder / self.config["onnx"]), opts, providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=self.runtime["disabled_optimizers"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = encoding.load_tokenizer(folder / "tokenizer.json")
         try:
             self.cls_id, self.sep_id, self.pad_id = encoding.special_ids(self.tokenizer)
@@ -192,8 +201,16 @@ class Model:
             return [fn(x) for x in items]
         return list(self._pool.map(fn, items))
 
+    def windows(self, n: int) -> list[tuple[int, int]]:
+        """The token windows this model reads a text of ``n`` tokens in."""
+        return encoding.make_windows(n, align_last=self.runtime["last_window"] == "aligned")
+
     def run_windows(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, hidden = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        if not self.runtime["padding_bias"] and not mask.all():
+            raise ValueError("this model's graph has no attention-mask bias: it runs unpadded windows only")
+        feeds = {"input_ids": input_ids, "attention_mask": mask}
+        # a graph without the mask bias may have lost its attention_mask input altogether
+        logits, hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
         return logits, hidden
 
     def token_outputs(self, text: str) -> TokenOutputs:
@@ -202,7 +219,7 @@ class Model:
         n = len(enc)
         if n == 0:
             return TokenOutputs(enc, np.zeros((0, len(TECHNIQUE_IDS) + 1), np.float32), np.zeros((0, 0), np.float32))
-        wins = encoding.make_windows(n)
+        wins = self.windows(n)
         best, pos = encoding.centre_weights(wins, n)
         logits = hidden = None
 
@@ -240,6 +257,15 @@ class Model:
             earlier.append(features.occurs_earlier(lower, s, e))
         bonus = self.decoding.get("repeat_bonus", 0.0) if repeat_bonus is None else repeat_bonus
         return repetition_prior(self.span_head(np.stack(feats)), np.array(earlier), bonus)
+
+
+def runtime_settings(config: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """model.json's "runtime" block over RUNTIME_DEFAULTS; an unknown key or value is a ModelError."""
+    block = config.get("runtime", {})
+    unknown = set(block) - set(RUNTIME_DEFAULTS)
+    if unknown or block.get("last_window", "aligned") not in ("aligned", "short"):
+        raise ModelError(f"{folder / 'model.json'}: a \"runtime\" setting this propscan does not know: {block}")
+    return {**RUNTIME_DEFAULTS, **block}
 
 
 def repetition_prior(probs: np.ndarray, earlier: np.ndarray, bonus: float) -> np.ndarray:

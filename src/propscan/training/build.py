@@ -23,6 +23,13 @@ from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_
 from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, POOLED, Rule, cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
+# How a new int8 model runs (model.json "runtime", see pipeline/model.py). Fast model's windows, one-off
+# timings on 2026-12-04 (1 thread, one 256-token window, training stopped): shipped graph 19.2-20.8 ms,
+# without the mask bias 18.5-19.0, and without onnxruntime's SkipLayerNormFusion too 16.0-16.3
+# (its fused kernel is slower here than Add + LayerNormalization); end to end on the 90 PTC test
+# articles, with the short last window as well, 8.1-8.4 s -> 6.5-6.7 s. The last two change the int8
+# network's outputs (up to 0.38 in a logit), so they apply only to models tuned under them.
+INT8_RUNTIME = {"last_window": "short", "disabled_optimizers": ["SkipLayerNormFusion"], "padding_bias": False}
 
 
 def finish_model_folder(
@@ -47,12 +54,14 @@ def finish_model_folder(
     version = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     name = encoder_info(cfg.encoder)[0]
+    # the accurate model's package is assembled on the user's machine and keeps the plain runtime
+    runtime = INT8_RUNTIME if quantize and not cfg.lora_rank else {}
     if cfg.lora_rank:  # ships as adapters over the base weights; the network they build is tuned here
         export_package(checkpoint, out, name, version, quantize=quantize)
     else:
-        export_onnx(checkpoint, out, quantize=quantize)
+        export_onnx(checkpoint, out, quantize=quantize, padding_bias=runtime.get("padding_bias", True))
     # a provisional model.json so Model loads; tune() searches thresholds itself and the final one follows
-    write_model_json(out, name=name, version=version, thresholds={"any": 0.5}, decoding={})
+    write_model_json(out, name=name, version=version, thresholds={"any": 0.5}, decoding={}, **_runtime(runtime))
     model = Model(out)
     meta = {
         "name": name,
@@ -60,6 +69,7 @@ def finish_model_folder(
         "date": dt.date.today().isoformat(),
         "base_encoder": cfg.encoder,
         "quantized": "int8 dynamic, per-channel" if quantize else FP32,
+        **_runtime(runtime),
         "train_config": asdict(cfg),
         "trained_on": _training_data(cfg, len(articles) - len(val_articles), sources),
     }
@@ -71,7 +81,7 @@ def finish_model_folder(
     if dev_from is not None:
         borrow_dev_figures(meta, Path(dev_from), cfg, rule)
     if dev is not None and quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
-        meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned)
+        meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned, runtime)
         log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
     write_model_json(out, **meta)
     write_model_card(out, meta)
@@ -424,9 +434,14 @@ def _install_target(cfg: dict) -> str:
     return "make install-train install-accurate" if encoder_info(encoder)[0] == "propscan-mpnet" else "make install-train"
 
 
-def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict) -> dict:
+def _runtime(runtime: dict) -> dict:
+    """model.json's "runtime" field, absent when the model runs as every model did before it existed."""
+    return {"runtime": runtime} if runtime else {}
+
+
+def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict, runtime: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(checkpoint, Path(tmp), quantize=False)
+        fp32 = export_onnx(checkpoint, Path(tmp), quantize=False, padding_bias=runtime.get("padding_bias", True))
         shutil.copy(out / "model.json", fp32 / "model.json")
         model = Model(fp32)
         model.configure(tuned)

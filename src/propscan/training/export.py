@@ -16,12 +16,21 @@ from propscan.pipeline.assemble import quantize as to_int8
 from propscan.training.train import SOUP_KEYS, adapter_factors, load_checkpoint, with_defaults
 
 
-def export_onnx(checkpoint: Path, out: Path, quantize: bool = True) -> Path:
-    """Write model.onnx (int8 when ``quantize``), tokenizer.json and heads.npz into ``out``."""
+def export_onnx(checkpoint: Path, out: Path, quantize: bool = True, padding_bias: bool = True) -> Path:
+    """Write model.onnx (int8 when ``quantize``), tokenizer.json and heads.npz into ``out``.
+
+    ``padding_bias`` False leaves the attention-mask bias out of the graph (drop_padding_bias): the model
+    then runs unpadded windows only, which is all the runtime gives it (model.BATCH is 1)."""
     model, cfg = load_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     fp32 = out / "model.fp32.onnx"
     _export_fp32(model, fp32)
+    if not padding_bias:
+        import onnx
+
+        graph = onnx.load(str(fp32))
+        drop_padding_bias(graph)
+        onnx.save(graph, str(fp32))
     if quantize:
         to_int8(fp32, out / "model.onnx")
         fp32.unlink()
@@ -236,6 +245,43 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
 def write_model_json(out: Path, **fields) -> None:
     meta = {"onnx": "model.onnx", **fields}
     (out / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def drop_padding_bias(model) -> int:
+    """Bypass every Add of a tensor computed from ``attention_mask`` alone to one computed from
+    ``input_ids`` (the mask bias on attention scores); edits ``model`` in place and returns how many.
+
+    For an unpadded window the bias is all zeros (BERT's (1 - mask) * min), so the outputs stay exactly
+    the same (tests/training/test_build.py checks it) while the graph skips one Add over the
+    heads x 256 x 256 scores in every layer: 7% of a MiniLM window's time (one-off onnxruntime
+    profile, 1 thread, 2026-12-04).
+    """
+    graph = model.graph
+    deps: dict[str, frozenset] = {i.name: frozenset([i.name]) for i in graph.input}
+    for node in graph.node:  # nodes are in topological order in an exported graph
+        # a shape carries no values: the bias is shaped after the text but computed from the mask alone
+        shape_only = node.op_type in ("Shape", "Size")
+        d = frozenset() if shape_only else frozenset().union(*(deps.get(i, frozenset()) for i in node.input if i))
+        deps.update((o, d) for o in node.output)
+    mask_only, text = frozenset(["attention_mask"]), "input_ids"
+    rename: dict[str, str] = {}
+    keep = []
+    for node in graph.node:
+        if node.op_type == "Add" and len(node.input) == 2:
+            a, b = (deps.get(i, frozenset()) for i in node.input)
+            if a == mask_only and text in b or b == mask_only and text in a:
+                rename[node.output[0]] = node.input[1] if a == mask_only else node.input[0]
+                continue
+        keep.append(node)
+    assert not {o.name for o in graph.output} & set(rename), "a graph output would be renamed"
+    for node in keep:
+        for k, i in enumerate(node.input):
+            while i in rename:
+                i = rename[i]
+            node.input[k] = i
+    del graph.node[:]
+    graph.node.extend(keep)
+    return len(rename)
 
 
 def simplify_graph(model) -> dict[str, int]:
