@@ -308,20 +308,25 @@ def test_texts_side_by_side_never_run_more_calls_than_threads(long_text) -> None
 # model.json "runtime": how a model's network is run belongs to the model
 
 
-@pytest.fixture(scope="module")
-def short_runtime_model(tmp_path_factory):
-    """The shipped network under the settings new int8 models are tuned with (training/build.INT8_RUNTIME)."""
+def with_runtime(folder, runtime: dict):
+    """The shipped model's files in ``folder`` (copied once), its model.json given this "runtime" block."""
     import json
     import shutil
 
+    if not folder.exists():
+        shutil.copytree(MODEL_DIR, folder)
+    config = json.loads((MODEL_DIR / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**config, "runtime": runtime}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def short_runtime_model(tmp_path_factory):
+    """The shipped network under the settings new int8 models are tuned with (training/build.INT8_RUNTIME)."""
     from propscan.pipeline.model import Model
     from propscan.training.build import INT8_RUNTIME
 
-    folder = tmp_path_factory.mktemp("runtime") / "m"
-    shutil.copytree(MODEL_DIR, folder)
-    config = json.loads((folder / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps({**config, "runtime": INT8_RUNTIME}))
-    return Model(folder, threads=1)
+    return Model(with_runtime(tmp_path_factory.mktemp("runtime") / "m", INT8_RUNTIME), threads=1)
 
 
 def test_a_model_without_a_runtime_block_runs_as_before(model) -> None:
@@ -353,17 +358,10 @@ def test_a_model_without_the_mask_bias_refuses_padded_windows(short_runtime_mode
 
 
 def test_an_unknown_runtime_setting_is_a_one_line_model_error(tmp_path) -> None:
-    import json
-    import shutil
-
     from propscan.errors import ModelError
     from propscan.pipeline.model import Model
 
-    folder = tmp_path / "m"
-    shutil.copytree(MODEL_DIR, folder)
-    config = json.loads((folder / "model.json").read_text())
     for bad in ({"last_window": "middle"}, {"batch": 8}):
-        (folder / "model.json").write_text(json.dumps({**config, "runtime": bad}))
         with pytest.raises(ModelError, match="runtime") as err:
-            Model(folder, threads=1)
+            Model(with_runtime(tmp_path / "m", bad), threads=1)
         assert "\n" not in str(err.value)

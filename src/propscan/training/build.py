@@ -15,7 +15,7 @@ from pathlib import Path
 
 from propscan.evaluation.evaluate import Report, evaluate
 from propscan.pipeline.assemble import SOURCE_FILES, is_package
-from propscan.pipeline.model import NAMES, Model, check, locate
+from propscan.pipeline.model import NAMES, RUNTIME_DEFAULTS, Model, check, locate
 from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
@@ -56,10 +56,11 @@ def finish_model_folder(
     name = encoder_info(cfg.encoder)[0]
     # the accurate model's package is assembled on the user's machine and keeps the plain runtime
     runtime = INT8_RUNTIME if quantize and not cfg.lora_rank else {}
+    padding_bias = {**RUNTIME_DEFAULTS, **runtime}["padding_bias"]
     if cfg.lora_rank:  # ships as adapters over the base weights; the network they build is tuned here
         export_package(checkpoint, out, name, version, quantize=quantize)
     else:
-        export_onnx(checkpoint, out, quantize=quantize, padding_bias=runtime.get("padding_bias", True))
+        export_onnx(checkpoint, out, quantize=quantize, padding_bias=padding_bias)
     # a provisional model.json so Model loads; tune() searches thresholds itself and the final one follows
     write_model_json(out, name=name, version=version, thresholds={"any": 0.5}, decoding={}, **_runtime(runtime))
     model = Model(out)
@@ -81,7 +82,7 @@ def finish_model_folder(
     if dev_from is not None:
         borrow_dev_figures(meta, Path(dev_from), cfg, rule)
     if dev is not None and quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
-        meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned, runtime)
+        meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned, padding_bias)
         log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
     write_model_json(out, **meta)
     write_model_card(out, meta)
@@ -439,9 +440,9 @@ def _runtime(runtime: dict) -> dict:
     return {"runtime": runtime} if runtime else {}
 
 
-def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict, runtime: dict) -> dict:
+def _fp32_dev_figures(checkpoint: Path, out: Path, dev, tuned: dict, padding_bias: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_onnx(checkpoint, Path(tmp), quantize=False, padding_bias=runtime.get("padding_bias", True))
+        fp32 = export_onnx(checkpoint, Path(tmp), quantize=False, padding_bias=padding_bias)
         shutil.copy(out / "model.json", fp32 / "model.json")
         model = Model(fp32)
         model.configure(tuned)

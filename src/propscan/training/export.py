@@ -24,13 +24,7 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True, padding_bias
     model, cfg = load_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     fp32 = out / "model.fp32.onnx"
-    _export_fp32(model, fp32)
-    if not padding_bias:
-        import onnx
-
-        graph = onnx.load(str(fp32))
-        drop_padding_bias(graph)
-        onnx.save(graph, str(fp32))
+    _export_fp32(model, fp32, padding_bias=padding_bias)
     if quantize:
         to_int8(fp32, out / "model.onnx")
         fp32.unlink()
@@ -52,7 +46,7 @@ def _save_heads(model, out: Path) -> None:
     )
 
 
-def _export_fp32(model, path: Path, simplify: bool = True) -> None:
+def _export_fp32(model, path: Path, simplify: bool = True, padding_bias: bool = True) -> None:
     import torch
 
     class Runtime(torch.nn.Module):
@@ -80,11 +74,14 @@ def _export_fp32(model, path: Path, simplify: bool = True) -> None:
         opset_version=17,
         dynamo=False,
     )
-    if simplify:
+    if simplify or not padding_bias:  # one load and save for both graph edits
         import onnx
 
         graph = onnx.load(str(path))
-        simplify_graph(graph)
+        if simplify:
+            simplify_graph(graph)
+        if not padding_bias:
+            drop_padding_bias(graph)
         onnx.save(graph, str(path))
 
 
