@@ -521,12 +521,15 @@ def test_train_refuses_sets_it_cannot_pair_or_would_score_unfairly(tmp_path):
         ({"name": "m", "version": "1", "dev": {}, "train_config": {"threads": 1}}, None),  # how fast it ran is no recipe
         ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "tuning_rule": {"detectors": "narrow"}},
          "was tuned by another rule (differs in detectors)"),
+        # a model from before the runtime block: its int8 figures came from other arithmetic
+        ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "runtime": None}, "runs its network another way"),
     ],
 )
 def test_train_refuses_dev_figures_from_a_run_that_cannot_lend_them(tmp_path, model_json, message):
     require_train_extra()  # checked once the train extra imports, before any training
     from dataclasses import asdict
 
+    from propscan.training.build import INT8_RUNTIME
     from propscan.training.train import TrainConfig
     from propscan.training.tune import Rule
 
@@ -535,6 +538,9 @@ def test_train_refuses_dev_figures_from_a_run_that_cannot_lend_them(tmp_path, mo
     if model_json is not None:  # the default recipe and today's tuning rule but for what the case changes
         model_json["train_config"] = {**asdict(TrainConfig()), "teacher": str(tmp_path), **model_json["train_config"]}
         model_json["tuning_rule"] = {**Rule().to_json(), **model_json.get("tuning_rule", {})}
+        # the runtime a new int8 model gets (this run quantises), or none where the case says None
+        if (runtime := model_json.pop("runtime", INT8_RUNTIME)) is not None:
+            model_json["runtime"] = runtime
         (other / "model.json").write_text(json.dumps(model_json))
     res = run_cli(*_train_args(tmp_path, "--dev-figures-from", str(other), "--teacher", str(tmp_path)))
     if message is None:  # accepted: the run goes on to the next check (here a teacher that is no model)

@@ -54,8 +54,7 @@ def finish_model_folder(
     version = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     name = encoder_info(cfg.encoder)[0]
-    # the accurate model's package is assembled on the user's machine and keeps the plain runtime
-    runtime = INT8_RUNTIME if quantize and not cfg.lora_rank else {}
+    runtime = runtime_for(cfg, quantize)
     padding_bias = {**RUNTIME_DEFAULTS, **runtime}["padding_bias"]
     if cfg.lora_rank:  # ships as adapters over the base weights; the network they build is tuned here
         export_package(checkpoint, out, name, version, quantize=quantize)
@@ -80,7 +79,7 @@ def finish_model_folder(
         meta["teachers"] = teachers
     tuned = tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
     if dev_from is not None:
-        borrow_dev_figures(meta, Path(dev_from), cfg, rule)
+        borrow_dev_figures(meta, Path(dev_from), cfg, rule, runtime)
     if dev is not None and quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
         meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned, padding_bias)
         log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
@@ -190,20 +189,27 @@ def _teachers(cfg: TrainConfig) -> list[dict]:
     return out
 
 
-def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig, rule: Rule) -> None:
+def runtime_for(cfg: TrainConfig, quantize: bool) -> dict:
+    """How a model built from ``cfg`` runs (model.json "runtime"): new int8 models get INT8_RUNTIME; the
+    accurate model's package is assembled on the user's machine and keeps the plain runtime."""
+    return INT8_RUNTIME if quantize and not cfg.lora_rank else {}
+
+
+def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig, rule: Rule, runtime: dict) -> None:
     """Put the dev figures of the train-only run ``folder`` (same recipe and tuning rule) into ``meta``: a
     model trained on dev has no fair dev figures of its own, and the reliability words need some."""
-    other = dev_figures_lender(folder, cfg, rule)
+    other = dev_figures_lender(folder, cfg, rule, runtime)
     meta["dev"] = {**other["dev"], "from_run": f"{other['name']} {other['version']}"}
     for t, row in meta.get("by_technique", {}).items():
         if "dev" in other.get("by_technique", {}).get(t, {}):
             row["dev"] = other["by_technique"][t]["dev"]
 
 
-def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule) -> dict:
+def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule, runtime: dict) -> dict:
     """The model.json of ``folder`` if it can lend its dev figures to a model trained with ``cfg`` on dev
-    too and tuned by ``rule``: a train-only run with dev figures, the same recipe and the same tuning rule.
-    Raises ValueError saying why not."""
+    too, tuned by ``rule`` and run by ``runtime``: a train-only run with dev figures, the same recipe, the
+    same tuning rule and the same runtime (int8 figures move by about a point with the arithmetic:
+    docs/experiments.md, 2026-12-04). Raises ValueError saying why not."""
     try:
         other = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError) as e:
@@ -219,6 +225,9 @@ def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule) -> dict:
         differs = ", ".join(k for k in mine if theirs[k] != mine[k])
         raise ValueError(f"{folder} was tuned by another rule (differs in {differs}); "
                          "its dev figures would not describe this model")
+    if other.get("runtime", {}) != runtime:
+        raise ValueError(f"{folder} runs its network another way (runtime {other.get('runtime', {})}, this model "
+                         f"{runtime}); its dev figures would not describe this model")
     return other
 
 
