@@ -196,7 +196,7 @@ def runtime_for(cfg: TrainConfig, quantize: bool) -> dict:
 
 
 def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig, rule: Rule, runtime: dict) -> None:
-    """Put the dev figures of the train-only run ``folder`` (same recipe and tuning rule) into ``meta``: a
+    """Put the dev figures of the train-only run ``folder`` (same recipe, tuning rule and runtime) into ``meta``: a
     model trained on dev has no fair dev figures of its own, and the reliability words need some."""
     other = dev_figures_lender(folder, cfg, rule, runtime)
     meta["dev"] = {**other["dev"], "from_run": f"{other['name']} {other['version']}"}
