@@ -15,7 +15,7 @@ from pathlib import Path
 
 from propscan.evaluation.evaluate import Report, evaluate
 from propscan.pipeline.assemble import SOURCE_FILES, is_package
-from propscan.pipeline.model import NAMES, RUNTIME_DEFAULTS, Model, check, locate
+from propscan.pipeline.model import NAMES, Model, check, locate, runtime_settings
 from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
@@ -55,7 +55,7 @@ def finish_model_folder(
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     name = encoder_info(cfg.encoder)[0]
     runtime = runtime_for(cfg, quantize)
-    padding_bias = {**RUNTIME_DEFAULTS, **runtime}["padding_bias"]
+    padding_bias = runtime_settings(_runtime(runtime), out)["padding_bias"]
     if cfg.lora_rank:  # ships as adapters over the base weights; the network they build is tuned here
         export_package(checkpoint, out, name, version, quantize=quantize)
     else:
