@@ -521,8 +521,12 @@ def test_train_refuses_sets_it_cannot_pair_or_would_score_unfairly(tmp_path):
         ({"name": "m", "version": "1", "dev": {}, "train_config": {"threads": 1}}, None),  # how fast it ran is no recipe
         ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "tuning_rule": {"detectors": "narrow"}},
          "was tuned by another rule (differs in detectors)"),
-        # a model from before the runtime block: its int8 figures came from other arithmetic
-        ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "runtime": None}, "runs its network another way"),
+        # a model from before the runtime block lends too: the new model then runs as it does (runtime_for)
+        ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "runtime": None}, None),
+        ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "runtime": {"last_window": "middle"}},
+         "a \"runtime\" setting this propscan does not know"),
+        ({"name": "m", "version": "1", "dev": {}, "train_config": {}, "quantized": "fp32"},
+         "was exported in fp32, this model in int8 (--no-quantize)"),
     ],
 )
 def test_train_refuses_dev_figures_from_a_run_that_cannot_lend_them(tmp_path, model_json, message):
@@ -538,7 +542,8 @@ def test_train_refuses_dev_figures_from_a_run_that_cannot_lend_them(tmp_path, mo
     if model_json is not None:  # the default recipe and today's tuning rule but for what the case changes
         model_json["train_config"] = {**asdict(TrainConfig()), "teacher": str(tmp_path), **model_json["train_config"]}
         model_json["tuning_rule"] = {**Rule().to_json(), **model_json.get("tuning_rule", {})}
-        # the runtime a new int8 model gets (this run quantises), or none where the case says None
+        model_json.setdefault("quantized", "int8 dynamic, per-channel")  # as this run quantises
+        # the runtime a new int8 model gets, or none where the case says None
         if (runtime := model_json.pop("runtime", INT8_RUNTIME)) is not None:
             model_json["runtime"] = runtime
         (other / "model.json").write_text(json.dumps(model_json))

@@ -15,6 +15,7 @@ import pytest
 from conftest import SHARED, copy_smallest_ptc, require_train_extra, run_cli
 from propscan.pipeline.calibrate import Calibration
 from propscan.pipeline.model import MODEL_DIR
+from propscan.training.build import INT8_RUNTIME
 from propscan.ptc import read_articles
 from propscan.techniques import TECHNIQUE_IDS
 from propscan.training.tune import NARROW, OUT_OF_FOLD_CUTOFFS, Rule
@@ -55,11 +56,18 @@ def final(built, ptc_sample, tmp_path_factory):
     train_articles = out.parent / "articles"
     (base / "train-articles").symlink_to(train_articles)
     (base / "dev-articles").symlink_to(ptc_sample.articles)
+    # the train-only run as a model from before model.json's runtime block (as the shipped fast model is):
+    # the final model must run its network as that run did, not as new int8 models do
+    lender = base / "train-only"
+    lender.mkdir()
+    meta = json.loads((out / "model.json").read_text())
+    assert meta.pop("runtime") == INT8_RUNTIME
+    (lender / "model.json").write_text(json.dumps(meta))
     final = base / "model"
     res = run_cli(
         "train", "--articles", base / "train-articles", "--labels", out.parent / "gold.labels",
         "--articles", base / "dev-articles", "--labels", ptc_sample.gold,
-        "--out", final, "--recipe", out.parent / "recipe.json", "--dev-figures-from", out, timeout=900,
+        "--out", final, "--recipe", out.parent / "recipe.json", "--dev-figures-from", lender, timeout=900,
     )
     return final, res
 
@@ -75,6 +83,14 @@ def test_a_final_model_trains_on_train_and_dev_and_reports_the_train_only_runs_d
     assert len(split["train"]) + len(split["val"]) == n  # dev articles trained on, or held out for tuning
     assert set(split["train"]) & set(ptc_sample.ids)
     assert meta["tuned_on"]["dev_articles"] == 0  # dev is training data here, not tuning data
+    # it runs as its lender ran: no runtime block, so the graph keeps the attention-mask bias that new
+    # int8 models (the train-only run here) leave out
+    import onnx
+
+    from propscan.training.export import drop_padding_bias
+
+    assert "runtime" not in meta
+    assert drop_padding_bias(onnx.load(final / "model.onnx")) > 0 == drop_padding_bias(onnx.load(out / "model.onnx"))
     assert meta["dev"] == {**first["dev"], "from_run": f"{first['name']} {first['version']}"}
     for t in TECHNIQUE_IDS:
         assert meta["by_technique"][t]["dev"] == first["by_technique"][t]["dev"]

@@ -311,14 +311,14 @@ def train(
         import torch  # noqa: F401
         import transformers  # noqa: F401
 
-        from propscan.training.build import build_model_folder, dev_figures_lender, runtime_for
+        from propscan.training.build import build_model_folder, dev_figures_lender
         from propscan.training.train import base_encoder_dir, check_resumable, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
         base_encoder_dir(cfg.encoder), train_device(cfg.device)
         if dev_figures_from is not None:  # a wrong folder would otherwise fail after hours of training
-            dev_figures_lender(dev_figures_from, cfg, rule, runtime_for(cfg, not no_quantize))
+            dev_figures_lender(dev_figures_from, cfg, rule, not no_quantize)
         check_resumable(out / "checkpoint", cfg)
         for folder in {cfg.teacher, *(over.get("teacher") for over in cfg.members)} - {None}:
             Model(locate(folder))  # builds the accurate model once if it is the teacher

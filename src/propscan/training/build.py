@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
+from propscan.errors import ModelError
 from propscan.evaluation.evaluate import Report, evaluate
 from propscan.pipeline.assemble import SOURCE_FILES, is_package
 from propscan.pipeline.model import NAMES, Model, check, locate, runtime_settings
@@ -54,7 +55,8 @@ def finish_model_folder(
     version = version or dt.date.today().isoformat()
     val_articles, val_labels = held_out(articles, labels, cfg.val_every)
     name = encoder_info(cfg.encoder)[0]
-    runtime = runtime_for(cfg, quantize)
+    lender = dev_figures_lender(Path(dev_from), cfg, rule, quantize) if dev_from is not None else None
+    runtime = runtime_for(cfg, quantize, lender)
     padding_bias = runtime_settings(_runtime(runtime), out)["padding_bias"]
     if cfg.lora_rank:  # ships as adapters over the base weights; the network they build is tuned here
         export_package(checkpoint, out, name, version, quantize=quantize)
@@ -78,8 +80,8 @@ def finish_model_folder(
     if teachers := _teachers(cfg):
         meta["teachers"] = teachers
     tuned = tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
-    if dev_from is not None:
-        borrow_dev_figures(meta, Path(dev_from), cfg, rule, runtime)
+    if lender is not None:
+        borrow_dev_figures(meta, lender)
     if dev is not None and quantize:  # int8 ships only if dev F1 holds: record the fp32 figures beside it
         meta["dev_fp32"] = _fp32_dev_figures(checkpoint, out, dev, tuned, padding_bias)
         log(f"PTC dev, same model in fp32: {meta['dev_fp32']}")
@@ -189,27 +191,31 @@ def _teachers(cfg: TrainConfig) -> list[dict]:
     return out
 
 
-def runtime_for(cfg: TrainConfig, quantize: bool) -> dict:
-    """How a model built from ``cfg`` runs (model.json "runtime"): new int8 models get INT8_RUNTIME; the
-    accurate model's package is assembled on the user's machine and keeps the plain runtime."""
+def runtime_for(cfg: TrainConfig, quantize: bool, lender: dict | None = None) -> dict:
+    """How a model built from ``cfg`` runs (model.json "runtime"). A final model runs as ``lender``, the
+    train-only run whose dev figures it reports, ran (int8 figures move by about a point with the
+    arithmetic: docs/experiments.md, 2026-12-04). Otherwise new int8 models get INT8_RUNTIME; the accurate
+    model's package is assembled on the user's machine and keeps the plain runtime."""
+    if lender is not None:
+        return lender.get("runtime", {})
     return INT8_RUNTIME if quantize and not cfg.lora_rank else {}
 
 
-def borrow_dev_figures(meta: dict, folder: Path, cfg: TrainConfig, rule: Rule, runtime: dict) -> None:
-    """Put the dev figures of the train-only run ``folder`` (same recipe, tuning rule and runtime) into ``meta``: a
-    model trained on dev has no fair dev figures of its own, and the reliability words need some."""
-    other = dev_figures_lender(folder, cfg, rule, runtime)
-    meta["dev"] = {**other["dev"], "from_run": f"{other['name']} {other['version']}"}
+def borrow_dev_figures(meta: dict, lender: dict) -> None:
+    """Put the dev figures of ``lender`` (a train-only run's model.json, checked by ``dev_figures_lender``)
+    into ``meta``: a model trained on dev has no fair dev figures of its own, and the reliability words
+    need some."""
+    meta["dev"] = {**lender["dev"], "from_run": f"{lender['name']} {lender['version']}"}
     for t, row in meta.get("by_technique", {}).items():
-        if "dev" in other.get("by_technique", {}).get(t, {}):
-            row["dev"] = other["by_technique"][t]["dev"]
+        if "dev" in lender.get("by_technique", {}).get(t, {}):
+            row["dev"] = lender["by_technique"][t]["dev"]
 
 
-def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule, runtime: dict) -> dict:
+def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule, quantize: bool) -> dict:
     """The model.json of ``folder`` if it can lend its dev figures to a model trained with ``cfg`` on dev
-    too, tuned by ``rule`` and run by ``runtime``: a train-only run with dev figures, the same recipe, the
-    same tuning rule and the same runtime (int8 figures move by about a point with the arithmetic:
-    docs/experiments.md, 2026-12-04). Raises ValueError saying why not."""
+    too, tuned by ``rule`` and exported in int8 or not by ``quantize``: a train-only run with dev figures,
+    the same recipe, the same tuning rule and the same kind of export. (The new model also runs its
+    network as the lender does: ``runtime_for``.) Raises ValueError saying why not."""
     try:
         other = json.loads((folder / "model.json").read_text())
     except (OSError, ValueError) as e:
@@ -225,9 +231,14 @@ def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule, runtime: dict
         differs = ", ".join(k for k in mine if theirs[k] != mine[k])
         raise ValueError(f"{folder} was tuned by another rule (differs in {differs}); "
                          "its dev figures would not describe this model")
-    if other.get("runtime", {}) != runtime:
-        raise ValueError(f"{folder} runs its network another way (runtime {other.get('runtime', {})}, this model "
-                         f"{runtime}); its dev figures would not describe this model")
+    if (other.get("quantized") == FP32) == quantize:
+        kinds = ("int8", "fp32") if quantize else ("fp32", "int8")
+        raise ValueError(f"{folder} was exported in {kinds[1]}, this model in {kinds[0]} (--no-quantize); "
+                         "its dev figures would not describe this model")
+    try:  # its runtime becomes this model's: one this propscan cannot run fails here, before any training
+        runtime_settings(other, folder)
+    except ModelError as e:
+        raise ValueError(str(e)) from None
     return other
 
 
