@@ -98,6 +98,7 @@ def test_a_final_model_trains_on_train_and_dev_and_reports_the_train_only_runs_d
     assert f"PTC v2 train + PTC v2 dev minus held-out ({len(split['train'])} articles)" in card
     assert f"detection tuned on the {len(split['val'])} held-out PTC v2 train + PTC v2 dev articles" in card
     assert f"these are the figures of {first['name']} {first['version']}, the run with the same recipe trained without dev" in card
+    assert f"this model's on its {len(split['val'])} held-out articles alone" in card and "may overstate this model" in card
     assert "--dev-figures-from train-only" in card and "--out train-only" in card
 
 
