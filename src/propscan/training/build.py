@@ -294,10 +294,11 @@ def write_model_card(out: Path, meta: dict) -> str:
             "## PTC dev (75 articles, official SemEval-2020 formulas)",
             "",
             *([f"This model was trained on dev too, so it has no fair dev figures of its own: these are the figures of "
-               f"{d['from_run']}, the run with the same recipe trained without dev. That run's detection was tuned on "
-               f"its held-out articles and dev, this model's on its {meta.get('tuned_on', {}).get('heldout_articles', 'few')} "
-               "held-out articles alone; detection tuned on fewer articles scores lower (docs/training.md, \"Final "
-               "models\"), so these figures may overstate this model.", ""] if d.get("from_run") else []),
+               f"{d['from_run']}, the run with the same recipe trained without dev."
+               + (f" That run's detection was tuned on its held-out articles and dev, this model's on its "
+                  f"{meta['tuned_on']['heldout_articles']} held-out articles alone; detection tuned on fewer articles "
+                  "scores lower (docs/training.md, \"Final models\"), so these figures may overstate this model."
+                  if d.get("cross_fitted") else ""), ""] if d.get("from_run") else []),
             *(["Dev took part in the tuning, so these figures are cross-fitted: each fifth of dev was scored with "
                "settings tuned on the held-out articles and the other four fifths, as an unseen article would be.", ""]
               if d.get("cross_fitted") else []),
