@@ -232,8 +232,8 @@ def dev_figures_lender(folder: Path, cfg: TrainConfig, rule: Rule, quantize: boo
         raise ValueError(f"{folder} was tuned by another rule (differs in {differs}); "
                          "its dev figures would not describe this model")
     if (other.get("quantized") == FP32) == quantize:
-        kinds = ("int8", "fp32") if quantize else ("fp32", "int8")
-        raise ValueError(f"{folder} was exported in {kinds[1]}, this model in {kinds[0]} (--no-quantize); "
+        this, that = ("int8", "fp32") if quantize else ("fp32", "int8")
+        raise ValueError(f"{folder} was exported in {that}, this model in {this} (--no-quantize); "
                          "its dev figures would not describe this model")
     try:  # its runtime becomes this model's: one this propscan cannot run fails here, before any training
         runtime_settings(other, folder)
@@ -293,12 +293,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         lines += [
             "## PTC dev (75 articles, official SemEval-2020 formulas)",
             "",
-            *([f"This model was trained on dev too, so it has no fair dev figures of its own: these are the figures of "
-               f"{d['from_run']}, the run with the same recipe trained without dev."
-               + (f" That run's detection was tuned on its held-out articles and dev, this model's on its "
-                  f"{meta['tuned_on']['heldout_articles']} held-out articles alone; detection tuned on fewer articles "
-                  "scores lower (docs/training.md, \"Final models\"), so these figures may overstate this model."
-                  if d.get("cross_fitted") else ""), ""] if d.get("from_run") else []),
+            *_lent_figures(meta),
             *(["Dev took part in the tuning, so these figures are cross-fitted: each fifth of dev was scored with "
                "settings tuned on the held-out articles and the other four fifths, as an unseen article would be.", ""]
               if d.get("cross_fitted") else []),
@@ -359,6 +354,20 @@ def write_model_card(out: Path, meta: dict) -> str:
     text = "\n".join(lines)
     (out / "MODEL_CARD.md").write_text(text)
     return text
+
+
+def _lent_figures(meta: dict) -> list[str]:
+    """Card lines for a model trained on dev too: whose dev figures it reports, and why they may overstate it."""
+    d = meta["dev"]
+    if not d.get("from_run"):
+        return []
+    text = (f"This model was trained on dev too, so it has no fair dev figures of its own: these are the figures of "
+            f"{d['from_run']}, the run with the same recipe trained without dev.")
+    if d.get("cross_fitted"):  # the lender's detection was tuned with dev, this model's without
+        text += (f" That run's detection was tuned on its held-out articles and dev, this model's on its "
+                 f"{meta['tuned_on']['heldout_articles']} held-out articles alone; detection tuned on fewer articles "
+                 "scores lower (docs/training.md, \"Final models\"), so these figures may overstate this model.")
+    return [text, ""]
 
 
 def technique_table(meta: dict) -> list[str]:
