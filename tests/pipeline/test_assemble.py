@@ -379,3 +379,79 @@ def test_the_averaging_script_says_what_is_wrong_in_one_line(fp32_package, packa
     assert run.returncode == 2 and run.stdout == ""
     assert run.stderr.strip().count("\n") == 0 and "precision differs" in run.stderr
     assert not (tmp_path / "soup").exists()  # refused before writing anything
+
+
+SMOOTH_TEXTS = [TEXT, "The minister said the figures were wrong. Critics called it a shameful cover-up by a failing regime."]
+
+
+@pytest.fixture(scope="module")
+def smoothed_package(fp32_package, tmp_path_factory) -> Path:
+    from propscan.training.smoothing import smooth_package
+
+    out = tmp_path_factory.mktemp("smooth") / "package"
+    shutil.copytree(fp32_package, out)
+    (out / "model.onnx").unlink()
+    smooth_package(out, SMOOTH_TEXTS)
+    return out
+
+
+def test_smoothing_changes_no_fp32_output(fp32_package, tmp_path):
+    """smooth_graph divides each weight MatMul's input by its scales and multiplies the weights' rows by
+    them: the fp32 network computes what it did (a scale put in the wrong place moves every logit)."""
+    import onnx
+    from safetensors.numpy import load_file
+
+    from propscan.training.smoothing import calibration_batches, smoothing_scales
+
+    manifest = json.loads((fp32_package / "package.json").read_text())
+    base = load_file(str(encoders.base_encoder_dir(manifest["base_encoder"]) / "model.safetensors"))
+    plain, smooth = tmp_path / "plain.onnx", tmp_path / "smooth.onnx"
+    assemble.fill_graph(fp32_package, manifest, base, plain)
+    scales = smoothing_scales(plain, calibration_batches(fp32_package / "tokenizer.json", SMOOTH_TEXTS))
+    assert len(scales) == 6 * 4 + 1  # per block the input of q/k/v (one), of o and of both feed-forward layers; the token head
+    assert max(float(s.max() / s.min()) for s in scales.values()) > 2  # channels really are rescaled
+    shutil.copy(plain, smooth)
+    assemble.smooth_graph(smooth, scales)
+    ops = [n.op_type for n in onnx.load(str(smooth)).graph.node]
+    assert ops.count("Mul") == [n.op_type for n in onnx.load(str(plain)).graph.node].count("Mul") + 6 * 4 + 1
+    with np.load(fp32_package / "probe.npz") as z:
+        a, b = assemble.probe_logits(plain, z["ids"]), assemble.probe_logits(smooth, z["ids"])
+    assert np.abs(a - b).max() < 1e-4
+    shutil.copy(plain, smooth)
+    with pytest.raises(ModelError, match="activations its graph lacks") as err:
+        assemble.smooth_graph(smooth, {**scales, "no/such/activation": np.ones(4, np.float32)})
+    assert "\n" not in str(err.value)
+
+
+def test_a_smoothed_package_builds_its_int8_network(smoothed_package, fp32_package, tmp_path, monkeypatch):
+    """A package with smoothing.npz builds the int8 network smooth_package left beside it (the probe is
+    met, the bytes are the same), its scales are part of what names the cache folder, it ships with the
+    package, and a damaged scales file is one clear line."""
+    import onnx
+
+    from propscan.training.build import copy_model
+
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    manifest = json.loads((smoothed_package / "package.json").read_text())
+    assert manifest["precision"] == "int8" and manifest["smoothing"]["articles"] == len(SMOOTH_TEXTS)
+    assert json.loads((smoothed_package / "model.json").read_text())["quantized"] == "int8"
+    copy_model(smoothed_package, tmp_path / "shipped")
+    assert (tmp_path / "shipped" / assemble.SMOOTHING_FILE).is_file() and not (tmp_path / "shipped" / "model.onnx").exists()
+    folder = assemble.ensure_built(tmp_path / "shipped", lambda m: None)
+    ops = {n.op_type for n in onnx.load(str(folder / "model.onnx")).graph.node}
+    assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
+    with np.load(smoothed_package / "probe.npz") as z:
+        got = assemble.probe_logits(folder / "model.onnx", z["ids"])
+        assert np.array_equal(got, assemble.probe_logits(smoothed_package / "model.onnx", z["ids"]))
+        fp32 = assemble.probe_logits(fp32_package / "model.onnx", z["ids"])
+        assert 0 < np.abs(got - fp32).max() < 0.5  # int8 arithmetic, close to the fp32 network
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "shipped", damaged)
+    assert assemble.fingerprint(damaged) == assemble.fingerprint(tmp_path / "shipped")
+    (damaged / assemble.SMOOTHING_FILE).write_bytes(b"not an npz")
+    assert assemble.fingerprint(damaged) != assemble.fingerprint(tmp_path / "shipped")
+    with pytest.raises(ModelError, match="smoothing.npz: cannot be read") as err:
+        assemble.ensure_built(damaged, lambda m: None)
+    assert "\n" not in str(err.value)
+    assert [p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.startswith(".")] == [folder.name]

