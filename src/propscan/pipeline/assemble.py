@@ -253,6 +253,16 @@ def read_scales(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"{path}: cannot be read ({e}); reinstall propscan") from None
 
 
+def weight_readers(graph) -> dict[str, list]:
+    """Each activation that MatMuls by a weight read, and those MatMul nodes (the weight's rows: its channels)."""
+    weights = {i.name for i in graph.initializer}
+    out: dict[str, list] = {}
+    for node in graph.node:
+        if node.op_type == "MatMul" and node.input[1] in weights:
+            out.setdefault(node.input[0], []).append(node)
+    return out
+
+
 def smooth_graph(fp32: Path, scales: dict[str, np.ndarray]) -> None:
     """SmoothQuant (Xiao et al., 2023), in place: each activation named in ``scales`` is divided by s
     channel by channel (one Mul) and the rows of the weights that multiply it are multiplied by s, so the
@@ -266,12 +276,10 @@ def smooth_graph(fp32: Path, scales: dict[str, np.ndarray]) -> None:
     graph = model.graph
     weights = {i.name: i for i in graph.initializer}
     uses: dict[str, int] = {}
-    readers: dict[str, list] = {}  # activation -> the MatMuls by a weight that read it
     for node in graph.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
-        if node.op_type == "MatMul" and node.input[0] in scales and node.input[1] in weights:
-            readers.setdefault(node.input[0], []).append(node)
+    readers = {x: nodes for x, nodes in weight_readers(graph).items() if x in scales}
     if missing := sorted(set(scales) - set(readers)):
         raise ModelError(f"the package's smoothing names {len(missing)} activations its graph lacks ({missing[0]}); reinstall propscan")
     pending = {}

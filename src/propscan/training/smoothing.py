@@ -36,16 +36,6 @@ def calibration_batches(tokenizer_path: Path, texts: list[str]) -> list[tuple[np
     return batches
 
 
-def weight_inputs(graph) -> dict[str, list]:
-    """Each activation that weight MatMuls read, and those MatMuls' weight initializers (rows: its channels)."""
-    weights = {i.name: i for i in graph.initializer}
-    out: dict[str, list] = {}
-    for node in graph.node:
-        if node.op_type == "MatMul" and node.input[1] in weights:
-            out.setdefault(node.input[0], []).append(weights[node.input[1]])
-    return out
-
-
 def activation_maxima(fp32: Path, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
     """max |x| per channel of each named activation over the batches, from the fp32 network."""
     import onnx
@@ -71,11 +61,13 @@ def smoothing_scales(fp32: Path, batches: list[tuple[np.ndarray, np.ndarray]], a
     import onnx
     from onnx import numpy_helper
 
-    readers = weight_inputs(onnx.load(str(fp32)).graph)
+    graph = onnx.load(str(fp32)).graph
+    weights = {i.name: i for i in graph.initializer}
+    readers = assemble.weight_readers(graph)
     maxima = activation_maxima(fp32, list(readers), batches)
     scales = {}
-    for name, inits in readers.items():
-        w_max = np.max([np.abs(numpy_helper.to_array(i)).max(axis=1) for i in inits], axis=0)
+    for name, nodes in readers.items():
+        w_max = np.max([np.abs(numpy_helper.to_array(weights[n.input[1]])).max(axis=1) for n in nodes], axis=0)
         s = np.maximum(maxima[name], 1e-5) ** alpha / np.maximum(w_max, 1e-5) ** (1 - alpha)
         scales[name] = s.astype(np.float32)
     return scales
