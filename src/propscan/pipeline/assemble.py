@@ -154,7 +154,7 @@ def _build(package: Path, manifest: dict, source: str, dest: Path, log: Log) -> 
         from safetensors.numpy import load_file  # noqa: F401
     except ImportError as e:
         raise ModelError(f"the {manifest['name']} model is not installed ({e.name} is missing): run {INSTALL}") from None
-    base = _base_weights(manifest)
+    base = base_weights(manifest)
     log(f"building the {manifest['name']} model from its adapters and the {manifest['base_encoder']} base weights "
         f"into {dest} (once; about a minute)")
     try:
@@ -178,7 +178,7 @@ def _build(package: Path, manifest: dict, source: str, dest: Path, log: Log) -> 
     log(f"built {dest / 'model.onnx'}")
 
 
-def _base_weights(manifest: dict) -> dict[str, np.ndarray]:
+def base_weights(manifest: dict) -> dict[str, np.ndarray]:
     """The base encoder's tensors, checked against the hash the adapters were trained over."""
     from safetensors.numpy import load_file
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from propscan.errors import ModelError
 from propscan.evaluation.evaluate import Report, evaluate
-from propscan.pipeline.assemble import SMOOTHING_FILE, SOURCE_FILES, is_package
+from propscan.pipeline.assemble import is_package, source_files
 from propscan.pipeline.model import NAMES, Model, check, locate, runtime_settings
 from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
@@ -510,7 +510,10 @@ def copy_model(src: Path, dst: Path) -> None:
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
-    names = (*SOURCE_FILES, SMOOTHING_FILE, "MODEL_CARD.md") if is_package(src) else ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md")
+    if is_package(src):  # what the user's build reads: the files a package's fingerprint covers
+        names = (*source_files(json.loads((src / "package.json").read_text())), "MODEL_CARD.md")
+    else:
+        names = ("model.onnx", "tokenizer.json", "heads.npz", "model.json", "MODEL_CARD.md")
     for name in names:
         if (src / name).exists():
             shutil.copy(src / name, dst / name)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from propscan.pipeline import assemble, encoders, encoding
+from propscan.pipeline import assemble, encoding
 
 # Mean |token logit change| int8 against fp32 on 53 windows of 6 training articles, by a (one-off
 # runs/sq/smooth.py, propscan-mpnet 2026-12-04): none 0.255, 0.3 0.568, 0.5 0.361, 0.7 0.052,
@@ -36,12 +36,12 @@ def calibration_batches(tokenizer_path: Path, texts: list[str]) -> list[tuple[np
     return batches
 
 
-def activation_maxima(fp32: Path, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
-    """max |x| per channel of each named activation over the batches, from the fp32 network."""
+def activation_maxima(model, names: list[str], batches: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, np.ndarray]:
+    """max |x| per channel of each named activation over the batches, from the fp32 network ``model`` (an
+    onnx ModelProto; the names are added to its outputs)."""
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(fp32))
     for name in names:
         model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -61,26 +61,22 @@ def smoothing_scales(fp32: Path, batches: list[tuple[np.ndarray, np.ndarray]], a
     import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(fp32)).graph
-    weights = {i.name: i for i in graph.initializer}
-    readers = assemble.weight_readers(graph)
-    maxima = activation_maxima(fp32, list(readers), batches)
-    scales = {}
-    for name, nodes in readers.items():
-        w_max = np.max([np.abs(numpy_helper.to_array(weights[n.input[1]])).max(axis=1) for n in nodes], axis=0)
-        s = np.maximum(maxima[name], 1e-5) ** alpha / np.maximum(w_max, 1e-5) ** (1 - alpha)
-        scales[name] = s.astype(np.float32)
-    return scales
+    model = onnx.load(str(fp32))  # once: MPNet's fp32 graph is 440 MB
+    weights = {i.name: i for i in model.graph.initializer}
+    readers = assemble.weight_readers(model.graph)
+    w_max = {name: np.max([np.abs(numpy_helper.to_array(weights[n.input[1]])).max(axis=1) for n in nodes], axis=0)
+             for name, nodes in readers.items()}
+    maxima = activation_maxima(model, list(readers), batches)
+    return {name: (np.maximum(maxima[name], 1e-5) ** alpha / np.maximum(w_max[name], 1e-5) ** (1 - alpha)).astype(np.float32)
+            for name in readers}
 
 
 def smooth_package(package: Path, texts: list[str], alpha: float = ALPHA) -> dict:
     """Make ``package`` an int8 package with smoothing: scales measured on ``texts`` (training articles,
     never the test set), written to smoothing.npz; then model.onnx and the probe rebuilt as a user's
     build will make them. Tune the folder again afterwards (its network changed). Returns the manifest."""
-    from safetensors.numpy import load_file
-
     manifest = json.loads((package / "package.json").read_text())
-    base = load_file(str(encoders.base_encoder_dir(manifest["base_encoder"]) / "model.safetensors"))
+    base = assemble.base_weights(manifest)  # checked against the hash the adapters were trained over, as a build does
     fp32 = package / "smooth.fp32.onnx"
     assemble.fill_graph(package, manifest, base, fp32)
     del base
