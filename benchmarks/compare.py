@@ -3,7 +3,7 @@ of the articles leaves the candidate at least level with the baseline on each fi
 F1, the mean per-technique FLC F1, and the calibration error, where lower is level or better).
 
     python benchmarks/compare.py CANDIDATE_DIR [--against DIR] [--split dev|heldout] [--cross-fitted]
-                                 [--resamples 300]
+                                 [--folds DIR ...] [--against-folds DIR ...] [--resamples 300]
 
 The baseline defaults to the shipped fast model. Without ``--cross-fitted`` each model is scored with
 its shipped settings, which were tuned on PTC dev too, so those dev figures are in sample.
@@ -26,7 +26,8 @@ from pathlib import Path
 from propscan.evaluation.evaluate import predict, score
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label, read_articles, read_labels
-from propscan.training.train import TrainConfig, held_out
+from propscan.training.stacking import fold_networks, tuning_set
+from propscan.training.train import recorded_held_out
 from propscan.training.tune import Rule, cross_fit_predictions
 
 HERE = Path(__file__).resolve().parent
@@ -34,12 +35,13 @@ NAMES = ("SI", "FLC", "TC", "mean", "ECE")
 LOWER_IS_BETTER = {"ECE"}
 
 
-def load_split(ptc: Path, split: str, val_every: int = TrainConfig().val_every) -> tuple[dict[str, str], list[Label]]:
+def load_split(ptc: Path, split: str, train_config: dict | None = None) -> tuple[dict[str, str], list[Label]]:
+    """PTC dev, or the train articles held out by ``train_config`` (a model.json's; None: today's default)."""
     if split == "dev":
         arts = read_articles(ptc / "dev/dev-articles")
         return arts, read_labels(ptc / "dev/dev-task-flc-tc.labels", arts)
     arts = read_articles(ptc / "train/train-articles")
-    return held_out(arts, read_labels(ptc / "train/train-task-flc-tc.labels", arts), val_every)
+    return recorded_held_out(arts, read_labels(ptc / "train/train-task-flc-tc.labels", arts), train_config or {})
 
 
 def by_article(rows: list[Label], scores: list[float] | None = None) -> dict[str, list[tuple[Label, float]]]:
@@ -63,13 +65,20 @@ def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float,
     return report.si.f1, report.flc.f1, report.tc.f1, report.mean_technique_f1, report.ece
 
 
-def predictions(model: Model, split: tuple[dict[str, str], list[Label]], ptc: Path, cross_fitted: bool) -> tuple[dict, dict]:
+def predictions(model: Model, split: tuple[dict[str, str], list[Label]], ptc: Path, cross_fitted: bool,
+                folds: list[Path] = ()) -> tuple[dict, dict]:
     """The model's FLC and TC rows on the split's articles, grouped by article (by_article). Cross-fitted,
-    the tuning articles are those the model's own training held out (its val_every)."""
+    the tuning articles are those the model's own training held out (its val_every and val_fold), and
+    with ``folds`` (fold networks of its recipe) every train article one of them held out, read by it."""
     scores: list[float] = []
     if cross_fitted:
-        heldout = load_split(ptc, "heldout", model.config.get("train_config", {}).get("val_every", TrainConfig().val_every))
-        pred, scores, tc = cross_fit_predictions(model, heldout, split, log=lambda m: None, cache={},
+        heldout = load_split(ptc, "heldout", model.config.get("train_config"))
+        tuner = model
+        if folds:
+            train = read_articles(ptc / "train/train-articles")
+            labels = read_labels(ptc / "train/train-task-flc-tc.labels", train)
+            tuner, heldout = tuning_set(model, fold_networks(list(folds), train, labels, model.config), train, labels)
+        pred, scores, tc = cross_fit_predictions(tuner, heldout, split, log=lambda m: None, cache={},
                                                  rule=Rule.recorded(model.config))
     else:
         pred, tc = predict(model, *split, scores=scores)
@@ -96,18 +105,23 @@ def main() -> None:
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--split", choices=("dev", "heldout"), default="dev")
     ap.add_argument("--cross-fitted", action="store_true", help="score dev cross-fitted, as benchmarks/quality.py does")
+    ap.add_argument("--folds", type=Path, nargs="+", default=[], metavar="DIR",
+                    help="fold networks of the candidate's recipe, when it was tuned with them (scripts/retune_model.py --folds)")
+    ap.add_argument("--against-folds", type=Path, nargs="+", default=[], metavar="DIR", help="the same for the baseline")
     ap.add_argument("--resamples", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.cross_fitted and args.split != "dev":
         ap.error("--cross-fitted scores PTC dev; it cannot be used with --split heldout")
+    if (args.folds or args.against_folds) and not args.cross_fitted:
+        ap.error("--folds and --against-folds change the cross-fitted tuning; they need --cross-fitted")
 
     split = load_split(args.ptc, args.split)
     gold_by, ids = by_article(split[1]), sorted(split[0])
     runs = {}
-    for name, which in (("baseline", args.against), ("candidate", args.candidate)):
+    for name, which, folds in (("baseline", args.against, args.against_folds), ("candidate", args.candidate, args.folds)):
         model = Model(locate(which))
-        runs[name] = (gold_by, *predictions(model, split, args.ptc, args.cross_fitted))
+        runs[name] = (gold_by, *predictions(model, split, args.ptc, args.cross_fitted, folds))
         shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, figures(ids, *runs[name])))
         print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {'cross-fitted' if args.cross_fitted else 'shipped settings'})")
     share = level_shares(runs, ids, args.resamples, args.seed)

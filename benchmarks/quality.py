@@ -2,7 +2,7 @@
 calibration of the span confidences (expected calibration error over 10 bins, reliability table).
 
     python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model fast|accurate|DIR] [--min-confidence P]
-                                 [--rate-floor X|none] [--calibration out_of_fold|out_of_fold_cutoffs|in_sample]
+                                 [--folds DIR ...] [--rate-floor X|none] [--calibration out_of_fold|out_of_fold_cutoffs|in_sample]
                                  [--detectors all|narrow] [--repeaters local|pooled]
 
 A span counts as right for calibration when annotators marked an overlapping span of its technique.
@@ -24,7 +24,8 @@ from pathlib import Path
 from propscan.evaluation.evaluate import evaluate
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
-from propscan.training.train import held_out
+from propscan.training.stacking import fold_networks, tuning_set
+from propscan.training.train import recorded_held_out
 from propscan.training.tune import Rule, add_rule_options, cross_fitted, rule_from, token_outputs
 
 HERE = Path(__file__).resolve().parent
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
     ap.add_argument("--model", default=None, help="fast (default), accurate, or a model folder")
     ap.add_argument("--min-confidence", type=float, default=None, help="default: the cutoffs tuned per technique")
+    ap.add_argument("--folds", type=Path, nargs="+", default=[], metavar="DIR",
+                    help="fold networks of the model's recipe, when it was tuned with them (scripts/retune_model.py --folds)")
     add_rule_options(ap, "the model's own rule (model.json: tuning_rule); given, to compare models tuned by different rules")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -51,10 +54,14 @@ def main() -> None:
     report = in_sample
     if fair:
         train = read_articles(args.ptc / "train/train-articles")
-        heldout = held_out(train, read_labels(args.ptc / "train/train-task-flc-tc.labels", train), config["train_config"]["val_every"])
+        labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
+        heldout = recorded_held_out(train, labels, config["train_config"])
+        tuner = model
+        if args.folds:  # tuned with fold networks (scripts/retune_model.py --folds): the train articles out of fold
+            tuner, heldout = tuning_set(model, fold_networks(args.folds, train, labels, config), train, labels)
         # by the tuning rule the model was tuned with, but for what the command line overrides
         rule = rule_from(args, Rule.recorded(config))
-        report = cross_fitted(model, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
+        report = cross_fitted(tuner, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
     if args.json:
         print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
         return

@@ -457,6 +457,14 @@ def test_train_refuses_a_missing_weak_file(tmp_path):
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("fold, message", [("8", "--val-fold 8: the train articles are held out in 8 folds, 0 to 7"),
+                                           ("-1", "Invalid value for '--val-fold'")])
+def test_train_refuses_a_fold_outside_the_split(tmp_path, fold, message):
+    res = run_cli(*_train_args(tmp_path, "--val-fold", fold))
+    assert res.rc == 2 and message in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
 def test_train_without_the_train_extra_says_so(tmp_path):
     fake = tmp_path / "site"
     (fake / "torch").mkdir(parents=True)

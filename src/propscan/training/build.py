@@ -20,7 +20,8 @@ from propscan.pipeline.model import NAMES, Model, check, locate, runtime_setting
 from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
-from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, train_soup
+from propscan.training.stacking import fold_networks, tuning_set
+from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, recorded_held_out, train_soup
 from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, POOLED, Rule, cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
@@ -53,7 +54,7 @@ def finish_model_folder(
     (deliverable of docs/training.md "Final models") has no dev figures of its own: ``dev_from``, the model
     folder of the train-only run with the same recipe, lends its figures, and the card says so."""
     version = version or dt.date.today().isoformat()
-    val_articles, val_labels = held_out(articles, labels, cfg.val_every)
+    val_articles, val_labels = held_out(articles, labels, cfg.val_every, cfg.val_fold)
     name = encoder_info(cfg.encoder)[0]
     lender = dev_figures_lender(Path(dev_from), cfg, rule, quantize) if dev_from is not None else None
     runtime = runtime_for(cfg, quantize, lender)
@@ -136,15 +137,17 @@ def _dev_figures(report: Report) -> dict:
 
 def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Label],
                         dev: tuple[dict[str, str], list[Label]] | None = None, version: str | None = None,
-                        log=print, rule: Rule = Rule()) -> dict:
+                        log=print, rule: Rule = Rule(), folds: list[Path] = ()) -> dict:
     """Tune an existing model folder's detection again (same weights), rewriting model.json and its card.
 
     The version changes (its outputs do); the fp32 dev figures are dropped: they were measured with the
-    earlier decoding. ``rule`` is the tuning rule (tune.Rule: today's by default).
+    earlier decoding. ``rule`` is the tuning rule (tune.Rule: today's by default). ``folds``: fold
+    networks of the model's recipe (stacking.py); detection is then tuned on every train article one of
+    them, or the model itself, held out, each read by that network.
     """
     meta = json.loads((folder / "model.json").read_text())
     meta["version"] = version or dt.date.today().isoformat()
-    val_articles, val_labels = held_out(articles, labels, meta["train_config"]["val_every"])
+    val_articles, val_labels = recorded_held_out(articles, labels, meta["train_config"])
     for stale in ("dev_fp32", "dev", "calibration_fit", "by_technique"):  # all measured again below
         meta.pop(stale, None)
     if is_package(folder):  # an adapter package: tune the network it builds into, and name the new version
@@ -153,7 +156,11 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
         model = Model(locate(folder))
     else:
         model = Model(folder)
+    if folds:
+        model, (val_articles, val_labels) = tuning_set(model, fold_networks(list(folds), articles, labels, meta), articles, labels)
     tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
+    if folds:
+        meta["tuned_on"]["fold_networks"] = len(folds)
     write_model_json(folder, **meta)
     write_model_card(folder, meta)
     return meta
@@ -392,6 +399,9 @@ def _tuning_data(meta: dict) -> str:
     on = meta.get("tuned_on", {})
     where = " + ".join(meta["train_sets"]) if meta.get("train_sets") else PTC_TRAIN  # a final model holds out dev ones too
     held = f"the {on['heldout_articles']} held-out {where} articles" if on else f"the held-out rest of {where}"
+    if on.get("fold_networks"):  # stacking.py
+        held = (f"the {on['heldout_articles']} {where} articles, each read by a network of this recipe that never trained on it "
+                f"(this one for its held-out eighth, {on['fold_networks']} fold network{'s' if on['fold_networks'] != 1 else ''} for the rest)")
     return held + (f" and the {on['dev_articles']} PTC dev articles" if on.get("dev_articles") else "")
 
 

@@ -47,7 +47,7 @@ def refit_heads(folder: Path, articles: dict[str, str], labels: list[Label], epo
 
     config = json.loads((folder / "model.json").read_text())
     cfg = TrainConfig(**{**config.get("train_config", {}), "members": [], "span_refit_epochs": epochs, "span_refit_lr": lr})
-    train_ids, val_ids = split_ids(list(articles), cfg.val_every)
+    train_ids, val_ids = split_ids(list(articles), cfg.val_every, cfg.val_fold)
     t0 = time.time()
     model = Model(folder, threads=cfg.threads)
     x_train, y_train = runtime_span_inputs(model, {a: articles[a] for a in train_ids}, labels)

@@ -47,6 +47,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     span_loss_weight: float = 1.0
     val_every: int = 8  # every 8th train article (sorted by id) is held out for tuning thresholds
+    # which of those val_every folds is held out: the articles at val_fold, val_fold + val_every, ... of the
+    # sorted ids (0, the shipped models' split). The other folds' runs give out-of-fold outputs (stacking.py).
+    val_fold: int = 0
     seed: int = 13
     order_seed: int | None = None  # seed of the data order alone (None: ``seed``); same init, other order
     window: int = encoding.WINDOW
@@ -154,16 +157,25 @@ def labels_by_article(articles: dict[str, str], labels: list[Label]) -> dict[str
     return by
 
 
-def split_ids(ids: list[str], val_every: int) -> tuple[list[str], list[str]]:
+def split_ids(ids: list[str], val_every: int, fold: int = 0) -> tuple[list[str], list[str]]:
+    """(trained on, held out): every ``val_every``-th id in sorted order, from the ``fold``-th, is held out."""
+    if not 0 <= fold < val_every:
+        raise ValueError(f"val_fold {fold}: one of 0 to {val_every - 1} (val_every {val_every})")
     ids = sorted(ids)
-    val = ids[::val_every]
+    val = ids[fold::val_every]
     return [i for i in ids if i not in set(val)], val
 
 
-def held_out(articles: dict[str, str], labels: list[Label], val_every: int) -> tuple[dict[str, str], list[Label]]:
+def held_out(articles: dict[str, str], labels: list[Label], val_every: int, fold: int = 0) -> tuple[dict[str, str], list[Label]]:
     """The held-out train articles decoding is tuned on, and their labels."""
-    held = {a: articles[a] for a in split_ids(list(articles), val_every)[1]}
+    held = {a: articles[a] for a in split_ids(list(articles), val_every, fold)[1]}
     return held, [lab for lab in labels if lab.article_id in held]
+
+
+def recorded_held_out(articles: dict[str, str], labels: list[Label], train_config: dict) -> tuple[dict[str, str], list[Label]]:
+    """``held_out`` by a model.json's recorded train_config (one from before val_fold held out fold 0)."""
+    cfg = with_defaults(train_config)
+    return held_out(articles, labels, cfg["val_every"], cfg["val_fold"])
 
 
 @dataclass
@@ -534,7 +546,7 @@ def train(
     specials = encoding.special_ids(tok)
 
     by_article = labels_by_article(articles, labels)
-    train_ids, val_ids = split_ids(list(articles), cfg.val_every)
+    train_ids, val_ids = split_ids(list(articles), cfg.val_every, cfg.val_fold)
     teacher = _load_teacher(cfg, log)
     examples = [ex for a in train_ids for ex in article_examples(tok, articles[a], by_article[a], cfg, teacher=teacher)]
     for extra_path in cfg.extra:
