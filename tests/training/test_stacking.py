@@ -162,4 +162,6 @@ def test_a_retune_with_fold_networks_tunes_on_every_article_out_of_fold_and_the_
     assert {a for a, t in train.items() if t in read_by} == set(ids[0::8] + ids[1::8])
     assert all(read_by[train[a]] == {"fold"} for a in ids[1::8]) and all(read_by[train[a]] == {"main"} for a in ids[0::8])
     assert all(read_by[t] == {"main"} for t in dev.values())
-    assert "1 fold network for the rest" in (main / "MODEL_CARD.md").read_text()
+    card = (main / "MODEL_CARD.md").read_text()
+    assert "1 fold network for the rest" in card
+    assert "--val-fold N" in card and "--folds fold-1 fold-2 fold-3 fold-4 fold-5 fold-6 fold-7" in card

@@ -21,7 +21,7 @@ from propscan.ptc import Label
 from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.stacking import fold_networks, tuning_set
-from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, recorded_held_out, train_soup
+from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, recorded_held_out, train_soup, with_defaults
 from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, POOLED, Rule, cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
@@ -342,6 +342,8 @@ def write_model_card(out: Path, meta: dict) -> str:
         commands = _train_command("model-out", *options, dev_options)
     if plain:  # a model.json as recipe brings the rule it was tuned by
         commands += _retune_command(meta)
+    if meta.get("tuned_on", {}).get("fold_networks"):
+        commands += _fold_commands(meta, options)
     lines += [
         "## Reproduce",
         "",
@@ -460,6 +462,18 @@ def _train_command(out: str, *options: str) -> list[str]:
              f"    --labels ../shared/data/ptc/train/train-task-flc-tc.labels --out {out}",
              *(f"    {o}" for o in options)]
     return [line + " \\" for line in lines[:-1]] + lines[-1:]
+
+
+def _fold_commands(meta: dict, options: list[str]) -> list[str]:
+    """The fold networks a model tuned out of fold needs (stacking.py), then that retune."""
+    cfg = with_defaults(meta["train_config"])
+    folds = [f for f in range(cfg["val_every"]) if f != cfg["val_fold"]]
+    rule, today = Rule.recorded(meta).to_json(), Rule().to_json()
+    flags = [f"--{k.replace('_', '-')} {'none' if v is None else v}" for k, v in rule.items() if v != today[k]]
+    return ["", f"# the fold networks, then the tuning on every train article out of fold (--val-fold {folds[0]} to {folds[-1]})",
+            *_train_command("fold-N", *options, "--val-fold N"),
+            f".venv/bin/python scripts/retune_model.py --model model-out --version {meta['version']} "
+            + " ".join([*flags, "--folds", *(f"fold-{f}" for f in folds)])]
 
 
 def _retune_command(meta: dict) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from propscan.errors import ModelError
 from propscan.pipeline.model import Model, TokenOutputs, locate
 from propscan.ptc import Label
-from propscan.training.train import held_out, with_defaults
+from propscan.training.train import held_out, recorded_held_out, with_defaults
 
 # what a fold network's recipe may differ in from the shipped network's: where it ran, and its fold
 FOLD_FREE = {"val_fold", "device", "threads"}
@@ -86,6 +86,6 @@ def tuning_set(main: Model, folds: list[tuple[Model, dict[str, str]]], articles:
                ) -> tuple[OutOfFold, tuple[dict[str, str], list[Label]]]:
     """The model tuning reads, and the train articles (with labels) it reads out of fold: the shipped
     network's held-out articles and every fold network's."""
-    own = held_out(articles, labels, *(with_defaults(main.config["train_config"])[k] for k in ("val_every", "val_fold")))[0]
+    own = recorded_held_out(articles, labels, main.config["train_config"])[0]
     held = {**own, **{a: t for _, h in folds for a, t in h.items()}}
     return OutOfFold(main, folds), (held, [lab for lab in labels if lab.article_id in held])
