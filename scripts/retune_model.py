@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from propscan.errors import ModelError
 from propscan.training.build import retune_model_folder
 from propscan.pipeline.model import MODEL_DIR
 from propscan.ptc import read_articles, read_labels
@@ -35,7 +36,10 @@ def main() -> None:
     labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
     dev_articles = read_articles(args.ptc / "dev/dev-articles")
     dev = (dev_articles, read_labels(args.ptc / "dev/dev-task-flc-tc.labels", dev_articles))
-    retune_model_folder(args.model, train, labels, dev, version=args.version, rule=rule_from(args, Rule()), folds=args.folds)
+    try:
+        retune_model_folder(args.model, train, labels, dev, version=args.version, rule=rule_from(args, Rule()), folds=args.folds)
+    except ModelError as e:  # a model or fold network that cannot be read or does not fit
+        ap.exit(2, f"retune_model.py: error: {e}\n")
 
 
 if __name__ == "__main__":

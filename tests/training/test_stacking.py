@@ -165,3 +165,12 @@ def test_a_retune_with_fold_networks_tunes_on_every_article_out_of_fold_and_the_
     card = (main / "MODEL_CARD.md").read_text()
     assert "1 fold network for the rest" in card
     assert "--val-fold N" in card and "--folds fold-1 fold-2 fold-3 fold-4 fold-5 fold-6 fold-7" in card
+
+
+def test_a_retune_refused_for_its_fold_networks_leaves_the_model_folder_as_it_was(tmp_path):
+    main = _fold_copy(tmp_path, "main")
+    before = {p.name: p.read_bytes() for p in main.iterdir()}
+    arts = {f"{i:03d}": f"text {i}" for i in range(24)}
+    with pytest.raises(ModelError, match="holds out fold 0"):
+        retune_model_folder(main, arts, [], None, version="t", log=lambda m: None, folds=[_fold_copy(tmp_path, "zero")])
+    assert {p.name: p.read_bytes() for p in main.iterdir()} == before

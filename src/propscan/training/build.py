@@ -150,6 +150,7 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     val_articles, val_labels = recorded_held_out(articles, labels, meta["train_config"])
     for stale in ("dev_fp32", "dev", "calibration_fit", "by_technique"):  # all measured again below
         meta.pop(stale, None)
+    nets = fold_networks(list(folds), articles, labels, meta)  # refused before anything is written
     if is_package(folder):  # an adapter package: tune the network it builds into, and name the new version
         package = json.loads((folder / "package.json").read_text())
         (folder / "package.json").write_text(json.dumps({**package, "version": meta["version"]}, indent=1) + "\n")
@@ -157,7 +158,7 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     else:
         model = Model(folder)
     if folds:
-        model, (val_articles, val_labels) = tuning_set(model, fold_networks(list(folds), articles, labels, meta), articles, labels)
+        model, (val_articles, val_labels) = tuning_set(model, nets, articles, labels)
     tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
     if folds:
         meta["tuned_on"]["fold_networks"] = len(folds)
