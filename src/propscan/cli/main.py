@@ -257,7 +257,7 @@ def train(
     ),
     device: Optional[str] = typer.Option(None, help="auto (default: a CUDA GPU when torch sees one), cpu, or cuda."),
     val_fold: Optional[int] = typer.Option(
-        None, min=0, help="Hold out the N-th eighth of the train articles instead of the first: a fold network, for scripts/retune_model.py --folds."
+        None, min=0, help="Hold out eighth N of the train articles, counting from 0 (the default split): a fold network, for scripts/retune_model.py --folds."
     ),
     dev_articles: Optional[Path] = typer.Option(None, help="PTC dev articles, to record dev figures in the model card."),
     dev_labels: Optional[Path] = typer.Option(None, help="PTC dev labels."),
