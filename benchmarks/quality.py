@@ -24,6 +24,7 @@ from pathlib import Path
 from propscan.evaluation.evaluate import evaluate
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
+from propscan.errors import ModelError
 from propscan.training.stacking import fold_networks, tuning_set
 from propscan.training.train import recorded_held_out
 from propscan.training.tune import Rule, add_rule_options, cross_fitted, rule_from, token_outputs
@@ -46,6 +47,12 @@ def main() -> None:
     gold = read_labels(args.ptc / "dev/dev-task-flc-tc.labels", arts)
     model = Model(locate(args.model))
     config = model.config
+    train = read_articles(args.ptc / "train/train-articles")
+    labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
+    try:  # before any work: a fold network that cannot be read or does not fit is refused in one line
+        folds = fold_networks(args.folds, train, labels, config) if args.folds else []
+    except ModelError as e:
+        ap.exit(2, f"quality.py: error: {e}\n")
     t0 = time.perf_counter()
     cache: dict = {}  # the network's outputs, shared with the cross-fitting below
     in_sample = evaluate(model, arts, gold, min_confidence=args.min_confidence, outputs=token_outputs(model, arts, cache))
@@ -53,12 +60,10 @@ def main() -> None:
     fair = args.min_confidence is None and config.get("tuned_on", {}).get("dev_articles")
     report = in_sample
     if fair:
-        train = read_articles(args.ptc / "train/train-articles")
-        labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
         heldout = recorded_held_out(train, labels, config["train_config"])
         tuner = model
-        if args.folds:  # tuned with fold networks (scripts/retune_model.py --folds): the train articles out of fold
-            tuner, heldout = tuning_set(model, fold_networks(args.folds, train, labels, config), train, labels)
+        if folds:  # tuned with fold networks (scripts/retune_model.py --folds): the train articles out of fold
+            tuner, heldout = tuning_set(model, folds, train, labels)
         # by the tuning rule the model was tuned with, but for what the command line overrides
         rule = rule_from(args, Rule.recorded(config))
         report = cross_fitted(tuner, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
