@@ -75,7 +75,7 @@ def main() -> None:
           f"{secs:.1f}s with the shipped settings")
     if fair:
         print(f"dev took part in the tuning: cross-fitted figures (each fifth of dev scored with settings tuned on the "
-              f"{len(heldout[0])} held-out train articles and the other four fifths)")
+              f"{len(heldout[0])} {'train articles read out of fold' if folds else 'held-out train articles'} and the other four fifths)")
     _figures(report)
     print(f"\ncalibration: expected calibration error {report.ece:.4f} (10 bins, {report.flc.n_pred} spans)")
     _table(report.reliability)
