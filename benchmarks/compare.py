@@ -67,17 +67,13 @@ def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float,
 
 
 def predictions(model: Model, split: tuple[dict[str, str], list[Label]], ptc: Path, cross_fitted: bool,
-                folds: list = ()) -> tuple[dict, dict]:
+                tuning: tuple | None = None) -> tuple[dict, dict]:
     """The model's FLC and TC rows on the split's articles, grouped by article (by_article). Cross-fitted,
-    the tuning articles are those the model's own training held out (its val_every and val_fold), and
-    with ``folds`` (stacking.fold_networks of its recipe) every train article one of them held out, read by it."""
+    the tuning articles are those the model's own training held out (its val_every and val_fold), or
+    ``tuning`` (stacking.tuning_set: the model with its fold networks, and the train articles they read)."""
     scores: list[float] = []
     if cross_fitted:
-        heldout = load_split(ptc, "heldout", model.config.get("train_config"))
-        tuner = model
-        if folds:
-            train = read_articles(ptc / "train/train-articles")
-            tuner, heldout = tuning_set(model, folds, train, read_labels(ptc / "train/train-task-flc-tc.labels", train))
+        tuner, heldout = tuning or (model, load_split(ptc, "heldout", model.config.get("train_config")))
         pred, scores, tc = cross_fit_predictions(tuner, heldout, split, log=lambda m: None, cache={},
                                                  rule=Rule.recorded(model.config))
     else:
@@ -120,16 +116,19 @@ def main() -> None:
     gold_by, ids = by_article(split[1]), sorted(split[0])
     runs = {}
     models = {"baseline": Model(locate(args.against)), "candidate": Model(locate(args.candidate))}
-    folds = {"baseline": args.against_folds, "candidate": args.folds}
+    tuning = {"baseline": None, "candidate": None}
     if args.folds or args.against_folds:  # before any work: a fold network that does not fit is refused in one line
         train = read_articles(args.ptc / "train/train-articles")
         labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
         try:
-            folds = {k: fold_networks(v, train, labels, models[k].config) if v else [] for k, v in folds.items()}
+            for name, folders in (("baseline", args.against_folds), ("candidate", args.folds)):
+                if folders:
+                    nets = fold_networks(folders, train, labels, models[name].config)
+                    tuning[name] = tuning_set(models[name], nets, train, labels)
         except ModelError as e:
             ap.exit(2, f"compare.py: error: {e}\n")
     for name, model in models.items():
-        runs[name] = (gold_by, *predictions(model, split, args.ptc, args.cross_fitted, folds[name]))
+        runs[name] = (gold_by, *predictions(model, split, args.ptc, args.cross_fitted, tuning[name]))
         shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, figures(ids, *runs[name])))
         print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {'cross-fitted' if args.cross_fitted else 'shipped settings'})")
     share = level_shares(runs, ids, args.resamples, args.seed)

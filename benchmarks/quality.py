@@ -47,17 +47,21 @@ def main() -> None:
     gold = read_labels(args.ptc / "dev/dev-task-flc-tc.labels", arts)
     model = Model(locate(args.model))
     config = model.config
-    train = read_articles(args.ptc / "train/train-articles")
-    labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
-    try:  # before any work: a fold network that cannot be read or does not fit is refused in one line
-        folds = fold_networks(args.folds, train, labels, config) if args.folds else []
-    except ModelError as e:
-        ap.exit(2, f"quality.py: error: {e}\n")
+    fair = args.min_confidence is None and config.get("tuned_on", {}).get("dev_articles")
+    if args.folds and not fair:
+        ap.error("--folds changes the cross-fitted tuning; there is none with --min-confidence or for a model not tuned on dev")
+    folds = []
+    if fair:
+        train = read_articles(args.ptc / "train/train-articles")
+        labels = read_labels(args.ptc / "train/train-task-flc-tc.labels", train)
+        try:  # before any work: a fold network that cannot be read or does not fit is refused in one line
+            folds = fold_networks(args.folds, train, labels, config) if args.folds else []
+        except ModelError as e:
+            ap.exit(2, f"quality.py: error: {e}\n")
     t0 = time.perf_counter()
     cache: dict = {}  # the network's outputs, shared with the cross-fitting below
     in_sample = evaluate(model, arts, gold, min_confidence=args.min_confidence, outputs=token_outputs(model, arts, cache))
     secs = time.perf_counter() - t0
-    fair = args.min_confidence is None and config.get("tuned_on", {}).get("dev_articles")
     report = in_sample
     if fair:
         heldout = recorded_held_out(train, labels, config["train_config"])

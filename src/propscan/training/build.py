@@ -157,11 +157,11 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
         model = Model(locate(folder))
     else:
         model = Model(folder)
-    if folds:
+    if nets:
         model, (val_articles, val_labels) = tuning_set(model, nets, articles, labels)
     tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
-    if folds:
-        meta["tuned_on"]["fold_networks"] = len(folds)
+    if nets:
+        meta["tuned_on"]["fold_networks"] = len(nets)
     write_model_json(folder, **meta)
     write_model_card(folder, meta)
     return meta

@@ -17,7 +17,7 @@ from typing import Any
 from propscan.errors import ModelError
 from propscan.pipeline.model import Model, TokenOutputs, locate
 from propscan.ptc import Label
-from propscan.training.train import held_out, recorded_held_out, with_defaults
+from propscan.training.train import TrainConfig, held_out, recipe_changes, recorded_held_out, with_defaults
 
 # what a fold network's recipe may differ in from the shipped network's: where it ran, and its fold
 FOLD_FREE = {"val_fold", "device", "threads"}
@@ -65,15 +65,14 @@ def fold_networks(folders: list[Path], articles: dict[str, str], labels: list[La
                   ) -> list[tuple[Model, dict[str, str]]]:
     """Each fold network with the train articles it held out. Refused (ModelError): a network of another
     recipe, or one holding out a fold the model or another network already holds out."""
-    main_cfg = with_defaults(main_config["train_config"])
-    taken, nets = {main_cfg["val_fold"]}, []
+    main_cfg = TrainConfig(**with_defaults(main_config["train_config"]))
+    taken, nets = {main_cfg.val_fold}, []
     for folder in folders:
         net = Model(locate(folder))
         if "train_config" not in net.config:
             raise ModelError(f"{folder}: its model.json records no train_config, so which articles it held out is unknown")
         cfg = with_defaults(net.config["train_config"])
-        differs = sorted(k for k in set(cfg) | set(main_cfg) if k not in FOLD_FREE and cfg.get(k) != main_cfg.get(k))
-        if differs:
+        if differs := recipe_changes(cfg, main_cfg, FOLD_FREE):
             raise ModelError(f"{folder}: not a fold network of this model's recipe (it differs in {', '.join(differs)})")
         if cfg["val_fold"] in taken:
             raise ModelError(f"{folder}: holds out fold {cfg['val_fold']}, which the model or another fold network holds out too")

@@ -972,10 +972,10 @@ def with_defaults(recorded: dict) -> dict:
     return {**asdict(TrainConfig()), **recorded}
 
 
-def recipe_changes(saved: dict, cfg: TrainConfig) -> list[str]:
-    """The settings in which a recorded train config differs from ``cfg``, beyond RESUMABLE_CHANGES."""
+def recipe_changes(saved: dict, cfg: TrainConfig, allowed: set[str] = RESUMABLE_CHANGES) -> list[str]:
+    """The settings in which a recorded train config differs from ``cfg``, beyond those ``allowed`` to."""
     saved, now = with_defaults(saved), asdict(cfg)
-    return sorted(k for k in set(saved) | set(now) if k not in RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    return sorted(k for k in set(saved) | set(now) if k not in allowed and saved.get(k) != now.get(k))
 
 
 def load_resume_state(out: Path, cfg: TrainConfig) -> dict | None:
