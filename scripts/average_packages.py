@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from propscan.errors import ModelError
 from propscan.training.export import average_packages
 
 
@@ -25,7 +26,7 @@ def main() -> None:
         ap.error("give two packages or more")
     try:
         average_packages(args.packages, args.out, args.version)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ModelError) as e:
         ap.exit(2, f"average_packages.py: error: {e}\n")
     print(f"averaged {len(args.packages)} packages into {args.out}")
 

@@ -381,6 +381,21 @@ def test_the_averaging_script_says_what_is_wrong_in_one_line(fp32_package, packa
     assert not (tmp_path / "soup").exists()  # refused before writing anything
 
 
+
+def test_a_soup_over_other_base_weights_is_refused_before_anything_is_written(fp32_package, tmp_path):
+    """The soup's network is built over the installed base weights; packages trained over other ones
+    (another hash) are refused as a user's build refuses them, and no soup folder is left behind."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "average_packages.py"
+    other = tmp_path / "other"
+    shutil.copytree(fp32_package, other)
+    manifest = json.loads((other / "package.json").read_text())
+    (other / "package.json").write_text(json.dumps({**manifest, "base_sha256": "0" * 64}))
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "soup"), str(other), str(other), "--version", "x"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and run.stderr.strip().count("\n") == 0
+    assert "not the all-MiniLM-L6-v2 weights the adapters were trained over" in run.stderr
+    assert not (tmp_path / "soup").exists()
+
 SMOOTH_TEXTS = [TEXT, "The minister said the figures were wrong. Critics called it a shameful cover-up by a failing regime."]
 
 
@@ -455,3 +470,32 @@ def test_a_smoothed_package_builds_its_int8_network(smoothed_package, fp32_packa
         assemble.ensure_built(damaged, lambda m: None)
     assert "\n" not in str(err.value)
     assert [p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.startswith(".")] == [folder.name]
+
+
+def test_a_retuned_package_takes_its_new_version_only_with_its_new_settings(pkg, tmp_path):
+    """scripts/retune_model.py on an adapter package: interrupted during tuning, the package is left
+    exactly as it was (package.json used to take the new version first); finished, package.json and
+    model.json name the same new version and the package builds and loads under it."""
+    from conftest import PTC_DEV_ARTICLES, SHARED, copy_smallest_ptc
+    from propscan.ptc import read_articles, read_labels
+    from propscan.training.build import retune_model_folder
+
+    train_dir = SHARED / "data" / "ptc" / "train"
+    if not (train_dir / "train-articles").is_dir() or not PTC_DEV_ARTICLES.is_dir():
+        pytest.skip("PTC data absent")
+    (tmp_path / "h").mkdir()
+    h = copy_smallest_ptc(train_dir / "train-articles", train_dir / "train-task-flc-tc.labels", 16, tmp_path / "h")
+    train = read_articles(h.articles)
+    labels = read_labels(h.gold, train)
+    before = {p.name: p.read_bytes() for p in pkg.iterdir()}
+
+    def interrupt(message):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        retune_model_folder(pkg, train, labels, None, version="2", log=interrupt)
+    assert {p.name: p.read_bytes() for p in pkg.iterdir()} == before
+    retune_model_folder(pkg, train, labels, None, version="2", log=lambda m: None)
+    assert json.loads((pkg / "package.json").read_text())["version"] == "2"
+    assert json.loads((pkg / "model.json").read_text())["version"] == "2"
+    assert Model(assemble.ensure_built(pkg, log=lambda m: None)).version == "2"

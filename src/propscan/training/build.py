@@ -151,18 +151,19 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     for stale in ("dev_fp32", "dev", "calibration_fit", "by_technique"):  # all measured again below
         meta.pop(stale, None)
     nets = fold_networks(list(folds), articles, labels, meta)  # refused before anything is written
-    if is_package(folder):  # an adapter package: tune the network it builds into, and name the new version
-        package = json.loads((folder / "package.json").read_text())
-        (folder / "package.json").write_text(json.dumps({**package, "version": meta["version"]}, indent=1) + "\n")
-        model = Model(locate(folder))
-    else:
-        model = Model(folder)
+    # an adapter package is tuned on the network it builds into now (the weights do not change); its
+    # package.json takes the new version only with the new model.json, so an interrupted tuning leaves
+    # the package as it was
+    model = Model(locate(folder) if is_package(folder) else folder)
     if nets:
         model, (val_articles, val_labels) = tuning_set(model, nets, articles, labels)
     tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
     if nets:
         meta["tuned_on"]["fold_networks"] = len(nets)
     write_model_json(folder, **meta)
+    if is_package(folder):
+        package = json.loads((folder / "package.json").read_text())
+        (folder / "package.json").write_text(json.dumps({**package, "version": meta["version"]}, indent=1) + "\n")
     write_model_card(folder, meta)
     return meta
 

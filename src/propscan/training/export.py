@@ -179,7 +179,6 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
     """
     import onnx
     from onnx import numpy_helper
-    from safetensors.numpy import load_file
 
     manifests = [json.loads((p / "package.json").read_text()) for p in packages]
     for p, m in zip(packages[1:], manifests[1:]):
@@ -212,6 +211,8 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
     if any(a.keys() != adapters[0].keys() for a in adapters) or any(h.keys() != heads[0].keys() for h in heads):
         raise ValueError(f"{packages}: their adapters or heads differ in what they hold; only runs of one recipe can be averaged")
 
+    # the base the adapters were trained over, checked by hash as a user's build checks it
+    base = assemble.base_weights(manifests[0])
     # every check passed: only now is anything written
     n = len(packages)
     out.mkdir(parents=True, exist_ok=True)
@@ -226,7 +227,6 @@ def average_packages(packages: list[Path], out: Path, version: str) -> Path:
     meta = {**metas[0], "version": version, "train_config": {**configs[0], "members": members}}
     (out / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
     shutil.copy(packages[0] / "tokenizer.json", out / "tokenizer.json")
-    base = load_file(str(encoders.base_encoder_dir(manifest["base_encoder"]) / "model.safetensors"))
     filled = out / "soup.fp32.onnx"
     assemble.fill_graph(out, manifest, base, filled)
     assemble.finish_package(out, manifest, filled, _probe_ids(out))
