@@ -442,6 +442,7 @@ def _train_args(tmp_path: Path, *more: str) -> list[str]:
         ('{"train_config": {}, "tuning_rule": "narrow"}', "tuning_rule is not an object"),
         ('{"train_config": {}, "tuning_rule": {"detectors": "wide"}}', "tuning_rule: detectors 'wide' is none of all, narrow"),
         ('{"train_config": {}, "tuning_rule": {"rate_floor": -1}}', "tuning_rule: rate_floor -1 is not a number >= 0 or null"),
+        ('{"train_config": {}, "tuning_rule": {"grow": 2}}', "tuning_rule: grow 2 is not a number in (0, 1]"),
     ],
 )
 def test_train_refuses_a_bad_recipe(tmp_path, recipe, message):

@@ -275,6 +275,34 @@ def test_no_candidate_runs_over_a_glued_sentence_end(model) -> None:
     assert [(int(out.enc.offsets[a, 0])) for a, _ in ctx.any_runs(0.5, 1)] == [0, glue]
 
 
+def test_a_grown_run_takes_in_its_weaker_neighbours_and_no_run_without_a_strong_token(model) -> None:
+    """Detector.grow: a technique channel's run found at the threshold spreads over neighbouring tokens that
+    reach grow x the threshold; tokens that only reach the lower threshold, with no strong token among
+    them, make no run. grow 1 is the plain run."""
+    from dataclasses import replace
+
+    from propscan.pipeline.detect import candidates
+
+    text = "They will destroy our great nation, said the mayor. Critics were somewhat unhappy today."
+    out = model.token_outputs(text)
+    logit = {"destroy": 2.2, "great": 2.2, "our": 0.0, "nation": 0.0, "somewhat": 0.0, "unhappy": 0.0}  # 0.9, 0.5
+    logits = np.full_like(out.logits, -4.0)
+    for word, value in logit.items():
+        a, b = encoding.token_range(out.enc, text.index(word), text.index(word) + len(word))
+        logits[a:b] = value
+    out = replace(out, logits=logits)
+    ctx = Context(model, text, out)
+
+    def found(det: Detector) -> list[str]:
+        return [text[int(out.enc.offsets[c.a, 0]) : int(out.enc.offsets[c.b - 1, 1])] for c in candidates(ctx, 0, det, 0.8)]
+
+    assert found(Detector("channel", 0)) == ["destroy", "great"]
+    assert found(Detector("channel", 0, grow=0.5)) == ["destroy our great nation"]
+    assert [c.evidence for c in candidates(ctx, 0, Detector("channel", 0, grow=0.5), 0.8)] == pytest.approx([0.9], abs=0.01)
+    assert Detector.from_json(Detector("channel", 1, grow=0.7).to_json()) == Detector("channel", 1, grow=0.7)
+    assert "grow" not in Detector("channel", 1).to_json()  # a model.json before grow reads the same
+
+
 def test_no_candidate_runs_from_a_numbered_heading_into_its_section(model) -> None:
     """A numbered section title and the text below it are not one passage, however strong the run; a plain
     short question line is (PTC has gold spans running on from such lines)."""

@@ -152,6 +152,25 @@ def test_a_narrow_rule_chooses_only_among_its_detectors():
                 assert detectors[t] in narrow + tune.REPEATER_SETS[tune.POOLED] and scores[t] is fair
 
 
+def test_a_growing_rule_searches_its_detectors_grown_and_leaves_the_repeaters_as_they_are():
+    """Rule.grow: every channel detector searched grows its runs by it, and the chosen one carries it
+    (model.json then says how the runtime grows its runs); the other detectors stay as they are."""
+    from propscan.evaluation.metrics import PRF
+
+    seen = []
+
+    class Measured:
+        def f1(self, t, det, among=None):
+            seen.append(det)
+            return {0.3: PRF(0.3, 0.3, 0.3, 20, 20)}
+
+    detectors, _, _ = tune.tune_detectors(Measured(), log=lambda m: None, rule=tune.Rule(detectors=tune.NARROW, grow=0.7))
+    assert {d.grow for d in seen if d.source == "channel"} == {0.7} and all(d.grow == tune.NO_GROW for d in seen if d.source != "channel")
+    assert all(d.grow == 0.7 and d.to_json()["grow"] == 0.7 for d in detectors.values() if d.source == "channel")
+    assert {d.source for d in seen} == {"channel", "classify", "repeat"}
+    assert tune.Rule(grow=0).problem() == "grow 0 is not a number in (0, 1]" and tune.Rule(grow=1).problem() is None
+
+
 def test_a_rate_floor_on_the_command_line_is_a_number_or_none():
     import argparse
 
@@ -229,6 +248,9 @@ def test_a_recorded_tuning_rule_without_a_key_reads_as_the_rule_before_it():
     assert tune.Rule.recorded({"tuning_rule": {"detectors": tune.NARROW}}).repeaters == tune.LOCAL  # recorded before the key
     pooled = tune.Rule(0.25, tune.OUT_OF_FOLD, tune.NARROW, tune.POOLED)
     assert tune.Rule.recorded({"tuning_rule": pooled.to_json()}) == pooled
+    assert tune.Rule.recorded({"tuning_rule": {"rate_floor": 0.25}}).grow == tune.NO_GROW  # recorded before the key
+    grown = replace(pooled, grow=0.7)
+    assert tune.Rule.recorded({"tuning_rule": grown.to_json()}) == grown
 
 
 def test_repetition_chooses_among_the_rules_repeated_phrase_detectors():
@@ -268,3 +290,7 @@ def test_rule_options_change_only_what_the_command_line_gives():
         ap.parse_args(["--detectors", "wide"])
     with pytest.raises(SystemExit):
         ap.parse_args(["--repeaters", "global"])
+    assert tune.rule_from(ap.parse_args(["--grow", "0.7"]), base) == replace(base, grow=0.7)
+    for bad in ("0", "1.5", "x"):
+        with pytest.raises(SystemExit):
+            ap.parse_args(["--grow", bad])

@@ -3,7 +3,8 @@
 Each technique has its own detector, chosen on the tuning articles for that technique's own FLC F1
 (training.tune.tune_detectors), so no technique is switched off because it lowers an aggregate:
 
-- ``channel``: runs of tokens whose probability for the technique passes a threshold;
+- ``channel``: runs of tokens whose probability for the technique passes a threshold (grown over weaker
+  neighbours when the detector's ``grow`` says so);
 - ``classify``: runs of the "any technique" channel that the span head names as this technique;
 - ``repeat`` (Repetition): the later occurrences of a phrase the article already used, where the
   model's "any technique" probability supports them, at that occurrence or (``pool``) over all the
@@ -86,6 +87,12 @@ class Detector:
     # is the better judge (Repetition FLC F1 on the 122 tuning articles, best cutoff: accurate 0.103 ->
     # 0.170, fast 0.127 -> 0.166; docs/experiments.md, 2026-12-03 fifth session)
     pool: bool = False
+    # channel: each run found at the threshold is grown over the neighbouring tokens whose probability
+    # reaches ``grow`` x the threshold (two thresholds, as in hysteresis); 1: not grown. The network's
+    # probabilities are highest on a span's core words, so runs at a cutoff tuned for precision are
+    # shorter than annotators' spans (fast, PTC dev, median characters: Flag-waving 8 against 19,
+    # Exaggeration 9 against 30). Set by the tuning rule (tune.Rule.grow).
+    grow: float = 1.0
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Detector:
@@ -99,6 +106,8 @@ class Detector:
             d["ngram"] = self.ngram
             if self.pool:  # written only when set: a model.json before it reads the same
                 d["pool"] = True
+        if self.source == "channel" and self.grow != 1.0:  # the same
+            d["grow"] = self.grow
         return d
 
 
@@ -170,6 +179,13 @@ class Context:
             self._phrases[ngram] = {phrase: [encoding.token_range(self.out.enc, s, e) for s, e in where]
                                     for phrase, where in found.items() if len(where) > 1}
         return self._phrases[ngram]
+
+    def grown_runs(self, probs: np.ndarray, threshold: float, gap: int, grow: float = 1.0) -> list[tuple[int, int]]:
+        """word_runs of ``probs >= threshold``; with ``grow`` < 1, the runs of ``probs >= grow * threshold``
+        that hold a token reaching ``threshold`` (each run grown over its weaker neighbours)."""
+        if grow >= 1.0:
+            return self.word_runs(probs >= threshold, gap)
+        return [(a, b) for a, b in self.word_runs(probs >= grow * threshold, gap) if probs[a:b].max() >= threshold]
 
     def any_runs(self, threshold: float, gap: int) -> list[tuple[int, int]]:
         key = (threshold, gap)
@@ -287,7 +303,7 @@ def candidates(ctx: Context, t: int, det: Detector, floor: float) -> list[Candid
     """Technique ``t``'s candidates with evidence >= ``floor``, before cleaning."""
     probs = ctx.out.probs
     if det.source == "channel":
-        return [Candidate(t, a, b, float(probs[a:b, t].max())) for a, b in ctx.word_runs(probs[:, t] >= floor, det.max_gap)]
+        return [Candidate(t, a, b, float(probs[a:b, t].max())) for a, b in ctx.grown_runs(probs[:, t], floor, det.max_gap, det.grow)]
     if det.source == "classify":
         rng = ctx.any_runs(det.any_threshold, det.max_gap)
         return [Candidate(t, a, b, float(p[t])) for (a, b), p in zip(rng, ctx.head(rng)) if p[t] >= floor]
