@@ -278,7 +278,7 @@ def test_decode_min_confidence_zero_covers_every_content_word(model, loaded_out)
     # every technique can be reported: each one missing at confidence 0 has no candidate whose evidence
     # reaches the floor below which no calibration map was fitted (detect.EVIDENCE_FLOOR). Repetition,
     # when its detector is the repeated-phrase one, needs a phrase the text already used.
-    from propscan.pipeline.detect import EVIDENCE_FLOOR, Context, _clean, candidates
+    from propscan.pipeline.detect import EVIDENCE_FLOOR, Context, candidates, cleaned
 
     text = LOADED + " The corrupt elite again."
     out = model.token_outputs(text)
@@ -287,7 +287,7 @@ def test_decode_min_confidence_zero_covers_every_content_word(model, loaded_out)
     ctx, settings = Context(model, text, out), model.settings
     for t, tech in enumerate(TECHNIQUE_IDS):
         if tech not in found:
-            kept = [_clean(ctx, settings, c) for c in candidates(ctx, t, settings.detectors[tech], 0.0)]
+            kept = [cleaned(ctx, settings, c) for c in candidates(ctx, t, settings.detectors[tech], 0.0)]
             assert all(k is None or k.evidence < EVIDENCE_FLOOR for k in kept), tech
 
 

@@ -409,7 +409,7 @@ def detect(
             continue
         floor = max(settings.calibration.inverse(tech, cut), EVIDENCE_FLOOR)
         for c in candidates(ctx, t, det, floor):
-            kept = _clean(ctx, settings, c)
+            kept = cleaned(ctx, settings, c)
             if kept is None:
                 continue
             key = (kept.a, kept.b, t)
@@ -438,7 +438,9 @@ def detect(
     return sorted(spans.values(), key=lambda s: (s.start, s.end, s.technique))
 
 
-def _clean(ctx: Context, settings: Settings, c: Candidate) -> Candidate | None:
+def cleaned(ctx: Context, settings: Settings, c: Candidate) -> Candidate | None:
+    """The candidate as a reader may see it: trimmed to content words (None when none is left, or for a
+    Doubt inside a heading), its evidence re-read over the trimmed tokens for a channel detector."""
     r = trim(ctx.text, ctx.out.enc, c.a, c.b)
     if r is None:
         return None
