@@ -455,6 +455,10 @@ def test_a_card_says_how_a_model_tuned_by_another_rule_was_retuned(tmp_path):
     assert "--rate-floor none --calibration in_sample --repeaters local\n```" in older
     recipe = write_model_card(tmp_path, {**shipped, "tuning_rule": Rule(detectors=NARROW, repeaters=LOCAL).to_json()})
     assert f"--recipe src/propscan/models/{shipped['name']}/model.json" in recipe and "retune_model.py" not in recipe
+    grown = write_model_card(tmp_path, {**plain, "tuning_rule": Rule(grow=0.7).to_json()})
+    assert f"--version {shipped['version']} --grow 0.7\n```" in grown
+    assert "token runs of its channel, grown over neighbouring tokens reaching 0.7 times" in grown
+    assert "grown over" not in today
 
 
 def test_a_distilled_models_card_restores_its_teacher_from_git(tmp_path):

@@ -22,7 +22,7 @@ from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.stacking import fold_networks, tuning_set
 from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, recorded_held_out, train_soup, with_defaults
-from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, POOLED, Rule, cross_fitted, token_outputs, tune
+from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, NO_GROW, POOLED, Rule, cross_fitted, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 # How a new int8 model runs (model.json "runtime", see pipeline/model.py). Fast model's windows, one-off
@@ -168,6 +168,11 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     return meta
 
 
+def _grown(rule: Rule) -> str:
+    """How the card says a rule grows the channel runs (tune.Rule.grow); nothing when it does not."""
+    return "" if rule.grow == NO_GROW else f", grown over neighbouring tokens reaching {rule.grow:g} times the run's threshold"
+
+
 PTC_TRAIN = "PTC v2 train"  # what the card calls the training set when one --articles folder is given
 # How the card says the calibration's spans were found, by the recorded rule's calibration (tune.Rule).
 CALIBRATION_ROWS = {
@@ -286,7 +291,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
         "- **Detection**: one detector per technique, chosen with its cutoff on the tuning articles for that "
-        f"technique's own FLC F1 among {len(DETECTOR_SETS[rule.detectors])} detectors (token runs of its channel, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if rule.repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
+        f"technique's own FLC F1 among {len(DETECTOR_SETS[rule.detectors])} detectors (token runs of its channel{_grown(rule)}, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if rule.repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
         f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
         f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",
