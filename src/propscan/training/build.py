@@ -154,16 +154,17 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     # an adapter package is tuned on the network it builds into now (the weights do not change); its
     # package.json takes the new version only with the new model.json, so an interrupted tuning leaves
     # the package as it was
-    model = Model(locate(folder) if is_package(folder) else folder)
+    package = is_package(folder)
+    model = Model(locate(folder) if package else folder)
     if nets:
         model, (val_articles, val_labels) = tuning_set(model, nets, articles, labels)
     tune_and_score(model, val_articles, val_labels, dev, meta, log, rule)
     if nets:
         meta["tuned_on"]["fold_networks"] = len(nets)
     write_model_json(folder, **meta)
-    if is_package(folder):
-        package = json.loads((folder / "package.json").read_text())
-        (folder / "package.json").write_text(json.dumps({**package, "version": meta["version"]}, indent=1) + "\n")
+    if package:
+        manifest = json.loads((folder / "package.json").read_text())
+        (folder / "package.json").write_text(json.dumps({**manifest, "version": meta["version"]}, indent=1) + "\n")
     write_model_card(folder, meta)
     return meta
 
@@ -475,22 +476,24 @@ def _fold_commands(meta: dict, options: list[str]) -> list[str]:
     """The fold networks a model tuned out of fold needs (stacking.py), then that retune."""
     cfg = with_defaults(meta["train_config"])
     folds = [f for f in range(cfg["val_every"]) if f != cfg["val_fold"]]
-    rule, today = Rule.recorded(meta).to_json(), Rule().to_json()
-    flags = [f"--{k.replace('_', '-')} {'none' if v is None else v}" for k, v in rule.items() if v != today[k]]
     return ["", f"# the fold networks, then the tuning on every train article out of fold (--val-fold {folds[0]} to {folds[-1]})",
             *_train_command("fold-N", *options, "--val-fold N"),
             f".venv/bin/python scripts/retune_model.py --model model-out --version {meta['version']} "
-            + " ".join([*flags, "--folds", *(f"fold-{f}" for f in folds)])]
+            + " ".join([*_rule_flags(meta), "--folds", *(f"fold-{f}" for f in folds)])]
 
 
 def _retune_command(meta: dict) -> list[str]:
     """`propscan train` without a model.json as recipe tunes by today's rule (tune.Rule()); a model tuned
     by another one was retuned after training, by the options that rule differs in."""
-    rule, today = Rule.recorded(meta).to_json(), Rule().to_json()
-    if "tuning_rule" not in meta or rule == today:
+    if "tuning_rule" not in meta or Rule.recorded(meta) == Rule():
         return []
-    flags = [f"--{name.replace('_', '-')} {'none' if value is None else value}" for name, value in rule.items() if value != today[name]]
-    return [f".venv/bin/python scripts/retune_model.py --model model-out --version {meta['version']} " + " ".join(flags)]
+    return [f".venv/bin/python scripts/retune_model.py --model model-out --version {meta['version']} " + " ".join(_rule_flags(meta))]
+
+
+def _rule_flags(meta: dict) -> list[str]:
+    """The rule options (tune.add_rule_options) that give the rule ``meta`` records, over today's."""
+    rule, today = Rule.recorded(meta).to_json(), Rule().to_json()
+    return [f"--{name.replace('_', '-')} {'none' if value is None else value}" for name, value in rule.items() if value != today[name]]
 
 
 def _install_target(cfg: dict) -> str:
