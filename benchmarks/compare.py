@@ -23,7 +23,7 @@ from collections import defaultdict
 from itertools import repeat
 from pathlib import Path
 
-from propscan.evaluation.evaluate import predict, score
+from propscan.evaluation.evaluate import Report, predict, score
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label, read_articles, read_labels
 from propscan.errors import ModelError
@@ -53,17 +53,25 @@ def by_article(rows: list[Label], scores: list[float] | None = None) -> dict[str
     return out
 
 
-def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float, ...]:
-    """SI, FLC, TC, mean per-technique FLC F1 and ECE over a sample of article ids; a repeated article
-    counts as a new one."""
+def report_of(sample: list[str], gold: dict, pred: dict, tc: dict) -> Report:
+    """The scores over a sample of article ids; a repeated article counts as a new one."""
     rows: tuple[list[Label], list[Label], list[Label]] = ([], [], [])
     conf: list[float] = []
     for i, aid in enumerate(sample):
         for into, src in zip(rows, (gold, pred, tc)):
             into += [dataclasses.replace(r, article_id=f"{aid}#{i}") for r, _ in src.get(aid, [])]
         conf += [s for _, s in pred.get(aid, [])]
-    report = score(*rows, scores=conf)
+    return score(*rows, scores=conf)
+
+
+def five(report: Report) -> tuple[float, ...]:
+    """SI, FLC, TC, mean per-technique FLC F1 and ECE (NAMES)."""
     return report.si.f1, report.flc.f1, report.tc.f1, report.mean_technique_f1, report.ece
+
+
+def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float, ...]:
+    """The five figures over a sample of article ids."""
+    return five(report_of(sample, gold, pred, tc))
 
 
 def predictions(model: Model, split: tuple[dict[str, str], list[Label]], ptc: Path, cross_fitted: bool,
@@ -129,8 +137,10 @@ def main() -> None:
             ap.exit(2, f"compare.py: error: {e}\n")
     for name, model in models.items():
         runs[name] = (gold_by, *predictions(model, split, args.ptc, args.cross_fitted, tuning[name]))
-        shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, figures(ids, *runs[name])))
-        print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {'cross-fitted' if args.cross_fitted else 'shipped settings'})")
+        report = report_of(ids, *runs[name])
+        shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, five(report)))
+        print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {'cross-fitted' if args.cross_fitted else 'shipped settings'}; "
+              f"ECE of a perfectly calibrated model with these confidences {report.ece_floor()[0]:.4f})")
     share = level_shares(runs, ids, args.resamples, args.seed)
     print(f"candidate at least level in {args.resamples} resamples of {len(ids)} articles: "
           + "  ".join(f"{n} {s:.2f}" for n, s in zip((*NAMES, "all five"), share)))

@@ -1,5 +1,7 @@
 """Quality on PTC dev with the SemEval-2020 Task 11 formulas (SI, FLC, TC, per technique), and the
-calibration of the span confidences (expected calibration error over 10 bins, reliability table).
+calibration of the span confidences (expected calibration error over 10 bins, reliability table), beside
+the error a perfectly calibrated model with the same confidences would show by chance on this many spans
+(calibrate.ece_floor: the noise floor below which a lower ECE says nothing).
 
     python benchmarks/quality.py [--ptc ../shared/data/ptc] [--model fast|accurate|DIR] [--min-confidence P]
                                  [--folds DIR ...] [--rate-floor X|none] [--calibration out_of_fold|out_of_fold_cutoffs|in_sample]
@@ -71,8 +73,10 @@ def main() -> None:
         # by the tuning rule the model was tuned with, but for what the command line overrides
         rule = rule_from(args, Rule.recorded(config))
         report = cross_fitted(tuner, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
+    floor = report.ece_floor()
     if args.json:
-        print(json.dumps({**report.as_dict(), **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
+        print(json.dumps({**report.as_dict(), "ece_floor": dict(zip(("mean", "p95"), floor)),
+                          **({"in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
         return
     print(f"model {model.name} {model.version}, minimum confidence "
           f"{'tuned per technique' if args.min_confidence is None else args.min_confidence}; PTC dev, {len(arts)} articles, "
@@ -81,7 +85,9 @@ def main() -> None:
         print(f"dev took part in the tuning: cross-fitted figures (each fifth of dev scored with settings tuned on the "
               f"{len(heldout[0])} {'train articles read out of fold' if folds else 'held-out train articles'} and the other four fifths)")
     _figures(report)
-    print(f"\ncalibration: expected calibration error {report.ece:.4f} (10 bins, {report.flc.n_pred} spans)")
+    print(f"\ncalibration: expected calibration error {report.ece:.4f} (10 bins, {report.flc.n_pred} spans); "
+          f"a perfectly calibrated model with these confidences would show {floor[0]:.4f} by chance "
+          f"(95th percentile {floor[1]:.4f})")
     _table(report.reliability)
     if fair:
         print("\nthe shipped settings on dev, in sample (dev chose them; not a fair figure):")

@@ -126,6 +126,7 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     # dev took part in the tuning: its figures are cross-fitted, the shipped settings' own kept apart
     assert meta["dev"]["cross_fitted"] is True and set(meta["dev"]["in_sample"]) >= {"si", "flc", "tc", "ece"}
     assert 0 <= meta["dev"]["ece"] <= 1 and 0 <= meta["dev"]["flc_mean_technique_f1"] <= 1
+    assert 0 <= meta["dev"]["ece_floor"] <= 1
     assert meta["tuning_rule"] == RULE.to_json()  # the recipe's; what benchmarks/quality.py cross-fits it by
     for d in meta["detectors"].values():  # from the narrow set (tune.DETECTOR_SETS)
         assert d["max_gap"] in (2, 5) if d["source"] == "channel" else d.get("any_threshold", 0.2) in (0.2, 0.3), d
@@ -138,6 +139,7 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     assert meta["dev"]["tc"]["n_gold"] > 0  # the dev sample's gold spans were scored
     card = (out / "MODEL_CARD.md").read_text()
     assert f"PTC v2 train minus held-out ({N_ARTICLES - 2} articles)" in card and "cross-fitted" in card
+    assert f"with these confidences would show {meta['dev']['ece_floor']:.4f} by chance" in card
     assert "a weight average of 2 runs" in card and f"Distilled from {shipped['name']} {shipped['version']}" in card
     assert "retune_model.py" not in card  # trained from its model.json, the rule comes with it
     split = json.loads((out / "checkpoint" / "split.json").read_text())

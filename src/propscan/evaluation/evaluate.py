@@ -26,11 +26,17 @@ class Report:
     # expected calibration error of the span scores (10 bins) and its table, when scores were given
     ece: float | None = None
     reliability: list[tuple[float, float, int, float, float]] | None = None
+    confidences: np.ndarray | None = None  # the scores the ECE was computed over, for ece_floor()
 
     @property
     def mean_technique_f1(self) -> float:
         """The unweighted mean of the 14 per-technique FLC F1 scores (rare techniques count as much)."""
         return sum(p.f1 for p in self.flc_by_technique.values()) / len(self.flc_by_technique)
+
+    def ece_floor(self) -> tuple[float, float] | None:
+        """The ECE a perfectly calibrated model with these confidences would show by chance (mean, 95th
+        percentile; calibrate.ece_floor), when scores were given."""
+        return None if self.confidences is None else calibrate.ece_floor(self.confidences)
 
     def as_dict(self) -> dict:
         d = {
@@ -58,7 +64,8 @@ def score(gold: list[Label], pred: list[Label], tc_pred: list[Label] | None = No
         tc, tc_t = metrics.tc_score(flc_rows(gold), flc_rows(tc_pred), TECHNIQUE_IDS)
     report = Report(si, flc, flc_t, tc, tc_t)
     if scores is not None:
-        report.ece, report.reliability = calibrate.reliability(np.array(scores, dtype=float), correct(gold, pred))
+        report.confidences = np.array(scores, dtype=float)
+        report.ece, report.reliability = calibrate.reliability(report.confidences, correct(gold, pred))
     return report
 
 

@@ -128,18 +128,41 @@ def log_loss(cal: Calibration, evidence: np.ndarray, correct: np.ndarray, techni
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()) if len(p) else 0.0
 
 
+def _bins(scores: np.ndarray, bins: int) -> list[tuple[float, float, np.ndarray]]:
+    """The non-empty equal-width bins of ``scores``: (low, high, selection); 1.0 falls in the last."""
+    out = []
+    for i in range(bins):
+        lo, hi = i / bins, (i + 1) / bins
+        sel = (scores >= lo) & ((scores < hi) if i < bins - 1 else (scores <= hi))
+        if sel.any():
+            out.append((lo, hi, sel))
+    return out
+
+
 def reliability(scores: np.ndarray, correct: np.ndarray, bins: int = 10) -> tuple[float, list[tuple[float, float, int, float, float]]]:
     """Expected calibration error over ``bins`` equal-width bins, and the table behind it:
     (bin low, bin high, count, mean score, share correct) per non-empty bin."""
     scores = np.asarray(scores, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
     table, ece = [], 0.0
-    for i in range(bins):
-        lo, hi = i / bins, (i + 1) / bins
-        sel = (scores >= lo) & ((scores < hi) if i < bins - 1 else (scores <= hi))
-        if not sel.any():
-            continue
+    for lo, hi, sel in _bins(scores, bins):
         conf, acc = float(scores[sel].mean()), float(correct[sel].mean())
         ece += sel.sum() / len(scores) * abs(conf - acc)
         table.append((lo, hi, int(sel.sum()), conf, acc))
     return ece, table
+
+
+def ece_floor(scores: np.ndarray, bins: int = 10, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """The expected calibration error that a perfectly calibrated model with these very confidences would
+    show by chance: each span right with probability equal to its confidence, drawn ``draws`` times;
+    (mean, 95th percentile) of reliability()'s ECE over the draws. A bin of a few hundred spans has a
+    noisy share right, so a measured ECE near this floor is as small as this many spans can show, and
+    two models' ECEs closer than its spread are not told apart by it."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if not len(scores):
+        return 0.0, 0.0
+    right = np.random.default_rng(seed).random((draws, len(scores))) < scores
+    ece = np.zeros(draws)
+    for _, _, sel in _bins(scores, bins):
+        ece += sel.sum() / len(scores) * np.abs(scores[sel].mean() - right[:, sel].mean(axis=1))
+    return float(ece.mean()), float(np.quantile(ece, 0.95))

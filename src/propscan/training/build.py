@@ -132,6 +132,7 @@ def _dev_figures(report: Report) -> dict:
     d = {k: v for k, v in report.as_dict().items() if k in ("si", "flc", "tc")}
     d["flc_mean_technique_f1"] = round(report.mean_technique_f1, 4)
     d["ece"] = round(report.ece, 4)
+    d["ece_floor"] = round(report.ece_floor()[0], 4)  # what chance alone gives a calibrated model on these spans
     return d
 
 
@@ -320,7 +321,9 @@ def write_model_card(out: Path, meta: dict) -> str:
                 lines.append(f"| {name} | {d[key]['precision']:.4f} | {d[key]['recall']:.4f} | {d[key]['f1']:.4f} |")
         if "ece" in d:
             lines += ["", f"Mean of the 14 per-technique FLC F1 scores: {d['flc_mean_technique_f1']:.4f}. "
-                      f"Expected calibration error of the span confidences (10 bins): {d['ece']:.4f}."]
+                      f"Expected calibration error of the span confidences (10 bins): {d['ece']:.4f}"
+                      + (f" (a perfectly calibrated model with these confidences would show {d['ece_floor']:.4f} by chance "
+                         "on this many spans)." if "ece_floor" in d else ".")]
         if "dev_fp32" in meta:  # compared with the int8 network under the same (shipped) settings
             f, q = meta["dev_fp32"], d.get("in_sample", d)
             lines += ["", f"The same network in fp32 (not shipped), with the shipped settings: SI F1 {f['si_f1']:.4f}, "
