@@ -189,22 +189,30 @@ for _t in TECHNIQUE_IDS:  # every id maps to itself, and the meme names are case
 
 
 # Plain words for how often a technique's highlights are right (its FLC precision on PTC dev, which
-# gives partial credit for partial overlap), so a reader can tell a weak hint from a strong one. The
-# bands are our choice, not tuned: the best techniques score 0.2-0.3, the weakest below 0.1.
-RELIABILITY_BANDS = ((0.4, "usually right"), (0.2, "often right"), (0.1, "sometimes right"), (0.0, "rarely right"))
+# gives partial credit for partial overlap), so a reader can tell a weak hint from a strong one:
+# "right about 3 in 10", the precision in tenths, as the README reads a confidence. Not "often" or
+# "usually right": the best techniques score 0.3-0.4, which such words overstate. Below RARELY the
+# tenths would say "about 0 in 10", so the words say "rarely right" (our choice, not tuned).
+RARELY = 0.05
 
 
 # Below this many highlights a precision says little (at 20, one standard error of a precision of 0.2
-# is 0.09, about the width of a band), so no band is named. Our choice, not tuned.
+# is 0.09, about one tenth), so no rate is named. Our choice, not tuned.
 MIN_JUDGED = 20
 
 
 def reliability(precision: float, n_pred: int | None = None) -> str:
-    """``rarely right (precision 0.05)`` and so on; ``too few to judge (4 highlights, precision 0.33)``
-    when the precision comes from fewer than MIN_JUDGED highlights."""
+    """``right about 3 in 10 (precision 0.29)``, ``rarely right (precision 0.03)``; ``too few to judge
+    (4 highlights, precision 0.33)`` when the precision comes from fewer than MIN_JUDGED highlights."""
     if n_pred is not None and n_pred < MIN_JUDGED:
         return f"too few to judge ({n_pred} highlight{'s' if n_pred != 1 else ''}, precision {precision:.2f})"
-    words = next(w for low, w in RELIABILITY_BANDS if precision >= low)
+    precision = round(precision, 2)  # the words follow the figure shown beside them
+    if precision < RARELY:
+        words = "rarely right"
+    elif precision >= 0.95:
+        words = "almost always right"
+    else:
+        words = f"right about {int(precision * 10 + 0.5)} in 10"
     return f"{words} (precision {precision:.2f})"
 
 

@@ -201,12 +201,15 @@ def test_check_confidence() -> None:
 
 
 def test_reliability_words() -> None:
-    assert reliability(0.05) == "rarely right (precision 0.05)"
-    assert reliability(0.23).startswith("often right") and reliability(0.6).startswith("usually right")
+    assert reliability(0.03) == "rarely right (precision 0.03)"
+    assert reliability(0.05) == "right about 1 in 10 (precision 0.05)"
+    assert reliability(0.29) == "right about 3 in 10 (precision 0.29)"
+    assert reliability(0.25).startswith("right about 3 in 10") and reliability(0.24).startswith("right about 2 in 10")
+    assert reliability(0.6).startswith("right about 6 in 10") and reliability(0.97).startswith("almost always right")
     # a precision from a handful of highlights names no band
     assert reliability(0.33, 4) == "too few to judge (4 highlights, precision 0.33)"
     assert reliability(0.0, 1) == "too few to judge (1 highlight, precision 0.00)"
-    assert reliability(0.33, 20) == "often right (precision 0.33)"
+    assert reliability(0.33, 20) == "right about 3 in 10 (precision 0.33)"
 
 
 # -------------------------------------------------------------------------------------- shipped models
