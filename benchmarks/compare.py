@@ -3,14 +3,16 @@ of the articles leaves the candidate at least level with the baseline on each fi
 F1, the mean per-technique FLC F1, and the calibration error, where lower is level or better).
 
     python benchmarks/compare.py CANDIDATE_DIR [--against DIR] [--split dev|heldout] [--cross-fitted]
-                                 [--folds DIR ...] [--against-folds DIR ...] [--resamples 300]
+                                 [--partitions N] [--folds DIR ...] [--against-folds DIR ...] [--resamples 300]
 
 The baseline defaults to the shipped fast model. Without ``--cross-fitted`` each model is scored with
 its shipped settings, which were tuned on PTC dev too, so those dev figures are in sample.
 ``--cross-fitted`` scores dev as benchmarks/quality.py does (each fifth of dev with settings tuned
 without it, by the tuning rule each model records): the figures the ship rule compares, and the
 bootstrap then says how much 75 articles can tell the two apart (docs/experiments.md, 2026-12-03,
-third session). ``--split heldout`` scores the held-out PTC train articles that tuning uses (every
+third session). ``--partitions N`` averages each figure over N partitions of dev into fifths (the
+calibration error moves with the partition far more than its article-sampling noise suggests:
+docs/design.md), and the bootstrap then compares those averages. ``--split heldout`` scores the held-out PTC train articles that tuning uses (every
 8th, as ``propscan train`` splits them): each model's figure there is tuned on those very articles.
 """
 
@@ -23,7 +25,7 @@ from collections import defaultdict
 from itertools import repeat
 from pathlib import Path
 
-from propscan.evaluation.evaluate import Report, predict, score
+from propscan.evaluation.evaluate import FIVE as NAMES, Report, predict, score
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label, read_articles, read_labels
 from propscan.errors import ModelError
@@ -32,7 +34,6 @@ from propscan.training.train import recorded_held_out
 from propscan.training.tune import Rule, cross_fit_predictions
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("SI", "FLC", "TC", "mean", "ECE")
 LOWER_IS_BETTER = {"ECE"}
 
 
@@ -64,26 +65,23 @@ def report_of(sample: list[str], gold: dict, pred: dict, tc: dict) -> Report:
     return score(*rows, scores=conf)
 
 
-def five(report: Report) -> tuple[float, ...]:
-    """SI, FLC, TC, mean per-technique FLC F1 and ECE (NAMES)."""
-    return report.si.f1, report.flc.f1, report.tc.f1, report.mean_technique_f1, report.ece
-
-
-def figures(sample: list[str], gold: dict, pred: dict, tc: dict) -> tuple[float, ...]:
-    """The five figures over a sample of article ids."""
-    return five(report_of(sample, gold, pred, tc))
+def figures(sample: list[str], runs: list[tuple[dict, dict, dict]]) -> tuple[float, ...]:
+    """The five figures over a sample of article ids, averaged over the runs (one per partition of dev)."""
+    each = [report_of(sample, *run).five() for run in runs]
+    return tuple(sum(col) / len(col) for col in zip(*each))
 
 
 def predictions(model: Model, split: tuple[dict[str, str], list[Label]], ptc: Path, cross_fitted: bool,
-                tuning: tuple | None = None) -> tuple[dict, dict]:
-    """The model's FLC and TC rows on the split's articles, grouped by article (by_article). Cross-fitted,
-    the tuning articles are those the model's own training held out (its val_every and val_fold), or
-    ``tuning`` (stacking.tuning_set: the model with its fold networks, and the train articles they read)."""
+                tuning: tuple | None = None, partition: int = 0, cache: dict | None = None) -> tuple[dict, dict]:
+    """The model's FLC and TC rows on the split's articles, grouped by article (by_article). Cross-fitted
+    (dev dealt into fifths by ``partition``), the tuning articles are those the model's own training held
+    out (its val_every and val_fold), or ``tuning`` (stacking.tuning_set: the model with its fold
+    networks, and the train articles they read)."""
     scores: list[float] = []
     if cross_fitted:
         tuner, heldout = tuning or (model, load_split(ptc, "heldout", model.config.get("train_config")))
-        pred, scores, tc = cross_fit_predictions(tuner, heldout, split, log=lambda m: None, cache={},
-                                                 rule=Rule.recorded(model.config))
+        pred, scores, tc = cross_fit_predictions(tuner, heldout, split, log=lambda m: None, cache=cache if cache is not None else {},
+                                                 rule=Rule.recorded(model.config), partition=partition)
     else:
         pred, tc = predict(model, *split, scores=scores)
     return by_article(pred, scores), by_article(tc or [])
@@ -95,7 +93,7 @@ def level_shares(runs: dict, ids: list[str], resamples: int, seed: int) -> list[
     level = [0] * (len(NAMES) + 1)
     for _ in range(resamples):
         sample = [rng.choice(ids) for _ in ids]
-        base, cand = figures(sample, *runs["baseline"]), figures(sample, *runs["candidate"])
+        base, cand = figures(sample, runs["baseline"]), figures(sample, runs["candidate"])
         ok = [c <= b if n in LOWER_IS_BETTER else c >= b for n, c, b in zip(NAMES, cand, base)]
         for k, hit in enumerate([*ok, all(ok)]):
             level[k] += hit
@@ -112,11 +110,16 @@ def main() -> None:
     ap.add_argument("--folds", type=Path, nargs="+", default=[], metavar="DIR",
                     help="fold networks of the candidate's recipe, when it was tuned with them (scripts/retune_model.py --folds)")
     ap.add_argument("--against-folds", type=Path, nargs="+", default=[], metavar="DIR", help="the same for the baseline")
+    ap.add_argument("--partitions", type=int, default=1, metavar="N",
+                    help="cross-fitted: average over N partitions of dev into fifths (the first is the model card's; "
+                         "the calibration error moves with the partition, docs/design.md)")
     ap.add_argument("--resamples", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.cross_fitted and args.split != "dev":
         ap.error("--cross-fitted scores PTC dev; it cannot be used with --split heldout")
+    if args.partitions < 1 or (args.partitions > 1 and not args.cross_fitted):
+        ap.error("--partitions needs --cross-fitted and a number >= 1")
     if (args.folds or args.against_folds) and not args.cross_fitted:
         ap.error("--folds and --against-folds change the cross-fitted tuning; they need --cross-fitted")
 
@@ -135,12 +138,15 @@ def main() -> None:
                     tuning[name] = tuning_set(models[name], nets, train, labels)
         except ModelError as e:
             ap.exit(2, f"compare.py: error: {e}\n")
+    how = f"cross-fitted, mean of {args.partitions} partitions" if args.partitions > 1 else "cross-fitted" if args.cross_fitted else "shipped settings"
     for name, model in models.items():
-        runs[name] = (gold_by, *predictions(model, split, args.ptc, args.cross_fitted, tuning[name]))
-        report = report_of(ids, *runs[name])
-        shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, five(report)))
-        print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {'cross-fitted' if args.cross_fitted else 'shipped settings'}; "
-              f"ECE of a perfectly calibrated model with these confidences {report.ece_floor()[0]:.4f})")
+        cache: dict = {}  # the network runs once for all partitions
+        runs[name] = [(gold_by, *predictions(model, split, args.ptc, args.cross_fitted, tuning[name], k, cache))
+                      for k in range(args.partitions)]
+        floor = sum(report_of(ids, *run).ece_floor()[0] for run in runs[name]) / args.partitions
+        shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, figures(ids, runs[name])))
+        print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {how}; "
+              f"ECE of a perfectly calibrated model with these confidences {floor:.4f})")
     share = level_shares(runs, ids, args.resamples, args.seed)
     print(f"candidate at least level in {args.resamples} resamples of {len(ids)} articles: "
           + "  ".join(f"{n} {s:.2f}" for n, s in zip((*NAMES, "all five"), share)))

@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from conftest import SHARED, copy_smallest_ptc, require_train_extra, run_cli
+from propscan.evaluation.evaluate import FIVE
 from propscan.pipeline.calibrate import Calibration
 from propscan.pipeline.model import MODEL_DIR
 from propscan.ptc import read_articles
 from propscan.techniques import TECHNIQUE_IDS
 from propscan.training.build import INT8_RUNTIME
-from propscan.training.tune import NARROW, OUT_OF_FOLD_CUTOFFS, Rule
+from propscan.training.tune import NARROW, OUT_OF_FOLD_CUTOFFS, PARTITIONS, Rule
 
 PTC_TRAIN = SHARED / "data" / "ptc" / "train"
 N_ARTICLES = 6
@@ -127,6 +128,9 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     assert meta["dev"]["cross_fitted"] is True and set(meta["dev"]["in_sample"]) >= {"si", "flc", "tc", "ece"}
     assert 0 <= meta["dev"]["ece"] <= 1 and 0 <= meta["dev"]["flc_mean_technique_f1"] <= 1
     assert 0 <= meta["dev"]["ece_floor"] <= 1
+    means = meta["dev"]["partition_mean"]  # the five figures over PARTITIONS ways of dealing dev into fifths
+    assert means["partitions"] == PARTITIONS and set(means) == {"partitions", *FIVE}
+    assert all(0 <= means[n] <= 1 for n in FIVE) and means["TC"] == round(meta["dev"]["tc"]["f1"], 4)  # TC reads gold spans
     assert meta["tuning_rule"] == RULE.to_json()  # the recipe's; what benchmarks/quality.py cross-fits it by
     for d in meta["detectors"].values():  # from the narrow set (tune.DETECTOR_SETS)
         assert d["max_gap"] in (2, 5) if d["source"] == "channel" else d.get("any_threshold", 0.2) in (0.2, 0.3), d
@@ -140,6 +144,7 @@ def test_train_writes_a_model_folder_with_its_card(built, ptc_sample):
     card = (out / "MODEL_CARD.md").read_text()
     assert f"PTC v2 train minus held-out ({N_ARTICLES - 2} articles)" in card and "cross-fitted" in card
     assert f"with these confidences would show {meta['dev']['ece_floor']:.4f} by chance" in card
+    assert f"the mean over {PARTITIONS} ways (the first this one) is SI {means['SI']:.4f}" in card
     assert "a weight average of 2 runs" in card and f"Distilled from {shipped['name']} {shipped['version']}" in card
     assert "retune_model.py" not in card  # trained from its model.json, the rule comes with it
     split = json.loads((out / "checkpoint" / "split.json").read_text())

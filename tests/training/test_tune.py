@@ -29,6 +29,16 @@ def test_every_dev_article_is_in_exactly_one_fold_and_every_fold_is_used():
     assert dev_folds({a: "" for a in aids.tolist()}) == dict(zip(aids.tolist(), fold.tolist()))
 
 
+def test_another_partition_deals_the_articles_otherwise_and_as_evenly():
+    aids = np.array([f"a{i}" for i in range(23)])
+    first, other = folds_of(aids), folds_of(aids, partition=3)
+    assert not np.array_equal(first, other)  # another fold assignment ...
+    assert np.array_equal(other, folds_of(aids[::-1], partition=3)[::-1])  # ... fixed by the ids, not their order
+    assert sorted(np.bincount(other).tolist()) == sorted(np.bincount(first).tolist()) == [4, 4, 5, 5, 5]
+    arts = {a: "" for a in aids.tolist()}
+    assert dev_folds(arts, 3) == dict(zip(aids.tolist(), other.tolist())) != dev_folds(arts)
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     if not (PTC_DEV_ARTICLES.is_dir() and (PTC_TRAIN / "train-articles").is_dir()):
@@ -42,8 +52,10 @@ def small(tmp_path_factory):
     return Model(threads=1), out[0], out[1]
 
 
-def test_a_dev_fold_is_detected_without_its_own_labels(small, monkeypatch):
+@pytest.mark.parametrize("partition", [0, 2])
+def test_a_dev_fold_is_detected_without_its_own_labels(small, monkeypatch, partition):
     model, heldout, (arts, gold) = small
+    assert partition == 0 or dev_folds(arts, partition) != dev_folds(arts)  # the partition is another here
     tuned_on = []
     real = tune.tune
 
@@ -52,8 +64,8 @@ def test_a_dev_fold_is_detected_without_its_own_labels(small, monkeypatch):
         return real(model, articles, gold, **kw)
 
     monkeypatch.setattr(tune, "tune", spy)
-    pred, scores, _ = cross_fit_predictions(model, heldout, (arts, gold), log=lambda m: None)
-    fold = dev_folds(arts)
+    pred, scores, _ = cross_fit_predictions(model, heldout, (arts, gold), log=lambda m: None, partition=partition)
+    fold = dev_folds(arts, partition)
     assert len(tuned_on) == FOLDS
     for f, (articles, labelled) in enumerate(tuned_on):
         mine = {a for a in arts if fold[a] == f}

@@ -16,6 +16,11 @@ from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
 
 
+# The five dev figures a model is judged by (docs/training.md: the ship rule), in Report.five()'s order;
+# lower is better for the calibration error only.
+FIVE = ("SI", "FLC", "TC", "mean", "ECE")
+
+
 @dataclass
 class Report:
     si: metrics.PRF
@@ -32,6 +37,11 @@ class Report:
     def mean_technique_f1(self) -> float:
         """The unweighted mean of the 14 per-technique FLC F1 scores (rare techniques count as much)."""
         return sum(p.f1 for p in self.flc_by_technique.values()) / len(self.flc_by_technique)
+
+    def five(self) -> tuple[float, ...]:
+        """SI, FLC and TC F1, the mean per-technique FLC F1 and the ECE (FIVE)."""
+        return self.si.f1, self.flc.f1, self.tc.f1 if self.tc else float("nan"), self.mean_technique_f1, \
+            self.ece if self.ece is not None else float("nan")
 
     def ece_floor(self) -> tuple[float, float] | None:
         """The ECE a perfectly calibrated model with these confidences would show by chance (mean, 95th
