@@ -100,7 +100,7 @@ def main() -> None:
         print(f"  mean{'':<28}" + "  ".join(f"{v:.4f}" for v in _mean(partitions)))
         print("\npartition 0 in detail:")
     _figures(report)
-    print(f"\ncalibration: expected calibration error {report.ece:.4f} (10 bins, {report.flc.n_pred} spans); "
+    print(f"\ncalibration: expected calibration error {report.ece:.4f} (10 bins, {len(report.confidences)} spans); "
           f"a perfectly calibrated model with these confidences would show {floor[0]:.4f} by chance "
           f"(95th percentile {floor[1]:.4f})")
     _table(report.reliability)
