@@ -25,7 +25,7 @@ from collections import defaultdict
 from itertools import repeat
 from pathlib import Path
 
-from propscan.evaluation.evaluate import FIVE as NAMES, Report, predict, score
+from propscan.evaluation.evaluate import FIVE as NAMES, Report, mean_five, predict, score
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import Label, read_articles, read_labels
 from propscan.errors import ModelError
@@ -67,8 +67,7 @@ def report_of(sample: list[str], gold: dict, pred: dict, tc: dict) -> Report:
 
 def figures(sample: list[str], runs: list[tuple[dict, dict, dict]]) -> tuple[float, ...]:
     """The five figures over a sample of article ids, averaged over the runs (one per partition of dev)."""
-    each = [report_of(sample, *run).five() for run in runs]
-    return tuple(sum(col) / len(col) for col in zip(*each))
+    return mean_five([report_of(sample, *run) for run in runs])
 
 
 def predictions(model: Model, split: tuple[dict[str, str], list[Label]], ptc: Path, cross_fitted: bool,
@@ -143,8 +142,9 @@ def main() -> None:
         cache: dict = {}  # the network runs once for all partitions
         runs[name] = [(gold_by, *predictions(model, split, args.ptc, args.cross_fitted, tuning[name], k, cache))
                       for k in range(args.partitions)]
-        floor = sum(report_of(ids, *run).ece_floor()[0] for run in runs[name]) / args.partitions
-        shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, figures(ids, runs[name])))
+        reports = [report_of(ids, *run) for run in runs[name]]
+        floor = sum(r.ece_floor()[0] for r in reports) / len(reports)
+        shown = "  ".join(f"{n} {v:.4f}" for n, v in zip(NAMES, mean_five(reports)))
         print(f"{name:<9} {model.name} {model.version}: {shown}  ({args.split}, {how}; "
               f"ECE of a perfectly calibrated model with these confidences {floor:.4f})")
     share = level_shares(runs, ids, args.resamples, args.seed)

@@ -25,7 +25,7 @@ import json
 import time
 from pathlib import Path
 
-from propscan.evaluation.evaluate import FIVE, evaluate
+from propscan.evaluation.evaluate import FIVE, evaluate, mean_five
 from propscan.pipeline.model import Model, locate
 from propscan.ptc import read_articles, read_labels
 from propscan.errors import ModelError
@@ -85,7 +85,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({**report.as_dict(), "ece_floor": dict(zip(("mean", "p95"), floor)),
                           **({"partitions": [dict(zip(FIVE, r.five())) for r in partitions],
-                              "partition_mean": dict(zip(FIVE, _mean(partitions))),
+                              "partition_mean": dict(zip(FIVE, mean_five(partitions))),
                               "in_sample": in_sample.as_dict()} if fair else {})}, indent=1))
         return
     print(f"model {model.name} {model.version}, minimum confidence "
@@ -97,7 +97,7 @@ def main() -> None:
         print(f"\n{len(partitions)} partitions of dev into fifths:   " + "  ".join(f"{n:>6}" for n in FIVE))
         for k, r in enumerate(partitions):
             print(f"  partition {k}{' (the model card)' if k == 0 else '':<17}    " + "  ".join(f"{v:.4f}" for v in r.five()))
-        print(f"  mean{'':<28}" + "  ".join(f"{v:.4f}" for v in _mean(partitions)))
+        print(f"  mean{'':<28}" + "  ".join(f"{v:.4f}" for v in mean_five(partitions)))
         print("\npartition 0 in detail:")
     _figures(report)
     print(f"\ncalibration: expected calibration error {report.ece:.4f} (10 bins, {len(report.confidences)} spans); "
@@ -108,10 +108,6 @@ def main() -> None:
         print("\nthe shipped settings on dev, in sample (dev chose them; not a fair figure):")
         print(f"  SI F1 {in_sample.si.f1:.4f}  FLC F1 {in_sample.flc.f1:.4f}  TC F1 {in_sample.tc.f1:.4f}  "
               f"mean technique FLC F1 {in_sample.mean_technique_f1:.4f}  ECE {in_sample.ece:.4f}")
-
-
-def _mean(reports) -> list[float]:
-    return [sum(col) / len(col) for col in zip(*(r.five() for r in reports))]
 
 
 def _figures(report) -> None:

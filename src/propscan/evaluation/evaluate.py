@@ -64,6 +64,11 @@ class Report:
         return d
 
 
+def mean_five(reports: list[Report]) -> tuple[float, ...]:
+    """The five figures (Report.five) averaged over reports, e.g. cross-fittings over several partitions of dev."""
+    return tuple(sum(col) / len(col) for col in zip(*(r.five() for r in reports)))
+
+
 def score(gold: list[Label], pred: list[Label], tc_pred: list[Label] | None = None,
           scores: list[float] | None = None) -> Report:
     """SI, FLC and TC; with ``scores`` (one per ``pred`` row), their calibration too."""

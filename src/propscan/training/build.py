@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from propscan.errors import ModelError
-from propscan.evaluation.evaluate import FIVE, Report, evaluate
+from propscan.evaluation.evaluate import FIVE, Report, evaluate, mean_five
 from propscan.pipeline.assemble import is_package, source_files
 from propscan.pipeline.model import NAMES, Model, check, locate, runtime_settings
 from propscan.ptc import Label
@@ -146,7 +146,7 @@ def _partition_line(d: dict) -> str:
 
 def _partition_mean(reports: list[Report]) -> dict:
     """The five figures (evaluate.FIVE) averaged over cross-fittings with different partitions of dev."""
-    return {"partitions": len(reports), **{n: round(sum(col) / len(col), 4) for n, col in zip(FIVE, zip(*(r.five() for r in reports)))}}
+    return {"partitions": len(reports), **{n: round(v, 4) for n, v in zip(FIVE, mean_five(reports))}}
 
 
 def _dev_figures(report: Report) -> dict:
