@@ -308,15 +308,16 @@ def test_texts_side_by_side_never_run_more_calls_than_threads(long_text) -> None
 # model.json "runtime": how a model's network is run belongs to the model
 
 
-def with_runtime(folder, runtime: dict):
-    """The shipped model's files in ``folder`` (copied once), its model.json given this "runtime" block."""
+def with_runtime(folder, runtime: dict | None):
+    """The shipped model's files in ``folder`` (copied once), its model.json given this "runtime" block
+    (None: none, as a model from before the block)."""
     import json
     import shutil
 
     if not folder.exists():
         shutil.copytree(MODEL_DIR, folder)
-    config = json.loads((MODEL_DIR / "model.json").read_text())
-    (folder / "model.json").write_text(json.dumps({**config, "runtime": runtime}))
+    config = {k: v for k, v in json.loads((MODEL_DIR / "model.json").read_text()).items() if k != "runtime"}
+    (folder / "model.json").write_text(json.dumps(config if runtime is None else {**config, "runtime": runtime}))
     return folder
 
 
@@ -329,12 +330,22 @@ def short_runtime_model(tmp_path_factory):
     return Model(with_runtime(tmp_path_factory.mktemp("runtime") / "m", INT8_RUNTIME), threads=1)
 
 
-def test_a_model_without_a_runtime_block_runs_as_before(model) -> None:
-    assert "runtime" not in model.config
-    assert model.windows(1000) == encoding.make_windows(1000)
+@pytest.fixture(scope="module")
+def plain_runtime_model(tmp_path_factory):
+    """The shipped network without a runtime block in its model.json, as models from before the block."""
+    from propscan.pipeline.model import Model
+
+    return Model(with_runtime(tmp_path_factory.mktemp("plain") / "m", None), threads=1)
 
 
-def test_a_runtime_block_sets_the_windows_and_the_graph_fusions(model, short_runtime_model, long_text) -> None:
+def test_a_model_without_a_runtime_block_runs_as_before(plain_runtime_model) -> None:
+    from propscan.pipeline.model import RUNTIME_DEFAULTS
+
+    assert "runtime" not in plain_runtime_model.config and plain_runtime_model.runtime == RUNTIME_DEFAULTS
+    assert plain_runtime_model.windows(1000) == encoding.make_windows(1000)
+
+
+def test_a_runtime_block_sets_the_windows_and_the_graph_fusions(plain_runtime_model, short_runtime_model, long_text) -> None:
     m = short_runtime_model
     out = m.token_outputs(long_text)
     n = len(out.enc)
@@ -346,7 +357,31 @@ def test_a_runtime_block_sets_the_windows_and_the_graph_fusions(model, short_run
     np.testing.assert_array_equal(out.logits[-5:], lg[0, -6:-1])
     # without SkipLayerNormFusion the int8 arithmetic differs: the same window gives other logits
     ids, mask = encoding.batch_windows(out.enc.ids, wins[:1], m.cls_id, m.sep_id)
-    assert np.abs(m.run_windows(ids, mask)[0] - model.run_windows(ids, mask)[0]).max() > 1e-3
+    assert np.abs(m.run_windows(ids, mask)[0] - plain_runtime_model.run_windows(ids, mask)[0]).max() > 1e-3
+
+
+def test_the_shipped_graph_has_the_mask_bias_its_runtime_block_says() -> None:
+    """A graph without the bias must never run padded windows, and one with it was tuned with it: the
+    model.json's "padding_bias" and the graph agree."""
+    onnx = pytest.importorskip("onnx", reason="onnx comes with the train extra")
+    from propscan.pipeline.model import Model
+    from propscan.training.export import drop_padding_bias
+
+    has_bias = drop_padding_bias(onnx.load(MODEL_DIR / "model.onnx")) > 0
+    assert Model(MODEL_DIR, threads=1).runtime["padding_bias"] == has_bias
+
+
+def test_a_runtime_stride_sets_how_far_windows_overlap(tmp_path, long_text) -> None:
+    """"stride": encoding.WINDOW reads a text in windows that do not overlap; every token still gets outputs."""
+    from propscan.pipeline.model import Model
+
+    m = Model(with_runtime(tmp_path / "m", {"last_window": "short", "stride": encoding.WINDOW}), threads=1)
+    out = m.token_outputs(long_text)
+    n = len(out.enc)
+    wins = m.windows(n)
+    assert len(wins) > 2 and all(b == c for (_, b), (c, _) in zip(wins, wins[1:])) and wins[-1][1] == n
+    assert len(wins) < len(encoding.make_windows(n, align_last=False))
+    assert out.logits.shape[0] == n and np.abs(out.logits).sum(-1).min() > 0  # no token left without outputs
 
 
 def test_a_model_without_the_mask_bias_refuses_padded_windows(short_runtime_model) -> None:
@@ -361,7 +396,7 @@ def test_an_unknown_runtime_setting_is_a_one_line_model_error(tmp_path) -> None:
     from propscan.errors import ModelError
     from propscan.pipeline.model import Model
 
-    for bad in ({"last_window": "middle"}, {"batch": 8}):
+    for bad in ({"last_window": "middle"}, {"batch": 8}, {"stride": 0}, {"stride": 300}, {"stride": "192"}, {"stride": True}):
         with pytest.raises(ModelError, match="runtime") as err:
             Model(with_runtime(tmp_path / "m", bad), threads=1)
         assert "\n" not in str(err.value)

@@ -230,6 +230,9 @@ def test_new_int8_models_record_how_they_are_run(built):
     out, _ = built
     assert json.loads((out / "model.json").read_text())["runtime"] == INT8_RUNTIME
     assert Model(out, threads=1).runtime == INT8_RUNTIME
+    # and the card says so: the speed and the figures hold only under these settings
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "run as it was tuned: a text's last window only as long as" in card and "SkipLayerNormFusion left out" in card
 
 
 def test_the_runtime_analyses_with_the_trained_model(built, tmp_path):

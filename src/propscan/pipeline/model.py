@@ -45,8 +45,9 @@ WINDOWS_SIDE_BY_SIDE = 4
 # int8 network's outputs move with any change of arithmetic), so they belong to the model, and a model
 # without the block runs as before. Keys: "last_window" ("aligned" or "short", see
 # encoding.make_windows), "disabled_optimizers" (onnxruntime graph fusions left out), "padding_bias"
-# (false: the graph has no attention-mask bias, export.drop_padding_bias; every window must be unpadded).
-RUNTIME_DEFAULTS = {"last_window": "aligned", "disabled_optimizers": [], "padding_bias": True}
+# (false: the graph has no attention-mask bias, export.drop_padding_bias; every window must be unpadded),
+# "stride" (word pieces from one window's start to the next; encoding.WINDOW means no overlap).
+RUNTIME_DEFAULTS = {"last_window": "aligned", "disabled_optimizers": [], "padding_bias": True, "stride": encoding.STRIDE}
 
 
 # model.json of every model loaded in this process, by (name, version): outputs (reports, the corpus
@@ -203,7 +204,7 @@ class Model:
 
     def windows(self, n: int) -> list[tuple[int, int]]:
         """The token windows this model reads a text of ``n`` tokens in."""
-        return encoding.make_windows(n, align_last=self.runtime["last_window"] == "aligned")
+        return encoding.make_windows(n, stride=self.runtime["stride"], align_last=self.runtime["last_window"] == "aligned")
 
     def run_windows(self, input_ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.runtime["padding_bias"] and not mask.all():
@@ -263,7 +264,9 @@ def runtime_settings(config: dict[str, Any], folder: Path) -> dict[str, Any]:
     """model.json's "runtime" block over RUNTIME_DEFAULTS; an unknown key or value is a ModelError."""
     block = config.get("runtime", {})
     unknown = set(block) - set(RUNTIME_DEFAULTS)
-    if unknown or block.get("last_window", "aligned") not in ("aligned", "short"):
+    stride = block.get("stride", encoding.STRIDE)
+    if unknown or block.get("last_window", "aligned") not in ("aligned", "short") or isinstance(stride, bool) \
+            or not isinstance(stride, int) or not 0 < stride <= encoding.WINDOW:
         raise ModelError(f"{folder / 'model.json'}: a \"runtime\" setting this propscan does not know: {block}")
     return {**RUNTIME_DEFAULTS, **block}
 

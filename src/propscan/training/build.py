@@ -15,6 +15,7 @@ from pathlib import Path
 
 from propscan.errors import ModelError
 from propscan.evaluation.evaluate import FIVE, Report, evaluate, mean_five
+from propscan.pipeline import encoding
 from propscan.pipeline.assemble import is_package, source_files
 from propscan.pipeline.model import NAMES, Model, check, locate, runtime_settings
 from propscan.ptc import Label
@@ -30,7 +31,10 @@ FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quant
 # without the mask bias 18.5-19.0, and without onnxruntime's SkipLayerNormFusion too 16.0-16.3
 # (its fused kernel is slower here than Add + LayerNormalization); end to end on the 90 PTC test
 # articles, with the short last window as well, 8.1-8.4 s -> 6.5-6.7 s. The last two change the int8
-# network's outputs (up to 0.38 in a logit), so they apply only to models tuned under them.
+# network's outputs (up to 0.38 in a logit), so they apply only to models tuned under them. The stride
+# stays the default 192: the shipped fast network retuned with windows 224 or 254 (no overlap) apart ran
+# 19.7 / 20.6 articles/s against 17.1 / 16.6 but lost dev TC (0.611 / 0.598 against 0.622, mean of 5
+# partitions; docs/experiments.md, seventeenth session).
 INT8_RUNTIME = {"last_window": "short", "disabled_optimizers": ["SkipLayerNormFusion"], "padding_bias": False}
 
 
@@ -302,6 +306,18 @@ def _training_data(cfg: TrainConfig, n_train: int, sources: list[str] | None = N
     return text
 
 
+def _runtime_words(runtime: dict) -> str:
+    """The card's words for a model.json "runtime" block (how the network runs, as it was tuned)."""
+    words = []
+    if runtime.get("last_window") == "short":
+        words.append("a text's last window only as long as what is left of it")
+    if runtime.get("padding_bias") is False:
+        words.append("no attention-mask bias in the graph (windows are never padded)")
+    if skipped := runtime.get("disabled_optimizers"):
+        words.append(f"onnxruntime's {', '.join(skipped)} left out")
+    return "; run as it was tuned: " + ", ".join(words) if words else ""
+
+
 def write_model_card(out: Path, meta: dict) -> str:
     """MODEL_CARD.md from model.json: data, date, settings, dev figures, how to reproduce."""
     rule = Rule.recorded(meta)
@@ -316,12 +332,12 @@ def write_model_card(out: Path, meta: dict) -> str:
         "- **Detection**: one detector per technique, chosen with its cutoff on the tuning articles for that "
         f"technique's own FLC F1 among {len(DETECTOR_SETS[rule.detectors])} detectors (token runs of its channel{_grown(rule)}, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if rule.repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
         f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
-        f"pieces, stride 192. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
+        f"pieces, stride {meta.get('runtime', {}).get('stride', encoding.STRIDE)}. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
         "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles"
         + CALIBRATION_ROWS.get(rule.calibration, "."),
-        f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch.",
+        f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch{_runtime_words(meta.get('runtime', {}))}.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",
     ]

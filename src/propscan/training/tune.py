@@ -111,8 +111,10 @@ OUT_OF_FOLD, IN_SAMPLE = "out_of_fold", "in_sample"
 # accurate 2026-12-03.3's network, narrow detectors, pooled repeaters (SI / FLC / mean per-technique F1 / ECE):
 # OUT_OF_FOLD 0.4524 / 0.2694 / 0.1410 / 0.0232, OUT_OF_FOLD_CUTOFFS 0.4528 / 0.2675 / 0.1399 / 0.0189 (shipped as
 # propscan-mpnet 2026-12-03.7); fast 2026-12-01.6 by its recorded rule otherwise: 0.4154 / 0.2205 / 0.1155 / 0.0388
-# -> 0.4145 / 0.2200 / 0.1153 / 0.0267 (docs/experiments.md, 2026-12-03 sixth session). Rule's default stays
-# OUT_OF_FOLD until a tuning measures both models' detection figures level by it.
+# -> 0.4145 / 0.2200 / 0.1153 / 0.0267 (docs/experiments.md, 2026-12-03 sixth session). The fast network under
+# INT8_RUNTIME grown at 0.7, mean of 5 partitions of dev: OUT_OF_FOLD 0.4404 / 0.2574 / 0.1343 / 0.0459,
+# OUT_OF_FOLD_CUTOFFS 0.4405 / 0.2578 / 0.1344 / 0.0416 (shipped as propscan-minilm 2026-12-04.3; seventeenth
+# session). Rule's default stays OUT_OF_FOLD until a tuning measures both models' detection figures level by it.
 OUT_OF_FOLD_CUTOFFS = "out_of_fold_cutoffs"
 # Rule.grow: the runs of every channel detector searched are grown over neighbours reaching grow x their
 # threshold (detect.Detector.grow). Cross-fitted PTC dev, each shipped network by its recorded rule with
