@@ -304,6 +304,12 @@ def test_a_grown_run_takes_in_its_weaker_neighbours_and_no_run_without_a_strong_
     assert [c.evidence for c in candidates(ctx, 0, Detector("channel", 0, grow=0.5), 0.8)] == pytest.approx([0.9], abs=0.01)
     assert Detector.from_json(Detector("channel", 1, grow=0.7).to_json()) == Detector("channel", 1, grow=0.7)
     assert "grow" not in Detector("channel", 1).to_json()  # a model.json before grow reads the same
+    # a classify detector grows the "any technique" runs it hands the span classifier the same way
+    named = lambda det: [text[int(out.enc.offsets[c.a, 0]) : int(out.enc.offsets[c.b - 1, 1])] for c in candidates(ctx, 0, det, 0.0)]  # noqa: E731
+    assert named(Detector("classify", 0, any_threshold=0.8)) == ["destroy", "great"]
+    assert named(Detector("classify", 0, any_threshold=0.8, grow=0.5)) == ["destroy our great nation"]
+    assert Detector.from_json(Detector("classify", 1, any_threshold=0.2, grow=0.7).to_json()).grow == 0.7
+    assert "grow" not in Detector("classify", 1, any_threshold=0.2).to_json()
 
 
 def test_no_candidate_runs_from_a_numbered_heading_into_its_section(model) -> None:

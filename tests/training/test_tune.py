@@ -183,6 +183,25 @@ def test_a_growing_rule_searches_its_detectors_grown_and_leaves_the_repeaters_as
     assert tune.Rule(grow=0).problem() == "grow 0 is not a number in (0, 1]" and tune.Rule(grow=1).problem() is None
 
 
+def test_a_rule_grows_the_classify_detectors_any_runs_by_its_own_ratio():
+    """Rule.grow_any: every classify detector searched grows its "any technique" runs by it, the channel
+    detectors by Rule.grow; a model.json from before the key reads as not grown."""
+    from propscan.evaluation.metrics import PRF
+
+    seen = []
+
+    class Measured:
+        def f1(self, t, det, among=None):
+            seen.append(det)
+            return {0.3: PRF(0.3, 0.3, 0.3, 20, 20)}
+
+    tune.tune_detectors(Measured(), log=lambda m: None, rule=tune.Rule(detectors=tune.NARROW, grow=0.7, grow_any=0.5))
+    assert {d.grow for d in seen if d.source == "classify"} == {0.5} and {d.grow for d in seen if d.source == "channel"} == {0.7}
+    assert all(d.grow == tune.NO_GROW for d in seen if d.source == "repeat")
+    assert tune.Rule.recorded({"tuning_rule": {"grow": 0.7}}).grow_any == tune.NO_GROW
+    assert tune.Rule(grow_any=1.5).problem() == "grow_any 1.5 is not a number in (0, 1]"
+
+
 def test_a_rate_floor_on_the_command_line_is_a_number_or_none():
     import argparse
 

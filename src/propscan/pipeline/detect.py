@@ -91,7 +91,8 @@ class Detector:
     # reaches ``grow`` x the threshold (two thresholds, as in hysteresis); 1: not grown. The network's
     # probabilities are highest on a span's core words, so runs at a cutoff tuned for precision are
     # shorter than annotators' spans (fast, PTC dev, median characters: Flag-waving 8 against 19,
-    # Exaggeration 9 against 30). Set by the tuning rule (tune.Rule.grow).
+    # Exaggeration 9 against 30). Set by the tuning rule (tune.Rule.grow). classify: the same for the
+    # "any technique" runs the span classifier names (tune.Rule.grow_any).
     grow: float = 1.0
 
     @classmethod
@@ -106,7 +107,7 @@ class Detector:
             d["ngram"] = self.ngram
             if self.pool:  # written only when set: a model.json before it reads the same
                 d["pool"] = True
-        if self.source == "channel" and self.grow != 1.0:  # the same
+        if self.source in ("channel", "classify") and self.grow != 1.0:  # the same
             d["grow"] = self.grow
         return d
 
@@ -131,7 +132,7 @@ class Context:
     # list item, or the text below a numbered heading
     cuts: list[int] = field(default_factory=list)
     _head: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
-    _any_runs: dict[tuple[float, int], list[tuple[int, int]]] = field(default_factory=dict)
+    _any_runs: dict[tuple[float, int, float], list[tuple[int, int]]] = field(default_factory=dict)
     _phrases: dict[int, dict[tuple[str, ...], list[tuple[int, int]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -187,10 +188,10 @@ class Context:
             return self.word_runs(probs >= threshold, gap)
         return [(a, b) for a, b in self.word_runs(probs >= grow * threshold, gap) if probs[a:b].max() >= threshold]
 
-    def any_runs(self, threshold: float, gap: int) -> list[tuple[int, int]]:
-        key = (threshold, gap)
+    def any_runs(self, threshold: float, gap: int, grow: float = 1.0) -> list[tuple[int, int]]:
+        key = (threshold, gap, grow)
         if key not in self._any_runs:
-            self._any_runs[key] = self.word_runs(self.out.probs[:, ANY] >= threshold, gap)
+            self._any_runs[key] = self.grown_runs(self.out.probs[:, ANY], threshold, gap, grow)
         return self._any_runs[key]
 
 
@@ -305,7 +306,7 @@ def candidates(ctx: Context, t: int, det: Detector, floor: float) -> list[Candid
     if det.source == "channel":
         return [Candidate(t, a, b, float(probs[a:b, t].max())) for a, b in ctx.grown_runs(probs[:, t], floor, det.max_gap, det.grow)]
     if det.source == "classify":
-        rng = ctx.any_runs(det.any_threshold, det.max_gap)
+        rng = ctx.any_runs(det.any_threshold, det.max_gap, det.grow)
         return [Candidate(t, a, b, float(p[t])) for (a, b), p in zip(rng, ctx.head(rng)) if p[t] >= floor]
     if det.source == "repeat":
         return [c for c in repeats(ctx, t, det.ngram, det.pool) if c.evidence >= floor]

@@ -195,9 +195,9 @@ def retune_model_folder(folder: Path, articles: dict[str, str], labels: list[Lab
     return meta
 
 
-def _grown(rule: Rule) -> str:
-    """How the card says a rule grows the channel runs (tune.Rule.grow); nothing when it does not."""
-    return "" if rule.grow == NO_GROW else f", grown over neighbouring tokens reaching {rule.grow:g} times the run's threshold"
+def _grown(ratio: float) -> str:
+    """How the card says a rule grows runs (tune.Rule.grow or grow_any, ``ratio``); nothing when it does not."""
+    return "" if ratio == NO_GROW else f", grown over neighbouring tokens reaching {ratio:g} times the run's threshold"
 
 
 PTC_TRAIN = "PTC v2 train"  # what the card calls the training set when one --articles folder is given
@@ -330,7 +330,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",
         "- **Detection**: one detector per technique, chosen with its cutoff on the tuning articles for that "
-        f"technique's own FLC F1 among {len(DETECTOR_SETS[rule.detectors])} detectors (token runs of its channel{_grown(rule)}, 'any technique' runs the span classifier names, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if rule.repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
+        f"technique's own FLC F1 among {len(DETECTOR_SETS[rule.detectors])} detectors (token runs of its channel{_grown(rule.grow)}, 'any technique' runs the span classifier names{_grown(rule.grow_any)}, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if rule.repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
         f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
         f"pieces, stride {meta.get('runtime', {}).get('stride', encoding.STRIDE)}. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",

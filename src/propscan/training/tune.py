@@ -127,7 +127,10 @@ OUT_OF_FOLD_CUTOFFS = "out_of_fold_cutoffs"
 # better on all five and ships so (its model.json records grow 0.7); the accurate one's ECE rose by 0.001,
 # so the default stays NO_GROW (docs/experiments.md, sixteenth session). Growing the classify
 # detectors' runs too, or offering grown detectors beside the plain ones for each technique to choose,
-# was less consistent (lower SI on the accurate network).
+# was less consistent (lower SI on the accurate network). Rule.grow_any grows the classify detectors'
+# "any technique" runs: on the fast network under INT8_RUNTIME (propscan-minilm 2026-12-04.3, grown 0.7),
+# mean of 5 partitions of dev, 0.4405 / 0.2578 / 0.6218 / 0.1344 / 0.0416 -> 0.4566 / 0.2617 / 0.6218 /
+# 0.1398 / 0.0412 at grow_any 0.7 (docs/experiments.md, seventeenth session).
 NO_GROW = 1.0
 CALIBRATIONS = (OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, IN_SAMPLE)  # Rule.calibration's values
 
@@ -144,13 +147,14 @@ class Rule:
     detectors: str = ALL  # a key of DETECTOR_SETS
     repeaters: str = POOLED  # a key of REPEATER_SETS
     grow: float = NO_GROW  # every channel detector searched grows its runs so (Detector.grow)
+    grow_any: float = NO_GROW  # ... and every classify detector its "any technique" runs
 
     @classmethod
     def recorded(cls, config: dict) -> Rule:
         """A model.json's rule; a key it lacks reads as the rule before that key existed."""
         rule = config.get("tuning_rule", {})
         return cls(rule.get("rate_floor"), rule.get("calibration", IN_SAMPLE), rule.get("detectors", ALL),
-                   rule.get("repeaters", LOCAL), rule.get("grow", NO_GROW))
+                   rule.get("repeaters", LOCAL), rule.get("grow", NO_GROW), rule.get("grow_any", NO_GROW))
 
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -160,14 +164,22 @@ class Rule:
         floor = self.rate_floor
         if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float)) or not floor >= 0):
             return f"rate_floor {floor!r} is not a number >= 0 or null"
-        grow = self.grow
-        if isinstance(grow, bool) or not isinstance(grow, (int, float)) or not 0 < grow <= 1:
-            return f"grow {grow!r} is not a number in (0, 1]"
+        for name in ("grow", "grow_any"):
+            grow = getattr(self, name)
+            if isinstance(grow, bool) or not isinstance(grow, (int, float)) or not 0 < grow <= 1:
+                return f"{name} {grow!r} is not a number in (0, 1]"
         for name, valid in (("calibration", CALIBRATIONS), ("detectors", tuple(DETECTOR_SETS)),
                             ("repeaters", tuple(REPEATER_SETS))):
             if (value := getattr(self, name)) not in valid:
                 return f"{name} {value!r} is none of {', '.join(valid)}"
         return None
+
+
+def _grown(det: Detector, rule: Rule) -> Detector:
+    """``det`` growing its runs as ``rule`` says for its kind (channel runs, or the classify detectors'
+    "any technique" runs)."""
+    grow = {"channel": rule.grow, "classify": rule.grow_any}.get(det.source)
+    return det if grow is None else replace(det, grow=grow)
 
 
 def rate_floor_arg(value: str) -> float | None:
@@ -209,6 +221,8 @@ def add_rule_options(ap, unset: str) -> None:
                     help=f"Repetition's repeated-phrase detectors (tune.REPEATER_SETS); not given: {unset}")
     ap.add_argument("--grow", default=UNSET, type=grow_arg, metavar="X",
                     help=f"grow each technique channel's runs over neighbouring tokens reaching X times its threshold (1: not grown); not given: {unset}")
+    ap.add_argument("--grow-any", default=UNSET, type=grow_arg, metavar="X",
+                    help=f"grow the 'any technique' runs the span classifier names over neighbouring tokens reaching X times their threshold (1: not grown); not given: {unset}")
 
 
 def rule_from(args, base: Rule) -> Rule:
@@ -308,7 +322,7 @@ def tune_detectors(search: Search, log=print, rule: Rule = Rule(), among: np.nda
     detectors, cutoffs, scores = {}, {}, {}
     for t, tech in enumerate(TECHNIQUE_IDS):
         options = ([only[tech]] if only is not None
-                   else [replace(d, grow=rule.grow) if d.source == "channel" else d for d in DETECTOR_SETS[rule.detectors]]
+                   else [_grown(d, rule) for d in DETECTOR_SETS[rule.detectors]]
                    + (REPEATER_SETS[rule.repeaters] if t == REPETITION else []))
         best = seen = fallback = None
         for det in options:
