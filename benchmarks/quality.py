@@ -31,7 +31,7 @@ from propscan.ptc import read_articles, read_labels
 from propscan.errors import ModelError
 from propscan.training.stacking import fold_networks, tuning_set
 from propscan.training.train import recorded_held_out
-from propscan.training.tune import PARTITIONS, Rule, add_rule_options, cross_fitted, rule_from, token_outputs
+from propscan.training.tune import PARTITIONS, Rule, add_rule_options, cross_fitted_partitions, rule_from, token_outputs
 
 HERE = Path(__file__).resolve().parent
 
@@ -78,9 +78,9 @@ def main() -> None:
             tuner, heldout = tuning_set(model, folds, train, labels)
         # by the tuning rule the model was tuned with, but for what the command line overrides
         rule = rule_from(args, Rule.recorded(config))
-        report = cross_fitted(tuner, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule)
-        partitions = [report] + [cross_fitted(tuner, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule, partition=k)
-                                 for k in range(1, args.partitions)]
+        partitions = cross_fitted_partitions(tuner, heldout, (arts, gold), log=lambda m: None, cache=cache, rule=rule,
+                                             partitions=args.partitions)
+        report = partitions[0]
     floor = report.ece_floor()
     if args.json:
         print(json.dumps({**report.as_dict(), "ece_floor": dict(zip(("mean", "p95"), floor)),

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from propscan.errors import ModelError
 from propscan.evaluation.evaluate import FIVE, Report, evaluate, mean_five
-from propscan.pipeline import encoding
 from propscan.pipeline.assemble import is_package, source_files
 from propscan.pipeline.model import NAMES, Model, check, locate, runtime_settings
 from propscan.ptc import Label
@@ -23,7 +22,7 @@ from propscan.techniques import BY_ID, TECHNIQUE_IDS, reliability
 from propscan.training.export import export_onnx, export_package, write_model_json
 from propscan.training.stacking import fold_networks, tuning_set
 from propscan.training.train import TrainConfig, encoder_info, held_out, recipe_changes, recorded_held_out, train_soup, with_defaults
-from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, NO_GROW, PARTITIONS, POOLED, Rule, cross_fitted, token_outputs, tune
+from propscan.training.tune import DETECTOR_SETS, OUT_OF_FOLD, OUT_OF_FOLD_CUTOFFS, NO_GROW, PARTITIONS, POOLED, Rule, cross_fitted_partitions, token_outputs, tune
 
 FP32 = "fp32"  # model.json's "quantized" for an export kept in fp32 (--no-quantize)
 # How a new int8 model runs (model.json "runtime", see pipeline/model.py). Fast model's windows, one-off
@@ -107,12 +106,11 @@ def tune_and_score(model, val_articles, val_labels, dev, meta: dict, log=print, 
     articles, gold = val_articles, val_labels
     if dev is not None:
         log(f"dev figures, cross-fitted: {len(dev[0])} dev articles in 5 folds, each tuned without its own")
-        report = cross_fitted(model, (val_articles, val_labels), dev, log, cache=outputs, rule=rule)
+        reports = cross_fitted_partitions(model, (val_articles, val_labels), dev, log, cache=outputs, rule=rule)
+        report = reports[0]
         meta["dev"] = _dev_figures(report)
         meta["dev"]["cross_fitted"] = True
-        others = [cross_fitted(model, (val_articles, val_labels), dev, lambda m: None, cache=outputs, rule=rule, partition=k)
-                  for k in range(1, PARTITIONS)]
-        meta["dev"]["partition_mean"] = _partition_mean([report, *others])
+        meta["dev"]["partition_mean"] = _partition_mean(reports)
         log(f"PTC dev, cross-fitted, mean of {PARTITIONS} partitions into fifths: "
             + "  ".join(f"{k} {v:.4f}" for k, v in meta["dev"]["partition_mean"].items() if k != "partitions"))
         for t, prf in report.flc_by_technique.items():
@@ -307,20 +305,20 @@ def _training_data(cfg: TrainConfig, n_train: int, sources: list[str] | None = N
 
 
 def _runtime_words(runtime: dict) -> str:
-    """The card's words for a model.json "runtime" block (how the network runs, as it was tuned)."""
+    """The card's words for how the network runs, as it was tuned (``runtime``: model.runtime_settings)."""
     words = []
-    if runtime.get("last_window") == "short":
+    if runtime["last_window"] == "short":
         words.append("a text's last window only as long as what is left of it")
-    if runtime.get("padding_bias") is False:
+    if not runtime["padding_bias"]:
         words.append("no attention-mask bias in the graph (windows are never padded)")
-    if skipped := runtime.get("disabled_optimizers"):
+    if skipped := runtime["disabled_optimizers"]:
         words.append(f"onnxruntime's {', '.join(skipped)} left out")
     return "; run as it was tuned: " + ", ".join(words) if words else ""
 
 
 def write_model_card(out: Path, meta: dict) -> str:
     """MODEL_CARD.md from model.json: data, date, settings, dev figures, how to reproduce."""
-    rule = Rule.recorded(meta)
+    rule, runtime = Rule.recorded(meta), runtime_settings(meta, out)
     lines = [
         f"# {meta['name']} {meta['version']}",
         "",
@@ -332,12 +330,12 @@ def write_model_card(out: Path, meta: dict) -> str:
         "- **Detection**: one detector per technique, chosen with its cutoff on the tuning articles for that "
         f"technique's own FLC F1 among {len(DETECTOR_SETS[rule.detectors])} detectors (token runs of its channel{_grown(rule.grow)}, 'any technique' runs the span classifier names{_grown(rule.grow_any)}, or, for Repetition, phrases repeated from earlier in the article{', judged over all their mentions' if rule.repeaters == POOLED else ''}); spans trimmed to whole content words; Doubt "
         f"{'kept' if meta['decoding'].get('heading_doubt') else 'not reported'} inside headings. Windows of 256 word "
-        f"pieces, stride {meta.get('runtime', {}).get('stride', encoding.STRIDE)}. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
+        f"pieces, stride {runtime['stride']}. The span classifier adds {meta['decoding'].get('repeat_bonus', 0):g} to Repetition's "
         "log-odds for a span whose words already occurred earlier in the article (tuned on TC).",
         "- **Confidence**: a span's score is the probability that annotators marked an overlapping span of the same "
         "technique, by a per-technique Platt map (shrunk towards one pooled map) fitted on the tuning articles"
         + CALIBRATION_ROWS.get(rule.calibration, "."),
-        f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch{_runtime_words(meta.get('runtime', {}))}.",
+        f"- **Runtime**: ONNX, {meta['quantized']}; onnxruntime + tokenizers + numpy, no torch{_runtime_words(runtime)}.",
         f"- **Date**: {meta.get('date', meta['version'])}",
         "",
     ]
