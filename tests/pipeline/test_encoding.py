@@ -22,6 +22,7 @@ from propscan.pipeline.encoding import (
     make_windows,
     overlapping,
     token_range,
+    token_ranges,
 )
 
 RUNTIME_TOKENIZER = Path(propscan.__file__).resolve().parent / "models" / "propscan-minilm" / "tokenizer.json"
@@ -354,3 +355,6 @@ def test_token_range_is_the_span_of_the_overlapping_tokens(text, start, end):
     inside = np.nonzero(overlapping(enc, start, end))[0]
     expected = (int(inside[0]), int(inside[-1]) + 1) if len(inside) else (-1, -1)
     assert token_range(enc, start, end) == expected
+    # many spans at once: each as it would be alone, in order
+    spans = [(start, end), (end, start), (0, len(text)), (start, start + 3)]
+    assert token_ranges(enc, spans) == [token_range(enc, s, e) for s, e in spans]

@@ -25,7 +25,7 @@ MIN_SLOPE = 0.05  # keeps the map increasing, so it can be inverted
 
 
 def logit(p: np.ndarray | float) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
+    p = np.minimum(np.maximum(np.asarray(p, dtype=np.float64), EPS), 1 - EPS)  # np.clip's values, less overhead
     return np.log(p / (1 - p))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -168,18 +169,32 @@ class Context:
         more than two letters and occurs more than once, with the token ranges of its occurrences, in
         text order ((-1, -1) for one no token covers)."""
         if ngram not in self._phrases:
-            words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(self.lower)]
-            content = [_content(w) for _, _, w in words]  # once per word, not once per phrase it is in
-            strong = [c and len(w) > 2 for c, (_, _, w) in zip(content, words)]
+            found_words, words, content, before = self._words
             found: dict[tuple[str, ...], list[tuple[int, int]]] = {}
             for i in range(len(words)):  # by start, so each phrase's occurrences come in text order
+                if not content[i]:
+                    continue
                 for n in range(1, min(ngram, len(words) - i) + 1):
-                    if content[i] and content[i + n - 1] and any(strong[i : i + n]):
-                        found.setdefault(tuple(w[2] for w in words[i : i + n]), []).append((words[i][0], words[i + n - 1][1]))
+                    if content[i + n - 1] and before[i + n] > before[i]:
+                        found.setdefault(tuple(words[i : i + n]), []).append((found_words[i][0], found_words[i + n - 1][1]))
             # token ranges only for the repeated ones: most phrases occur once, and no detector reads those
-            self._phrases[ngram] = {phrase: [encoding.token_range(self.out.enc, s, e) for s, e in where]
-                                    for phrase, where in found.items() if len(where) > 1}
+            repeated = {phrase: where for phrase, where in found.items() if len(where) > 1}
+            ranges = iter(encoding.token_ranges(self.out.enc, [se for where in repeated.values() for se in where]))
+            self._phrases[ngram] = {phrase: [next(ranges) for _ in where] for phrase, where in repeated.items()}
         return self._phrases[ngram]
+
+    @cached_property
+    def _words(self) -> tuple[list[tuple[int, int, str]], list[str], list[bool], list[int]]:
+        """The text's words (start, end, word), the words, which are content words, and how many strong
+        words (content words of more than two letters) come before each position: once per text, for
+        every phrase length a detector asks for."""
+        found_words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(self.lower)]
+        words = [w for _, _, w in found_words]
+        content = [_content(w) for w in words]
+        before = [0]
+        for c, w in zip(content, words):
+            before.append(before[-1] + (c and len(w) > 2))
+        return found_words, words, content, before
 
     def grown_runs(self, probs: np.ndarray, threshold: float, gap: int, grow: float = 1.0) -> list[tuple[int, int]]:
         """word_runs of ``probs >= threshold``; with ``grow`` < 1, the runs of ``probs >= grow * threshold``
@@ -330,12 +345,16 @@ def repeats(ctx: Context, t: int, ngram: int, pool: bool = False) -> list[Candid
 def _any_means(ctx: Context, where: list[tuple[int, int]]) -> list[float | None]:
     """The mean "any technique" probability of each token range (None for (-1, -1))."""
     p_any = ctx.out.probs[:, ANY]
-    return [float(p_any[a:b].mean()) if a >= 0 else None for a, b in where]
+    # ndarray.mean's own arithmetic (a float32 sum, divided as float64, back to float32) without its
+    # Python wrapper: this runs for every mention of every repeated phrase
+    return [float(np.float32(np.add.reduce(p_any[a:b]) / (b - a))) if a >= 0 else None for a, b in where]
 
 
 def _pooled(means: list[float | None]) -> float:
     """A repeated phrase's pooled evidence: its mentions' means averaged (those no token covers left out)."""
-    return float(np.mean([m for m in means if m is not None]))
+    # np.mean's arithmetic (a pairwise float64 sum, then the division) without its Python wrapper
+    vals = [m for m in means if m is not None]
+    return float(np.add.reduce(np.array(vals)) / len(vals))
 
 
 def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.ndarray) -> float:
