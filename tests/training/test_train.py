@@ -583,6 +583,38 @@ def test_top_blocks_over_the_cached_frozen_output_match_the_whole_encoder():
     assert not torch.allclose(whole[real], model.token_head(model.frozen_output(ids, mask))[real], atol=1e-3)
 
 
+def test_encoder_blocks_keeps_the_first_blocks_of_the_base_encoder():
+    """``encoder_blocks`` cuts the network to its encoder's first blocks: its states are what the whole
+    base encoder has after that many blocks, and a checkpoint of it loads into the same cut."""
+    require_train_extra()
+    import torch
+    from propscan.training.train import build_model
+
+    whole, cut = build_model(TrainConfig()), build_model(TrainConfig(encoder_blocks=4))
+    assert len(whole.encoder.encoder.layer) == 6 and len(cut.encoder.encoder.layer) == 4
+    assert cut.encoder.config.num_hidden_layers == 4
+    ids = torch.tensor([TOK.encode(TEXT).ids])
+    mask = torch.ones_like(ids)
+    whole.eval(), cut.eval()
+    with torch.no_grad():
+        after4 = whole.encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[4]
+        _, hidden = cut(ids, mask)
+    assert torch.allclose(after4, hidden, atol=1e-5)
+    build_model(TrainConfig(encoder_blocks=4)).load_state_dict(cut.state_dict())  # same keys, same shapes
+    with pytest.raises(ValueError, match="has 6 blocks"):
+        build_model(TrainConfig(encoder_blocks=7))
+
+
+def test_the_card_says_when_the_network_keeps_only_its_first_blocks(tmp_path):
+    from propscan.training.build import write_model_card
+
+    shipped = json.loads((MODEL_DIR / "model.json").read_text())
+    assert "first" not in write_model_card(tmp_path, shipped).split("**Base encoder**")[1].split("\n")[0]
+    cut = {**shipped, "train_config": {**shipped["train_config"], "encoder_blocks": 4}}
+    assert "all-MiniLM-L6-v2 (22.7M parameters" in write_model_card(tmp_path, cut)
+    assert ", its first 4 blocks only." in write_model_card(tmp_path, cut).split("**Base encoder**")[1].split("\n")[0]
+
+
 def test_lora_layers_needs_adapters():
     require_train_extra()
     from propscan.training.train import build_model

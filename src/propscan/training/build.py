@@ -316,6 +316,12 @@ def _runtime_words(runtime: dict) -> str:
     return "; run as it was tuned: " + ", ".join(words) if words else ""
 
 
+def _blocks(meta: dict) -> str:
+    """The card's words for a network cut to its encoder's first blocks (train_config's encoder_blocks)."""
+    n = meta.get("train_config", {}).get("encoder_blocks", 0)
+    return f", its first {n} blocks only" if n else ""
+
+
 def write_model_card(out: Path, meta: dict) -> str:
     """MODEL_CARD.md from model.json: data, date, settings, dev figures, how to reproduce."""
     rule, runtime = Rule.recorded(meta), runtime_settings(meta, out)
@@ -323,7 +329,7 @@ def write_model_card(out: Path, meta: dict) -> str:
         f"# {meta['name']} {meta['version']}",
         "",
         "- **Task**: SemEval-2020 Task 11 (PTC v2): propaganda technique spans (SI) and their technique (TC/FLC), 14 techniques.",
-        f"- **Base encoder**: {meta['base_encoder']} ({encoder_info(meta['base_encoder'])[1]}).",
+        f"- **Base encoder**: {meta['base_encoder']} ({encoder_info(meta['base_encoder'])[1]}){_blocks(meta)}.",
         f"- **Training data**: {meta['trained_on']}; detection tuned on {_tuning_data(meta)}.",
         "- **Architecture**: encoder + per-token sigmoid over 14 techniques and an 'any technique' channel; "
         "a span classifier (MLP over mean/max-pooled token states, mean token logits, repetition count, length).",

