@@ -345,8 +345,9 @@ def repeats(ctx: Context, t: int, ngram: int, pool: bool = False) -> list[Candid
 def _any_means(ctx: Context, where: list[tuple[int, int]]) -> list[float | None]:
     """The mean "any technique" probability of each token range (None for (-1, -1))."""
     p_any = ctx.out.probs[:, ANY]
-    # ndarray.mean's own arithmetic (a float32 sum, divided as float64, back to float32) without its
-    # Python wrapper: this runs for every mention of every repeated phrase
+    # ndarray.mean's value without its Python wrapper (this runs for every mention of every repeated
+    # phrase): the same float32 sum, and a quotient rounded to float32 once, which equals mean's
+    # float64 division rounded back (checked on 100,000 random slices; the dev outputs are unchanged)
     return [float(np.float32(np.add.reduce(p_any[a:b]) / (b - a))) if a >= 0 else None for a, b in where]
 
 
