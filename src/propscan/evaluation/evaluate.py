@@ -101,7 +101,7 @@ def classify_given_spans(
     model: Model, text: str, out: TokenOutputs, spans: list[tuple[int, int]], repeat_bonus: float | None = None
 ) -> list[list[str]]:
     """Techniques ranked by the span head for each span (a span outside the tokens gets the inventory order)."""
-    ranges = [encoding.token_range(out.enc, s, e) for s, e in spans]
+    ranges = encoding.token_ranges(out.enc, spans)
     ok = [i for i, r in enumerate(ranges) if r[0] >= 0]
     probs = model.classify_spans(text, out, [ranges[i] for i in ok], repeat_bonus)
     order: dict[int, np.ndarray] = {i: np.argsort(-p) for i, p in zip(ok, probs)}

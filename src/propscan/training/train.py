@@ -286,7 +286,7 @@ def teacher_span_targets(teacher, text: str, spans: list[tuple[int, int]]) -> tu
     """A teacher's span-classifier probabilities (k, 14) for character spans, without its repetition
     bonus (the student's own is tuned after training), and whether any teacher token covers each span."""
     out = teacher.token_outputs(text)
-    ranges = [encoding.token_range(out.enc, s, e) for s, e in spans]
+    ranges = encoding.token_ranges(out.enc, spans)
     covered = np.array([a >= 0 for a, _ in ranges], dtype=bool)
     probs = np.zeros((len(spans), N_TECH), np.float32)
     if covered.any():
