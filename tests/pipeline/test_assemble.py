@@ -444,12 +444,14 @@ def test_a_smoothed_package_builds_its_int8_network(smoothed_package, fp32_packa
     package, and a damaged scales file is one clear line."""
     import onnx
 
+    from propscan.training import smoothing
     from propscan.training.build import copy_model
 
     monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
     manifest = json.loads((smoothed_package / "package.json").read_text())
     assert manifest["precision"] == "int8" and manifest["smoothing"]["articles"] == len(SMOOTH_TEXTS)
-    assert json.loads((smoothed_package / "model.json").read_text())["quantized"] == "int8"
+    meta = json.loads((smoothed_package / "model.json").read_text())
+    assert meta["quantized"] == "int8 (smoothed)" and meta["runtime"] == smoothing.RUNTIME
     copy_model(smoothed_package, tmp_path / "shipped")
     assert (tmp_path / "shipped" / assemble.SMOOTHING_FILE).is_file() and not (tmp_path / "shipped" / "model.onnx").exists()
     folder = assemble.ensure_built(tmp_path / "shipped", lambda m: None)
@@ -499,3 +501,51 @@ def test_a_retuned_package_takes_its_new_version_only_with_its_new_settings(pkg,
     assert json.loads((pkg / "package.json").read_text())["version"] == "2"
     assert json.loads((pkg / "model.json").read_text())["version"] == "2"
     assert Model(assemble.ensure_built(pkg, log=lambda m: None)).version == "2"
+
+
+def _probe_distance(package: Path, onnx_path: Path, fp32: Path) -> float:
+    with np.load(package / "probe.npz") as z:
+        return float(np.abs(assemble.probe_logits(onnx_path, z["ids"]) - assemble.probe_logits(fp32, z["ids"])).mean())
+
+
+def test_a_package_keeps_the_products_it_names_in_fp32(smoothed_package, fp32_package, tmp_path, monkeypatch):
+    """smooth_package(keep_fp32=...): the named weight products (here each block's feed-forward output)
+    stay fp32 MatMuls in the built network and every other one is int8; the probe is met, and the network
+    is closer to fp32 than the all-int8 one, which is what keeping them is for. A pattern that names no
+    product is refused before the package changes; a package naming a product its graph lacks is one
+    clear line at build time, and nothing is left in the cache."""
+    import onnx
+
+    from propscan.training.smoothing import smooth_package
+
+    monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(tmp_path / "cache"))
+    kept = tmp_path / "kept"
+    shutil.copytree(fp32_package, kept)
+    (kept / "model.onnx").unlink()
+    before = (kept / "package.json").read_bytes()
+    with pytest.raises(ValueError, match="no weight product's name matches 'no/such'"):
+        smooth_package(kept, SMOOTH_TEXTS, keep_fp32=[r"layer\.\d+/output/dense", "no/such"])
+    assert (kept / "package.json").read_bytes() == before and not list(kept.glob("*.fp32.onnx"))
+
+    smooth_package(kept, SMOOTH_TEXTS, keep_fp32=[r"layer\.\d+/output/dense"])
+    names = json.loads((kept / "package.json").read_text())["fp32_products"]
+    assert names == [f"/m/encoder/encoder/layer.{i}/output/dense/MatMul" for i in range(6)]  # not attention/output
+    assert json.loads((kept / "model.json").read_text())["quantized"] == "int8 (smoothed; 6 products kept in fp32)"
+    folder = assemble.ensure_built(kept, lambda m: None)
+    nodes = onnx.load(str(folder / "model.onnx")).graph.node
+    plain = {n.name for n in nodes if n.op_type == "MatMul"}
+    assert set(names) <= plain
+    quantised = [n for n in nodes if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert len(quantised) == 6 * 5 + 1  # q, k, v, o and the feed-forward input product per block; the token head
+    assert _probe_distance(kept, folder / "model.onnx", fp32_package / "model.onnx") < \
+        _probe_distance(kept, smoothed_package / "model.onnx", fp32_package / "model.onnx")
+
+    wrong = tmp_path / "wrong"
+    shutil.copytree(kept, wrong)
+    manifest = json.loads((wrong / "package.json").read_text())
+    (wrong / "package.json").write_text(json.dumps({**manifest, "fp32_products": names + ["no/such/MatMul"]}))
+    (wrong / "model.onnx").unlink()
+    with pytest.raises(ModelError, match="products in fp32 that its graph lacks") as err:
+        assemble.ensure_built(wrong, lambda m: None)
+    assert "\n" not in str(err.value)
+    assert [p.name for p in (tmp_path / "cache" / "models").iterdir() if not p.name.startswith(".")] == [folder.name]

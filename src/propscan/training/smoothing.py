@@ -9,6 +9,7 @@ moves a share ``a`` of that range into the weight rows, which int8 quantises per
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,11 @@ from propscan.pipeline import assemble, encoding
 ALPHA = 0.8
 # how many training articles the activations are measured on (their windows, two at a time)
 CALIBRATION_ARTICLES = 12
+# How a smoothed package runs (model.json "runtime"): the int8 runtime of new trained models
+# (build.INT8_RUNTIME) less its graph change, since a package's graph keeps the attention-mask bias.
+# Without SkipLayerNormFusion one 256-token window of the int8 MPNet took 84-86 ms against 96-98, one
+# thread (docs/experiments.md, eighteenth session).
+RUNTIME = {"last_window": "short", "disabled_optimizers": ["SkipLayerNormFusion"]}
 
 
 def calibration_batches(tokenizer_path: Path, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -71,21 +77,45 @@ def smoothing_scales(fp32: Path, batches: list[tuple[np.ndarray, np.ndarray]], a
             for name in readers}
 
 
-def smooth_package(package: Path, texts: list[str], alpha: float = ALPHA) -> dict:
+def weight_products(fp32: Path, patterns: list[str]) -> list[str]:
+    """The weight MatMuls whose node names match one of the regular expressions ``patterns``
+    (re.search; e.g. r"layer\\.\\d+/output/dense", each block's feed-forward output product), in graph
+    order; a pattern that matches none is an error."""
+    import onnx
+
+    graph = onnx.load(str(fp32)).graph
+    names = [n.name for nodes in assemble.weight_readers(graph).values() for n in nodes]
+    order = {n.name: i for i, n in enumerate(graph.node)}
+    if unmatched := [p for p in patterns if not any(re.search(p, name) for name in names)]:
+        raise ValueError(f"no weight product's name matches {unmatched[0]!r}")
+    return sorted((name for name in names if any(re.search(p, name) for p in patterns)), key=order.__getitem__)
+
+
+def smooth_package(package: Path, texts: list[str], alpha: float = ALPHA, keep_fp32: list[str] = ()) -> dict:
     """Make ``package`` an int8 package with smoothing: scales measured on ``texts`` (training articles,
-    never the test set), written to smoothing.npz; then model.onnx and the probe rebuilt as a user's
-    build will make them. Tune the folder again afterwards (its network changed). Returns the manifest."""
+    never the test set), written to smoothing.npz; the weight products whose names match one of
+    ``keep_fp32`` (weight_products) stay fp32 (package.json: fp32_products); the int8 runtime (RUNTIME) in model.json;
+    then model.onnx and the probe rebuilt as a user's build will make them. Tune the folder again
+    afterwards (its network changed). Returns the manifest."""
     manifest = json.loads((package / "package.json").read_text())
     base = assemble.base_weights(manifest)  # checked against the hash the adapters were trained over, as a build does
     fp32 = package / "smooth.fp32.onnx"
     assemble.fill_graph(package, manifest, base, fp32)
     del base
+    try:
+        kept = weight_products(fp32, list(keep_fp32)) if keep_fp32 else []
+    except ValueError:
+        fp32.unlink()
+        raise
     scales = smoothing_scales(fp32, calibration_batches(package / "tokenizer.json", texts), alpha)
     np.savez(package / assemble.SMOOTHING_FILE, **scales)
-    manifest = {**manifest, "precision": "int8", "smoothing": {"alpha": alpha, "articles": len(texts)}}
+    manifest = {k: v for k, v in manifest.items() if k != "fp32_products"}
+    manifest = {**manifest, "precision": "int8", "smoothing": {"alpha": alpha, "articles": len(texts)},
+                **({"fp32_products": kept} if kept else {})}
     (package / "package.json").write_text(json.dumps(manifest, indent=1) + "\n")
     meta = json.loads((package / "model.json").read_text())
-    (package / "model.json").write_text(json.dumps({**meta, "quantized": "int8"}, indent=1) + "\n")
+    quantized = f"int8 (smoothed; {len(kept)} products kept in fp32)" if kept else "int8 (smoothed)"
+    (package / "model.json").write_text(json.dumps({**meta, "quantized": quantized, "runtime": RUNTIME}, indent=1) + "\n")
     with np.load(package / "probe.npz") as z:  # the same probe text, the new network's logits
         ids = z["ids"]
     assemble.finish_package(package, manifest, fp32, ids)
