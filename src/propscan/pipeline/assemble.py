@@ -231,7 +231,9 @@ def finish_network(package: Path, manifest: dict, fp32: Path, out: Path) -> None
     if precision == "int8":
         if manifest.get("smoothing"):
             smooth_graph(fp32, read_scales(package / SMOOTHING_FILE))
-        quantize(fp32, out, manifest.get("fp32_products", []))
+        keep = manifest.get("fp32_products", [])
+        check_products(package / "graph.onnx", keep)
+        quantize(fp32, out, keep)
         fp32.unlink()
     elif precision == "fp32":
         fp32.replace(out)
@@ -304,19 +306,25 @@ def smooth_graph(fp32: Path, scales: dict[str, np.ndarray]) -> None:
     onnx.save(model, str(fp32))
 
 
+def check_products(graph: Path, names: Sequence[str]) -> None:
+    """Each of ``names`` (a package's ``fp32_products``) is a weight MatMul of the package's graph
+    (graph.onnx: the same nodes as the filled one, without its weights): onnxruntime ignores a name it
+    does not find, which would silently leave that product in int8."""
+    if not names:
+        return
+    import onnx
+
+    present = {n.name for nodes in weight_readers(onnx.load(str(graph)).graph).values() for n in nodes}
+    if missing := sorted(set(names) - present):
+        raise ModelError(f"the package keeps {len(missing)} products in fp32 that its graph lacks ({missing[0]}); reinstall propscan")
+
+
 def quantize(fp32: Path, out: Path, keep_fp32: Sequence[str] = ()) -> None:
     """int8 as every shipped model is: per-channel int8 weights kept MiniLM's logits close to fp32;
     training/build.py records the fp32 dev F1 beside the int8 one, so the choice is checked on F1.
-    ``keep_fp32`` names weight MatMuls left in fp32 (a package's ``fp32_products``), each one checked
-    to be in the graph: a name that is not would silently leave its product in int8."""
+    ``keep_fp32`` names weight MatMuls left in fp32 (a package's ``fp32_products``, check_products)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    if keep_fp32:
-        import onnx
-
-        present = {n.name for n in onnx.load(str(fp32)).graph.node if n.op_type == "MatMul"}
-        if missing := sorted(set(keep_fp32) - present):
-            raise ModelError(f"the package keeps {len(missing)} products in fp32 that its graph lacks ({missing[0]}); reinstall propscan")
     quantize_dynamic(str(fp32), str(out), per_channel=True, weight_type=QuantType.QInt8,
                      nodes_to_exclude=list(keep_fp32) or None)
 

@@ -77,18 +77,19 @@ def smoothing_scales(fp32: Path, batches: list[tuple[np.ndarray, np.ndarray]], a
             for name in readers}
 
 
-def weight_products(fp32: Path, patterns: list[str]) -> list[str]:
-    """The weight MatMuls whose node names match one of the regular expressions ``patterns``
-    (re.search; e.g. r"layer\\.\\d+/output/dense", each block's feed-forward output product), in graph
-    order; a pattern that matches none is an error."""
+def weight_products(graph: Path, patterns: list[str]) -> list[str]:
+    """The weight MatMuls of an ONNX graph (a package's graph.onnx will do: the names without the
+    weights) whose node names match one of the regular expressions ``patterns`` (re.search; e.g.
+    r"layer\\.\\d+/output/dense", each block's feed-forward output product), in graph order; a
+    pattern that matches none is an error."""
     import onnx
 
-    graph = onnx.load(str(fp32)).graph
-    names = [n.name for nodes in assemble.weight_readers(graph).values() for n in nodes]
-    order = {n.name: i for i, n in enumerate(graph.node)}
+    nodes = onnx.load(str(graph)).graph
+    products = {n.name for readers in assemble.weight_readers(nodes).values() for n in readers}
+    names = [n.name for n in nodes.node if n.name in products]
     if unmatched := [p for p in patterns if not any(re.search(p, name) for name in names)]:
         raise ValueError(f"no weight product's name matches {unmatched[0]!r}")
-    return sorted((name for name in names if any(re.search(p, name) for p in patterns)), key=order.__getitem__)
+    return [name for name in names if any(re.search(p, name) for p in patterns)]
 
 
 def smooth_package(package: Path, texts: list[str], alpha: float = ALPHA, keep_fp32: list[str] = ()) -> dict:
@@ -98,15 +99,11 @@ def smooth_package(package: Path, texts: list[str], alpha: float = ALPHA, keep_f
     then model.onnx and the probe rebuilt as a user's build will make them. Tune the folder again
     afterwards (its network changed). Returns the manifest."""
     manifest = json.loads((package / "package.json").read_text())
+    kept = weight_products(package / "graph.onnx", list(keep_fp32)) if keep_fp32 else []
     base = assemble.base_weights(manifest)  # checked against the hash the adapters were trained over, as a build does
     fp32 = package / "smooth.fp32.onnx"
     assemble.fill_graph(package, manifest, base, fp32)
     del base
-    try:
-        kept = weight_products(fp32, list(keep_fp32)) if keep_fp32 else []
-    except ValueError:
-        fp32.unlink()
-        raise
     scales = smoothing_scales(fp32, calibration_batches(package / "tokenizer.json", texts), alpha)
     np.savez(package / assemble.SMOOTHING_FILE, **scales)
     manifest = {k: v for k, v in manifest.items() if k != "fp32_products"}
