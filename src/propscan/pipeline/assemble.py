@@ -306,16 +306,22 @@ def smooth_graph(fp32: Path, scales: dict[str, np.ndarray]) -> None:
     onnx.save(model, str(fp32))
 
 
-def check_products(graph: Path, names: Sequence[str]) -> None:
-    """Each of ``names`` (a package's ``fp32_products``) is a weight MatMul of the package's graph
-    (graph.onnx: the same nodes as the filled one, without its weights): onnxruntime ignores a name it
-    does not find, which would silently leave that product in int8."""
-    if not names:
-        return
+def product_names(graph: Path) -> list[str]:
+    """The node names of an ONNX graph's weight MatMuls, in graph order (a package's graph.onnx will do:
+    the same nodes as the filled one, without its weights)."""
     import onnx
 
-    present = {n.name for nodes in weight_readers(onnx.load(str(graph)).graph).values() for n in nodes}
-    if missing := sorted(set(names) - present):
+    nodes = onnx.load(str(graph)).graph
+    products = {n.name for readers in weight_readers(nodes).values() for n in readers}
+    return [n.name for n in nodes.node if n.name in products]
+
+
+def check_products(graph: Path, names: Sequence[str]) -> None:
+    """Each of ``names`` (a package's ``fp32_products``) is a weight MatMul of the package's graph:
+    onnxruntime ignores a name it does not find, which would silently leave that product in int8."""
+    if not names:
+        return
+    if missing := sorted(set(names) - set(product_names(graph))):
         raise ModelError(f"the package keeps {len(missing)} products in fp32 that its graph lacks ({missing[0]}); reinstall propscan")
 
 

@@ -78,15 +78,10 @@ def smoothing_scales(fp32: Path, batches: list[tuple[np.ndarray, np.ndarray]], a
 
 
 def weight_products(graph: Path, patterns: list[str]) -> list[str]:
-    """The weight MatMuls of an ONNX graph (a package's graph.onnx will do: the names without the
-    weights) whose node names match one of the regular expressions ``patterns`` (re.search; e.g.
-    r"layer\\.\\d+/output/dense", each block's feed-forward output product), in graph order; a
-    pattern that matches none is an error."""
-    import onnx
-
-    nodes = onnx.load(str(graph)).graph
-    products = {n.name for readers in assemble.weight_readers(nodes).values() for n in readers}
-    names = [n.name for n in nodes.node if n.name in products]
+    """The weight MatMuls of an ONNX graph (assemble.product_names) whose node names match one of the
+    regular expressions ``patterns`` (re.search; e.g. r"layer\\.\\d+/output/dense", each block's
+    feed-forward output product), in graph order; a pattern that matches none is an error."""
+    names = assemble.product_names(graph)
     if unmatched := [p for p in patterns if not any(re.search(p, name) for name in names)]:
         raise ValueError(f"no weight product's name matches {unmatched[0]!r}")
     return [name for name in names if any(re.search(p, name) for p in patterns)]
