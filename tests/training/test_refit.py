@@ -11,7 +11,7 @@ import numpy as np
 
 from conftest import require_train_extra
 from propscan.pipeline import encoding
-from propscan.training.train import TrainConfig, article_examples
+from propscan.training.train import RESUME_FILE, TrainConfig, article_examples
 from test_resume import LABELS, TEXTS
 
 
@@ -62,19 +62,49 @@ def test_train_refits_after_its_last_epoch(tmp_path):
     require_train_extra()
     import torch
 
-    from propscan.training.train import RESUME_FILE, train
+    from propscan.training.train import train
 
     cfg = TrainConfig(epochs=1, batch_size=2, val_every=2, threads=1, device="cpu", span_refit_epochs=5)
     said = []
     train(TEXTS, LABELS, tmp_path, cfg, log=said.append)
     assert said[-1].startswith("span classifier refitted on") and "(epoch" in said[-1]
     state = torch.load(tmp_path / RESUME_FILE, weights_only=False)
-    weights = torch.load(tmp_path / "weights.pt")
-    assert state["span_refit_done"] is True
-    assert np.allclose(state["trainable"]["span_head.0.weight"].numpy(), weights["span_head.0.weight"].numpy())
+    assert state["span_refit_done"] is True and state["finished"] is True
+    assert "trainable" not in state and "optimizer" not in state  # the weights are in weights.pt only
     said.clear()
     train(TEXTS, LABELS, tmp_path, cfg, log=said.append)  # finished and refitted: nothing to do
     assert said[-1].startswith("resuming") and not any("refitted" in m for m in said)
+
+
+def test_a_run_stopped_before_its_refit_refits_the_weights_it_saved(tmp_path, monkeypatch):
+    """Killed between its last epoch and the span classifier's refit, a run started again refits the
+    span classifier of the weights its last epoch saved, and trains nothing."""
+    require_train_extra()
+    import pytest
+    import torch
+
+    import propscan.training.train as train_mod
+
+    cfg = TrainConfig(epochs=1, batch_size=2, val_every=2, threads=1, device="cpu", span_refit_epochs=5)
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "refit_span_head", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train_mod.train(TEXTS, LABELS, tmp_path, cfg, log=lambda m: None)
+    state = torch.load(tmp_path / RESUME_FILE, weights_only=False)
+    assert state["finished"] is True and not state["span_refit_done"]
+    trained = torch.load(tmp_path / "weights.pt")
+    said = []
+    train_mod.train(TEXTS, LABELS, tmp_path, cfg, log=said.append)
+    assert not any(m.startswith("epoch ") for m in said)  # no training step ran again
+    assert said[-1].startswith("span classifier refitted on")
+    refitted = torch.load(tmp_path / "weights.pt")
+    encoder = [k for k in trained if k.startswith("encoder.")]
+    assert encoder and all(torch.equal(trained[k], refitted[k]) for k in encoder)
+    assert torch.load(tmp_path / RESUME_FILE, weights_only=False)["span_refit_done"] is True
 
 
 def test_a_finished_checkpoint_is_refitted_in_place(tmp_path):

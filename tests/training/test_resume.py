@@ -101,6 +101,11 @@ def test_a_run_stopped_inside_an_epoch_goes_on_from_that_step(straight, tmp_path
 
 
 def test_a_finished_run_is_not_trained_again(straight):
+    import torch
+
+    state = torch.load(straight / RESUME_FILE, weights_only=False)
+    assert state["finished"] is True and state["epoch"] == 3
+    assert (straight / RESUME_FILE).stat().st_size < 10_000  # no weights or optimiser state left behind
     before = (straight / "weights.pt").stat().st_mtime_ns
     said = _train(straight, _cfg(threads=2))  # how fast it runs is no part of the recipe
     assert said[-1] == f"resuming {straight} after epoch 3 of 3"
