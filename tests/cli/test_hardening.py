@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import require_train_extra, run_cli
 from propscan.outputs import formats
 from propscan.pipeline.analyze import analyze, blocks
 from propscan.document import Analysis, Document, ModelInfo, Span
@@ -192,6 +192,39 @@ def test_a_long_text_is_analysed_block_by_block(model, monkeypatch):
 def test_serve_with_a_missing_model_is_one_line():
     res = run_cli("serve", "--model", "/nonexistent-propscan-model", timeout=60)
     assert res.rc == 2 and res.stderr.strip() == "error: --model /nonexistent-propscan-model: no such model; give fast, accurate or a model folder"
+
+
+def test_train_on_a_full_disk_is_one_line_and_goes_on_once_there_is_room(tmp_path, ptc_sample):
+    """The first checkpoint (88 MB) on a 20 MB disk, then the export on a 100 MB one: one line each, no
+    temp or half-written file left; with room, the same command goes on from the saved checkpoint."""
+    require_train_extra()
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    out = small / "m"
+    args = ("train", "--articles", ptc_sample.articles, "--labels", ptc_sample.gold, "--out", out, "--epochs", "1")
+    try:
+        res = run_cli(*args, timeout=600)
+        assert res.rc == 1 and "Traceback" not in res.stderr, res.stderr
+        assert [line for line in res.stderr.splitlines() if line.startswith("error:")] == [
+            f"error: cannot write {out / 'checkpoint' / 'weights.pt'}: No space left on device; the last saved state "
+            "is kept, and the same command goes on from it once there is room"]
+        assert not [p for p in small.rglob("*") if p.is_file() and p.name.endswith(".tmp")]
+        subprocess.run(["mount", "-o", "remount,size=100m", str(small)], check=True)  # the checkpoint fits, the export not
+        res = run_cli(*args, timeout=600)
+        assert res.rc == 1 and "Traceback" not in res.stderr, res.stderr
+        assert [line for line in res.stderr.splitlines() if line.startswith("error:")] == [
+            f"error: cannot write the model into {out}: No space left on device; what was trained is kept in "
+            f"{out / 'checkpoint'}, and the same command goes on from it once there is room"]
+        assert (out / "checkpoint" / "weights.pt").is_file() and not (out / "model.fp32.onnx").exists()
+        subprocess.run(["mount", "-o", "remount,size=400m", str(small)], check=True)
+        res = run_cli(*args, timeout=600)
+        assert res.rc == 0, res.stderr
+        assert f"resuming {out / 'checkpoint'} after epoch 1 of 1" in res.stderr
+        assert (out / "model.onnx").is_file() and (out / "model.json").is_file()
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
 
 
 def test_corpus_run_on_a_full_disk_is_one_line_and_keeps_the_database(tmp_path):

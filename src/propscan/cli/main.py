@@ -15,11 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from propscan.atomic import atomic_write_text, atomic_writer
+from propscan.atomic import WRITE_ERRNOS, atomic_write_text, atomic_writer, problem
 from propscan.cli import common
 from propscan.cli.common import cutoff_options, err, fail, progress_bar, say, url_list
 from propscan.cli.corpus import corpus_app
-from propscan.errors import InputError, PropscanError
+from propscan.errors import InputError, OutputError, PropscanError
 from propscan.evaluation.evaluate import predict, score
 from propscan.outputs import formats, terminal
 from propscan.outputs.report import write_site
@@ -332,8 +332,16 @@ def train(
     except (ValueError, PropscanError) as e:
         fail(f"teacher {e}" if isinstance(e, PropscanError) else str(e))
     sources = [_set_name(a) for a in articles] if len(articles) > 1 else None
-    build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False),
-                       sources=sources, dev_from=dev_figures_from, rule=rule)
+    try:
+        build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False),
+                           sources=sources, dev_from=dev_figures_from, rule=rule)
+    except OutputError as e:  # a checkpoint that could not be saved; the last whole one is kept
+        fail(str(e), 1)
+    except OSError as e:  # the export or the model card on a full disk
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        fail(f"cannot write the model into {out}: {problem(e)}; what was trained is kept in {out / 'checkpoint'}, "
+             "and the same command goes on from it once there is room", 1)
 
 
 def _labelled_sets(articles: list[Path], labels: list[Path]):

@@ -24,12 +24,16 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True, padding_bias
     model, cfg = load_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     fp32 = out / "model.fp32.onnx"
-    _export_fp32(model, fp32, padding_bias=padding_bias)
-    if quantize:
-        to_int8(fp32, out / "model.onnx")
-        fp32.unlink()
-    else:
-        fp32.rename(out / "model.onnx")
+    try:
+        _export_fp32(model, fp32, padding_bias=padding_bias)
+        if quantize:
+            to_int8(fp32, out / "model.onnx")
+            fp32.unlink()
+        else:
+            fp32.rename(out / "model.onnx")
+    except BaseException:  # a full disk or Ctrl-C: no half-written graph left beside the model
+        fp32.unlink(missing_ok=True)
+        raise
     shutil.copy(checkpoint / "tokenizer.json", out / "tokenizer.json")
     _save_heads(model, out)
     return out

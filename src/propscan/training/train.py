@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from propscan.atomic import atomic_write_text, problem
+from propscan.errors import OutputError
 from propscan.pipeline import encoding, features
 from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
@@ -1070,22 +1072,52 @@ def _restore(state: dict, model, opt, sched, weak_rng, dev) -> tuple[int, int, l
     return state["epoch"], state["step"], state["order"], state["weak_order"]
 
 
+class _WriteErrors:
+    """A binary file that keeps the OSError of a failed write: torch.save reports one as a RuntimeError
+    that does not say why ('unexpected pos 704 vs 598'); the OSError it hides says (a full disk)."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
 def _atomic_save(obj, path: Path) -> None:
-    """torch.save through a temp file beside ``path``: a run killed while saving leaves the last whole file."""
+    """torch.save through a temp file beside ``path``: a run killed while saving leaves the last whole file.
+    A failed write (a full disk) removes the temp file and is one line (OutputError): the run resumes
+    from the last whole state once there is room."""
     import os
 
     import torch
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    tmp, sink = path.with_name(f".{path.name}.tmp"), None
+    try:
+        with open(tmp, "wb") as fh:
+            sink = _WriteErrors(fh)
+            torch.save(obj, sink)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        cause = e if isinstance(e, OSError) else sink and sink.error
+        if cause is None:
+            raise
+        raise OutputError(path, f"{problem(cause)}; the last saved state is kept, and the same command "
+                                "goes on from it once there is room") from None
 
 
 def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
     _atomic_save(state, out / "weights.pt")
-    tok.save(str(out / "tokenizer.json"))
-    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
-    (out / "split.json").write_text(json.dumps({"train": train_ids, "val": val_ids}))
+    atomic_write_text(out / "tokenizer.json", tok.to_str(pretty=True))  # what tok.save writes
+    atomic_write_text(out / "train_config.json", json.dumps(asdict(cfg), indent=1))
+    atomic_write_text(out / "split.json", json.dumps({"train": train_ids, "val": val_ids}))
 
 
 def load_checkpoint(folder: Path, merge: bool = True):
