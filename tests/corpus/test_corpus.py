@@ -466,6 +466,24 @@ def test_plots_png_svg_html(fixture_db, small_db, tmp_path):
         write_plot(st, tmp_path / "none.png")
 
 
+def test_a_plot_on_a_full_disk_names_its_file_and_leaves_nothing(small_db, tmp_path):
+    from propscan.corpus.site import write_plot
+    from propscan.errors import OutputError
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        (small / "full").write_bytes(bytes(60_000))  # 4 kB left; the chart is more than 10 kB (above)
+        month = stats.compute_stats(connect(small_db), "month")
+        with pytest.raises(OutputError, match=rf"cannot write {re.escape(str(small / 'trend.png'))}: No space left on device"):
+            write_plot(month, small / "trend.png")
+        assert [p.name for p in small.iterdir()] == ["full"]  # no temp file left
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # export
 

@@ -25,7 +25,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from propscan.atomic import atomic_write_text
+from propscan.atomic import atomic_write_text, problem
 from propscan.corpus.database import CorpusError, missing_extra
 from propscan.corpus.rows import (
     KEY_WHERE,
@@ -36,6 +36,7 @@ from propscan.corpus.rows import (
     load_analysis,
 )
 from propscan.corpus.stats import Group, Stats, base_groups, grouped, period, total
+from propscan.errors import OutputError
 from propscan.outputs.chart import technique_bar_chart
 from propscan.outputs.report import make_env, safe_file_name, write_site
 from propscan.pipeline.model import reliability
@@ -304,6 +305,8 @@ def write_plot(st: Stats, path: Path) -> Path:
     try:
         fig.savefig(tmp, dpi=110, format=suffix[1:])
         tmp.replace(path)
+    except OSError as e:  # matplotlib's write error names no file: name the chart's
+        raise OutputError(path, problem(e)) from None
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
