@@ -125,6 +125,22 @@ def test_an_unreadable_resume_file_says_so_in_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
+def test_a_damaged_weights_file_is_one_line_naming_it(tmp_path):
+    """weights.pt is saved atomically; one damaged afterwards (cut short in a copy) is one line naming it
+    and how to train it anew, not torch's traceback, wherever it is read (here: the export's load)."""
+    require_train_extra()
+    from propscan.errors import ModelError
+    from propscan.training.train import load_checkpoint
+
+    _train(tmp_path, _cfg(epochs=1))
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelError) as err:
+        load_checkpoint(tmp_path)
+    assert str(err.value) == (f"{weights}: cannot read it (RuntimeError); delete {tmp_path} and run the same command "
+                              "again to train it anew")
+
+
 def test_the_cli_refuses_another_recipes_folder_before_any_work(tmp_path, ptc_sample):
     require_train_extra()
     from dataclasses import asdict

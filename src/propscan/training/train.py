@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from propscan.atomic import atomic_write_text, problem
-from propscan.errors import OutputError
+from propscan.errors import ModelError, OutputError
 from propscan.pipeline import encoding, features
 from propscan.ptc import Label
 from propscan.techniques import TECHNIQUE_IDS
@@ -583,7 +583,7 @@ def train(
     model = build_model(cfg)
     resume = load_resume_state(out, cfg)
     if resume is None and cfg.init_from:
-        model.load_state_dict(torch.load(Path(cfg.init_from) / "weights.pt", map_location="cpu"))
+        model.load_state_dict(load_weights(Path(cfg.init_from) / "weights.pt", ours=False))
         log(f"continuing from {cfg.init_from}")
     if resume is None and cfg.prior_init and not cfg.init_from:
         prior_bias(model, examples)
@@ -610,7 +610,7 @@ def train(
     if resume is not None and resume.get("finished"):
         log(f"resuming {out} after epoch {cfg.epochs} of {cfg.epochs}")
         if cfg.span_refit_epochs and not resume.get("span_refit_done"):  # stopped between its last epoch and the refit
-            model.load_state_dict(torch.load(out / "weights.pt", map_location=dev))
+            model.load_state_dict(load_weights(out / "weights.pt"))
             _refit_and_save(model, tok, articles, by_article, examples, cfg, out, train_ids, val_ids, dev, log)
         return out
     if resume is not None:
@@ -707,7 +707,7 @@ def refit_checkpoint(folder: Path, articles: dict[str, str], labels: list[Label]
     tok = encoding.load_tokenizer(folder / "tokenizer.json")
     torch.set_num_threads(cfg.threads)
     model = build_model(cfg)
-    model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
+    model.load_state_dict(load_weights(folder / "weights.pt"))
     by_article = labels_by_article(articles, labels)
     train_examples = [ex for a in split["train"] for ex in article_examples(tok, articles[a], by_article[a], cfg)]
     for extra_path in cfg.extra:  # the extra texts' spans taught the classifier too
@@ -829,7 +829,7 @@ def average_runs(runs: list[Path], out: Path, cfg: TrainConfig) -> Path:
     records n times the rank."""
     import torch
 
-    states = [torch.load(r / "weights.pt", map_location="cpu") for r in runs]
+    states = [load_weights(r / "weights.pt") for r in runs]
     n = len(states)
     soup = {}
     for key, value in states[0].items():
@@ -1113,6 +1113,19 @@ def _atomic_save(obj, path: Path) -> None:
                                 "goes on from it once there is room") from None
 
 
+def load_weights(path: Path, ours: bool = True) -> dict:
+    """A saved state dict. A file torch cannot read (damaged or cut short outside propscan: saves are
+    atomic) is one line naming it, and for a run's ``ours`` how to train it anew, not a traceback."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu")
+    except Exception as e:
+        problem = "missing" if isinstance(e, FileNotFoundError) else f"cannot read it ({type(e).__name__})"
+        anew = f"; delete {path.parent} and run the same command again to train it anew" if ours else ""
+        raise ModelError(f"{path}: {problem}{anew}") from None
+
+
 def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
     _atomic_save(state, out / "weights.pt")
     atomic_write_text(out / "tokenizer.json", tok.to_str(pretty=True))  # what tok.save writes
@@ -1123,11 +1136,9 @@ def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, va
 def load_checkpoint(folder: Path, merge: bool = True):
     """The trained model in eval mode, and its config. Adapters are merged into the base weights unless
     ``merge`` is false (then ``model.encoder`` is the peft model, adapters apart)."""
-    import torch
-
     cfg = TrainConfig(**json.loads((folder / "train_config.json").read_text()))
     model = build_model(cfg)
-    model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
+    model.load_state_dict(load_weights(folder / "weights.pt"))
     if cfg.lora_rank:
         adapter_factors(model.encoder)  # rounded as shipped, merged or not
         if merge:
