@@ -443,6 +443,10 @@ def _train_args(tmp_path: Path, *more: str) -> list[str]:
         ('{"train_config": {}, "tuning_rule": {"detectors": "wide"}}', "tuning_rule: detectors 'wide' is none of all, narrow"),
         ('{"train_config": {}, "tuning_rule": {"rate_floor": -1}}', "tuning_rule: rate_floor -1 is not a number >= 0 or null"),
         ('{"train_config": {}, "tuning_rule": {"grow": 2}}', "tuning_rule: grow 2 is not a number in (0, 1]"),
+        ('{"epochs": "two"}', '"epochs" is "two", not a whole number'),
+        ('{"lr": true}', '"lr" is true, not a number'),
+        ('{"extra": "memes.json"}', '"extra" is "memes.json", not a list of strings'),
+        ('{"members": [{"order_seed": 1.5}]}', '"members[0].order_seed" is 1.5, not a whole number or null'),
     ],
 )
 def test_train_refuses_a_bad_recipe(tmp_path, recipe, message):
@@ -455,6 +459,30 @@ def test_train_refuses_a_bad_recipe(tmp_path, recipe, message):
 def test_train_refuses_a_missing_weak_file(tmp_path):
     res = run_cli(*_train_args(tmp_path, "--weak", str(tmp_path / "memes.json")))
     assert res.rc == 2 and f"{tmp_path / 'memes.json'}: no such extra training file" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "option, name, content, message",
+    [
+        ("--extra", "x.json", "{not json", "not a readable span-labelled file"),
+        ("--extra", "x.json", '[{"text": "Crooked Hillary", "labels": ["Smears"]}]',
+         "item 0 is not a span-labelled text ({text, labels}: docs/training.md, Training files)"),
+        ("--weak", "w.json", '[{"text": "Crooked Hillary", "labels": [{"start": 0, "end": 7, "technique": "Smears"}]}]',
+         "item 0 is not a weakly labelled text"),
+        ("--weak", "w.json", '{"text": "one object, not a list"}', "a weakly labelled file is a JSON list of {text, labels} objects"),
+        ("--transfer", "t.csv", "sentence,id\nHello,1\n", "not a readable transfer file (Error: no text column in its header)"),
+        ("--transfer", "t.json", "[1, 2]", "not a readable transfer file (AttributeError"),
+    ],
+)
+def test_train_reads_every_training_file_before_any_work(tmp_path, option, name, content, message):
+    """A malformed --extra, --weak or --transfer file is one line naming it, before the model is built
+    (the train extra is needed: the files are read once it imports)."""
+    require_train_extra()
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    teacher = ["--teacher", "fast"] if option == "--transfer" else []
+    res = run_cli(*_train_args(tmp_path, option, str(tmp_path / name), *teacher))
+    assert res.rc == 2 and f"{tmp_path / name}: " in res.stderr and message in res.stderr, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
 
 

@@ -319,11 +319,12 @@ def train(
         import transformers  # noqa: F401
 
         from propscan.training.build import build_model_folder, dev_figures_lender
-        from propscan.training.train import base_encoder_dir, check_resumable, train_device
+        from propscan.training.train import base_encoder_dir, check_resumable, check_training_files, train_device
     except ImportError as e:
         fail(f"training needs the train extra (make install-train, or pip install -e '.[train]'): {e}")
     try:
         base_encoder_dir(cfg.encoder), train_device(cfg.device)
+        check_training_files(cfg)  # a malformed --extra, --weak or --transfer file fails now, not hours in
         if dev_figures_from is not None:  # a wrong folder would otherwise fail after hours of training
             dev_figures_lender(dev_figures_from, cfg, rule, not no_quantize)
         check_resumable(out / "checkpoint", cfg)
@@ -369,7 +370,7 @@ def _train_config(recipe: Optional[Path]):
     import json
     from dataclasses import fields
 
-    from propscan.training.train import TrainConfig
+    from propscan.training.train import TrainConfig, recipe_type_problem
     from propscan.training.tune import Rule
 
     if recipe is None:
@@ -390,6 +391,8 @@ def _train_config(recipe: Optional[Path]):
     if not isinstance(data, dict) or not set(data) <= known:
         unknown = sorted(set(data) - known) if isinstance(data, dict) else "not an object"
         fail(f"{recipe}: not a train config (unknown settings: {unknown})")
+    if problem := recipe_type_problem(data):
+        fail(f"{recipe}: {problem}")
     try:
         return TrainConfig(**data), rule
     except ValueError as e:

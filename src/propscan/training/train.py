@@ -15,7 +15,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +165,29 @@ def keep_blocks(encoder, n: int):
 
 
 SOUP_KEYS = {"transfer", "transfer_limit", "extra", "mask_unmapped", "weak", "weak_weight", "teacher", "teacher_weight", "teacher_span_weight", "order_seed", "epochs", "lr", "head_lr"}  # what a soup member may change
+
+
+# what a recipe's JSON may hold for each kind of setting (an int is a float too; a bool is not a number)
+_JSON_KINDS = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
+               "bool": ((bool,), "true or false"), "list[str]": ((list,), "a list of strings"),
+               "list[dict]": ((list,), "a list of objects")}
+
+
+def recipe_type_problem(data: dict) -> str | None:
+    """Why a recipe's settings (known names, as read from JSON) would not make a TrainConfig, by type:
+    '"epochs" is "two", not a whole number'; None when every value fits. Soup members' changes too."""
+    kinds = {f.name: f.type for f in fields(TrainConfig)}
+    for where, settings in [("", data), *((f"members[{i}].", m) for i, m in enumerate(data.get("members", [])) if isinstance(m, dict))]:
+        for name, value in settings.items():
+            kind = kinds.get(name, "")
+            optional = kind.endswith(" | None")
+            types, say = _JSON_KINDS.get(kind.removesuffix(" | None"), ((object,), ""))
+            fits = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+            if fits and kind == "list[str]":
+                fits = all(isinstance(x, str) for x in value)
+            if not fits and not (value is None and optional):
+                return f'"{where}{name}" is {json.dumps(value)}, not {say}{" or null" if optional else ""}'
+    return None
 
 
 def labels_by_article(articles: dict[str, str], labels: list[Label]) -> dict[str, list[Label]]:
@@ -858,9 +881,52 @@ def _load_teacher(cfg: TrainConfig, log):
     return teacher
 
 
+def _json_items(path: Path, what: str, label_ok) -> list[dict]:
+    """The objects of a JSON list of {text, labels: [...]} where every label passes ``label_ok``; anything
+    else is a ValueError naming the file and the first thing wrong in it (checked before any training)."""
+    try:
+        items = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a readable {what} file ({e})") from None
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: a {what} file is a JSON list of {{text, labels}} objects")
+    for k, item in enumerate(items):
+        labels = item.get("labels", []) if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str) or not isinstance(labels, list) \
+                or not all(label_ok(lab) for lab in labels):
+            raise ValueError(f"{path}: item {k} is not a {what} text ({{text, labels}}: docs/training.md, Training files)")
+    return items
+
+
+def _span_label_ok(lab) -> bool:
+    return isinstance(lab, dict) and isinstance(lab.get("technique"), str) and all(
+        isinstance(lab.get(k), int) and not isinstance(lab.get(k), bool) for k in ("start", "end"))
+
+
+def read_span_file(path: Path) -> list[dict]:
+    """An extra span-labelled file (SemEval-2021 Task 6 subtask-2 JSON: [{text, labels:[{start,end,technique}]}])."""
+    return _json_items(path, "span-labelled", _span_label_ok)
+
+
+def read_weak_file(path: Path) -> list[dict]:
+    """A weakly labelled file (SemEval-2024 Task 4 subtask-2a JSON: [{text, labels:[technique names]}])."""
+    return _json_items(path, "weakly labelled", lambda lab: isinstance(lab, str))
+
+
+def check_training_files(cfg: TrainConfig) -> None:
+    """Read every extra, weak and transfer file of ``cfg`` (its members' too) as training will: a ValueError
+    naming the first that is unreadable or of another shape, before hours of work rather than after."""
+    for path in cfg.files("extra"):
+        read_span_file(Path(path))
+    for path in cfg.files("weak"):
+        read_weak_file(Path(path))
+    for path in cfg.files("transfer"):
+        transfer_sentences([path])
+
+
 def extra_examples(tok, path: Path, cfg: TrainConfig, teacher=None) -> list[Example]:
-    """Extra span-labelled texts (SemEval-2021 Task 6 subtask-2 JSON: [{text, labels:[{start,end,technique}]}])."""
-    items = json.loads(path.read_text(encoding="utf-8"))
+    """Extra span-labelled texts (read_span_file)."""
+    items = read_span_file(path)
     out: list[Example] = []
     for k, item in enumerate(items):
         labs, unmapped = [], []
@@ -880,21 +946,32 @@ def transfer_sentences(paths: list[str], limit: int = 0) -> list[str]:
 
     seen: dict[str, None] = {}
     for path in map(Path, paths):
-        if path.suffix in (".tsv", ".csv"):
-            with path.open(encoding="utf-8", newline="") as f:
-                rows = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",",
-                                      quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL)
-                lines = [row.get("text") or "" for row in rows]
-        elif path.suffix == ".json":
-            lines = [item.get("text") or item.get("sentence") or "" for item in json.loads(path.read_text(encoding="utf-8"))]
-        else:
-            lines = path.read_text(encoding="utf-8").splitlines()
+        try:
+            lines = _transfer_lines(path)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error, AttributeError, TypeError) as e:
+            raise ValueError(f"{path}: not a readable transfer file ({type(e).__name__}: {e}); give .tsv/.csv with a "
+                             "text column, a JSON list of {text} objects, or one sentence per line") from None
         for line in lines:
             line = " ".join(line.split())
             if line:
                 seen.setdefault(line, None)
     out = list(seen)
     return out[:limit] if limit else out
+
+
+def _transfer_lines(path: Path) -> list[str]:
+    import csv
+
+    if path.suffix in (".tsv", ".csv"):
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",",
+                                  quoting=csv.QUOTE_NONE if path.suffix == ".tsv" else csv.QUOTE_MINIMAL)
+            if "text" not in (rows.fieldnames or []):
+                raise csv.Error("no text column in its header")
+            return [row.get("text") or "" for row in rows]
+    if path.suffix == ".json":
+        return [str(item.get("text") or item.get("sentence") or "") for item in json.loads(path.read_text(encoding="utf-8"))]
+    return path.read_text(encoding="utf-8").splitlines()
 
 
 def transfer_passages(tok, sentences: list[str], budget: int) -> list[str]:
@@ -949,7 +1026,7 @@ def weak_examples(tok, path: Path, cfg: TrainConfig) -> list[WeakExample]:
     """Texts labelled with technique names only (SemEval-2024 Task 4 subtask-2a JSON); names outside our
     14 are dropped, so a text with only those counts as having none of ours."""
     out = []
-    for item in json.loads(path.read_text(encoding="utf-8")):
+    for item in read_weak_file(path):
         text = item["text"].replace("\\n", "\n")  # the files write line breaks as the two characters \n
         ids = encoding.encode(tok, text).ids[: cfg.window]
         if len(ids) == 0:
