@@ -32,6 +32,11 @@ def problem(e: OSError) -> str:
     return e.strerror or str(e)
 
 
+def once_writable(e: OSError) -> str:
+    """When a stopped job that hit ``e`` can go on: 'once there is room' for a full disk or quota."""
+    return "once there is room" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "once it can write there"
+
+
 def _kwargs(mode: str) -> dict:
     return {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
 

@@ -216,7 +216,7 @@ def test_train_on_a_full_disk_is_one_line_and_goes_on_once_there_is_room(tmp_pat
         assert res.rc == 1 and "Traceback" not in res.stderr, res.stderr
         assert [line for line in res.stderr.splitlines() if line.startswith("error:")] == [
             f"error: cannot write the model into {out}: No space left on device; what was trained is kept in "
-            f"{out / 'checkpoint'}, and the same command goes on from it once there is room"]
+            f"{out / 'checkpoint'}, and the same command goes on once there is room"]
         assert (out / "checkpoint" / "weights.pt").is_file() and not (out / "model.fp32.onnx").exists()
         subprocess.run(["mount", "-o", "remount,size=400m", str(small)], check=True)
         res = run_cli(*args, timeout=600)
@@ -225,6 +225,20 @@ def test_train_on_a_full_disk_is_one_line_and_goes_on_once_there_is_room(tmp_pat
         assert (out / "model.onnx").is_file() and (out / "model.json").is_file()
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
+
+
+def test_train_into_a_read_only_folder_is_refused_before_any_work(tmp_path, ptc_sample):
+    require_train_extra()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(ro)], capture_output=True).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    try:
+        res = run_cli("train", "--articles", ptc_sample.articles, "--labels", ptc_sample.gold, "--out", ro / "m", timeout=300)
+        assert res.rc == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.strip() == f"error: cannot write into {ro / 'm'}: Read-only file system"
+    finally:
+        subprocess.run(["umount", str(ro)], capture_output=True)
 
 
 def test_corpus_run_on_a_full_disk_is_one_line_and_keeps_the_database(tmp_path):

@@ -7,6 +7,7 @@ import errno
 import os
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from propscan.atomic import WRITE_ERRNOS, atomic_write_text, atomic_writer, problem
+from propscan.atomic import WRITE_ERRNOS, atomic_write_text, atomic_writer, once_writable, problem
 from propscan.cli import common
 from propscan.cli.common import cutoff_options, err, fail, progress_bar, say, url_list
 from propscan.cli.corpus import corpus_app
@@ -332,6 +333,11 @@ def train(
             Model(locate(folder))  # builds the accurate model once if it is the teacher
     except (ValueError, PropscanError) as e:
         fail(f"teacher {e}" if isinstance(e, PropscanError) else str(e))
+    try:  # last of the checks, so that a refused run leaves no folder behind
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out).close()
+    except OSError as e:
+        fail(f"cannot write into {out}: {problem(e)}")
     sources = [_set_name(a) for a in articles] if len(articles) > 1 else None
     try:
         build_model_folder(arts, labs, out, cfg, dev=dev, quantize=not no_quantize, log=lambda m: err.print(m, highlight=False),
@@ -341,8 +347,8 @@ def train(
     except OSError as e:  # the export or the model card on a full disk
         if e.errno not in WRITE_ERRNOS:
             raise
-        fail(f"cannot write the model into {out}: {problem(e)}; what was trained is kept in {out / 'checkpoint'}, "
-             "and the same command goes on from it once there is room", 1)
+        kept = f"what was trained is kept in {out / 'checkpoint'}, and " if (out / "checkpoint" / "weights.pt").is_file() else ""
+        fail(f"cannot write the model into {out}: {problem(e)}; {kept}the same command goes on {once_writable(e)}", 1)
 
 
 def _labelled_sets(articles: list[Path], labels: list[Path]):

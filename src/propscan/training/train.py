@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from propscan.atomic import atomic_write_text, problem
+from propscan.atomic import atomic_write_text, once_writable, problem
 from propscan.errors import ModelError, OutputError
 from propscan.pipeline import encoding, features
 from propscan.ptc import Label
@@ -1187,7 +1187,7 @@ def _atomic_save(obj, path: Path) -> None:
         if cause is None:
             raise
         raise OutputError(path, f"{problem(cause)}; the last saved state is kept, and the same command "
-                                "goes on from it once there is room") from None
+                                f"goes on from it {once_writable(cause)}") from None
 
 
 def load_weights(path: Path, ours: bool = True) -> dict:
