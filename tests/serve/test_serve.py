@@ -362,6 +362,24 @@ def test_worker_processes_find_the_app_factory():
     assert import_from_string(server.APP_FACTORY) is server._app_from_env
 
 
+def test_cli_serve_on_a_port_in_use_is_one_line_before_the_model_loads():
+    """A real socket holds a loopback port; `propscan serve` on it says so in one line, exit 2, before
+    loading the model (uvicorn alone would load it, log an error and exit with code 3)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        res = subprocess.run([sys.executable, "-m", "propscan", "serve", "--port", str(port)], capture_output=True,
+                             text=True, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert "loaded" not in res.stderr  # refused before the model was loaded
+
+
 def test_cli_serve_refuses_public_bind(monkeypatch):
     from propscan.cli import app
     from propscan.serve import server

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import math
 import os
+import socket
 from typing import Any
 
 import h11
@@ -13,7 +14,7 @@ from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from propscan.serve.app import create_app
-from propscan.serve.settings import SETTINGS_ENV, Settings, check_settings, log
+from propscan.serve.settings import SETTINGS_ENV, Settings, SettingsError, check_settings, log
 
 
 def _quiet_libraries() -> None:
@@ -84,11 +85,27 @@ class HeaderTimeoutH11(H11Protocol):
         super().connection_lost(exc)
 
 
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one line and before the model loads, an address this process cannot listen on (a port in
+    use, a privileged port, an address not on this machine); uvicorn would log it and exit with code 3.
+    Bound as uvicorn binds (SO_REUSEADDR), then released: only a race could tell the two apart."""
+    if port == 0:  # any free port
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as e:
+        raise SettingsError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def run(settings: Settings) -> None:
     """Serve with uvicorn (blocks until stopped). Raises SettingsError for refused settings."""
     import uvicorn
 
     check_settings(settings)
+    check_listen(settings.host.strip("[]"), settings.port)
     os.environ[HEADER_TIMEOUT_ENV] = repr(settings.header_timeout)
     if settings.workers > 1 and not os.environ.get("PROPSCAN_THREADS"):
         # N processes each running onnxruntime: split the cores instead of oversubscribing them
