@@ -730,7 +730,7 @@ def refit_checkpoint(folder: Path, articles: dict[str, str], labels: list[Label]
     tok = encoding.load_tokenizer(folder / "tokenizer.json")
     torch.set_num_threads(cfg.threads)
     model = build_model(cfg)
-    model.load_state_dict(load_weights(folder / "weights.pt"))
+    model.load_state_dict(load_weights(folder / "weights.pt", ours=False))
     by_article = labels_by_article(articles, labels)
     train_examples = [ex for a in split["train"] for ex in article_examples(tok, articles[a], by_article[a], cfg)]
     for extra_path in cfg.extra:  # the extra texts' spans taught the classifier too
