@@ -23,16 +23,18 @@ def export_onnx(checkpoint: Path, out: Path, quantize: bool = True, padding_bias
     then runs unpadded windows only, which is all the runtime gives it (model.BATCH is 1)."""
     model, cfg = load_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    fp32 = out / "model.fp32.onnx"
+    fp32, int8 = out / "model.fp32.onnx", out / ".model.int8.onnx.tmp"
     try:
         _export_fp32(model, fp32, padding_bias=padding_bias)
         if quantize:
-            to_int8(fp32, out / "model.onnx")
+            to_int8(fp32, int8)  # quantize_dynamic writes in place: renamed only once whole
+            int8.replace(out / "model.onnx")
             fp32.unlink()
         else:
             fp32.rename(out / "model.onnx")
     except BaseException:  # a full disk or Ctrl-C: no half-written graph left beside the model
         fp32.unlink(missing_ok=True)
+        int8.unlink(missing_ok=True)
         raise
     shutil.copy(checkpoint / "tokenizer.json", out / "tokenizer.json")
     _save_heads(model, out)
