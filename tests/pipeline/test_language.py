@@ -32,10 +32,30 @@ def test_identify(code):
     assert lang.not_english == (code != "en")
 
 
-@pytest.mark.parametrize("text", ["", "These traitors lie.", "Предатели повсюду", "x" * (MIN_CHARS - 1), "\x00\x01 " * 60])
+@pytest.mark.parametrize("text", ["", "These traitors lie.", "x" * (MIN_CHARS - 1), "\x00\x01 " * 60,
+                                  "The CIA (ЦРУ) and the FSB (ФСБ) lied to everyone again.", "a β", "12345 !!!"])
 def test_short_or_odd_texts_are_undetermined_not_guessed(text):
     lang = identify(text)
-    assert not lang.not_english and lang.warning() is None
+    assert lang.code == "und" and not lang.not_english and lang.warning() is None
+
+
+@pytest.mark.parametrize("text, script", [("Предатели повсюду", "Cyrillic letters"), ("中国", "Chinese characters"),
+                                          ("الحكومة تكذب", "Arabic letters"), ("한국 정부는 거짓말을 했다", "Korean Hangul")])
+def test_a_short_text_in_another_script_is_called_by_its_script(text, script):
+    """Too short for CLD2 to name its language, but its letters are not ones the model can read."""
+    lang = identify(text)
+    assert lang.code == "und" and lang.script == script and lang.script_share == 1.0 and lang.not_english
+    assert lang.warning().startswith(f"the text is written mostly in {script} (100% of its letters)")
+
+
+def test_a_short_russian_headline_is_analysed_with_a_warning_or_skipped(tmp_path):
+    (tmp_path / "ru.txt").write_text("Предатели повсюду!", encoding="utf-8")
+    res = run_cli("analyze", tmp_path / "ru.txt", "-f", "json")
+    assert res.rc == 0 and "warning: ru: the text is written mostly in Cyrillic letters" in res.stderr
+    d = json.loads(res.stdout)
+    assert d["language"]["code"] == "und" and "Cyrillic letters" in d["warnings"][0]
+    res = run_cli("analyze", tmp_path / "ru.txt", "-f", "json", "--skip-non-english")
+    assert res.rc == 1 and "skipped ru: not analysed (--skip-non-english): the text is written mostly in Cyrillic" in res.stderr
 
 
 def test_a_german_text_is_analysed_with_a_warning(model):
