@@ -128,6 +128,32 @@ def test_binary_file(tmp_path):
     assert one(p2).problem == "binary file, not text"
 
 
+def _zip_document() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("word/document.xml", "<w:document>The traitors lied.</w:document>")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, data, words", [
+    # a PDF's header and first object are plain ASCII: read as text, it was "analysed" as prose
+    ("report.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "a PDF document, not text: convert it first"),
+    ("letter.docx", _zip_document(), "a ZIP archive (a .docx, .odt or .epub document is one), not text"),
+    ("old.doc", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(500), "an old Microsoft Office document (.doc), not text"),
+    ("memo.rtf", b"{\\rtf1\\ansi\\deff0 {\\fonttbl {\\f0 Times;}} The traitors lied.}", "an RTF document, not text"),
+])
+def test_a_document_format_is_named_with_what_to_do(tmp_path, name, data, words):
+    p = tmp_path / name
+    p.write_bytes(data + b"x" * 2_000_000)  # over --max-bytes too: the format is what the reader needs to hear
+    err = one(p)
+    assert isinstance(err, InputError) and err.problem.startswith(words)
+    assert "save it as plain text or HTML first" in err.problem or "pdftotext" in err.problem
+    docs, errors = docs_and_errors(iter_documents([p], input_format="text"))
+    assert not docs and errors[0].problem == err.problem
+
+
 def test_empty_and_whitespace_only(tmp_path):
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "blank.txt").write_bytes(b" \n\t\r\n  ")

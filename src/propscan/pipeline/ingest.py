@@ -33,7 +33,8 @@ with one of those source keys is kept as ``field:<name>``.
 
 Limits: a document over ``max_bytes`` bytes of text is an InputError ("is 5.2 MB; the limit is 1.0 MB
 (--max-bytes)"); file sizes are checked before reading and reads are bounded. NUL bytes or mostly control
-characters -> "binary file, not text"; nothing but whitespace -> "empty".
+characters -> "binary file, not text"; nothing but whitespace -> "empty". A PDF, Word, OpenDocument or
+RTF file (told by its first bytes, before any size check) is named, with what to do instead.
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ _BOMS = (  # longest first: the UTF-32-LE BOM starts with the UTF-16-LE one
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Documents people hold instead of text, by their first bytes: named with what to do, where "binary file"
+# (or "is 5.2 MB", or an RTF file's control words analysed as prose) would leave the reader guessing
+_DOCUMENTS = (
+    (b"%PDF-", "a PDF document, not text: convert it first (for example pdftotext FILE FILE.txt) and analyse the text"),
+    (b"PK\x03\x04", "a ZIP archive (a .docx, .odt or .epub document is one), not text: save it as plain text or HTML first"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document (.doc), not text: save it as plain text or HTML first"),
+    (b"{\\rtf", "an RTF document, not text: save it as plain text or HTML first"),
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _BINARY_CONTROL_SHARE = 0.02
@@ -346,6 +355,7 @@ def _read_file(
         return
     size = st.st_size if stat.S_ISREG(st.st_mode) else None
     with open(path, "rb") as fh:
+        _check_not_a_document(fh.peek(16), source)  # before the size check: a 5 MB PDF is a PDF first
         if fmt == "sniff":
             head = fh.read(_SNIFF_BYTES)
             fmt = "html" if _looks_like_html(head) else "text"
@@ -442,7 +452,15 @@ def _check_text(text: str, source: str) -> str:
     return text
 
 
+def _check_not_a_document(head: bytes, source: str) -> None:
+    """An InputError naming a PDF, Word, OpenDocument or RTF file given as text or HTML."""
+    for magic, problem in _DOCUMENTS:
+        if head.startswith(magic):
+            raise InputError(source, problem)
+
+
 def _document_from_bytes(data: bytes, fmt: str, source: str, stem: str, opts: _Options) -> Document:
+    _check_not_a_document(data, source)
     if not data.strip():
         raise InputError(source, "empty" if not data else "empty (whitespace only)")
     if fmt == "html":
