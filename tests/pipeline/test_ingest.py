@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import re
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -152,6 +153,8 @@ def test_a_document_format_is_named_with_what_to_do(tmp_path, name, data, words)
     assert "save it as plain text or HTML first" in err.problem or "pdftotext" in err.problem
     docs, errors = docs_and_errors(iter_documents([p], input_format="text"))
     assert not docs and errors[0].problem == err.problem
+    with pytest.raises(InputError, match=re.escape(words)):
+        read_document("-", stdin=io.BytesIO(data))  # standard input and the web app's uploads
 
 
 def test_empty_and_whitespace_only(tmp_path):
