@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from propscan.document import Document
 from propscan.errors import InputError
-from propscan.pipeline.ingest import EXTENSIONS, HTML_SIZE_FACTOR, iter_documents, read_document
+from propscan.pipeline.ingest import DOCUMENT_EXTENSIONS, EXTENSIONS, HTML_SIZE_FACTOR, iter_documents, read_document
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "html"
 SEED = Path(__file__).resolve().parents[3] / "shared" / "examples" / "seed-opinion-article.txt"
@@ -533,3 +533,25 @@ def test_fuzz_random_bytes_never_raise(data, ext):
             item.text.encode("utf-8")  # valid Unicode, writable as UTF-8
         else:
             assert item.problem and "\n" not in item.problem
+
+
+def test_a_folders_documents_are_reported_skipped_and_its_other_files_passed_over(tmp_path):
+    """A PDF in a folder of articles is an article the user meant to have read: it is reported; the
+    folder's images and style sheets are not."""
+    (tmp_path / "a.txt").write_text("The council lied to every family in town again.", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "report.PDF").write_bytes(b"%PDF-1.7\n" + bytes(100))
+    (tmp_path / "letter.docx").write_bytes(_zip_document())
+    (tmp_path / "style.css").write_text("p {}", encoding="utf-8")
+    (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    docs, errors = docs_and_errors(iter_documents([tmp_path]))
+    assert [d.id for d in docs] == ["a"]
+    assert [(Path(e.source).relative_to(tmp_path).as_posix(), e.problem.split(",")[0]) for e in errors] == [
+        ("letter.docx", "a ZIP archive (a .docx"), ("sub/report.PDF", "a PDF document")]
+    docs, errors = docs_and_errors(iter_documents([tmp_path], input_format="text"))  # a chosen format reads what it names
+    assert [d.id for d in docs] == ["a"] and errors == []
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "r.pdf").write_bytes(b"%PDF-1.7\n")
+    _, errors = docs_and_errors(iter_documents([only]))
+    assert [e.problem for e in errors] == [DOCUMENT_EXTENSIONS[".pdf"]]  # not "no files with a readable extension" too

@@ -85,12 +85,13 @@ _BOMS = (  # longest first: the UTF-32-LE BOM starts with the UTF-16-LE one
 )
 # Documents people hold instead of text, by their first bytes: named with what to do, where "binary file"
 # (or "is 5.2 MB", or an RTF file's control words analysed as prose) would leave the reader guessing
-_DOCUMENTS = (
-    (b"%PDF-", "a PDF document, not text: convert it first (for example pdftotext FILE FILE.txt) and analyse the text"),
-    (b"PK\x03\x04", "a ZIP archive (a .docx, .odt or .epub document is one), not text: save it as plain text or HTML first"),
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Microsoft Office document (.doc), not text: save it as plain text or HTML first"),
-    (b"{\\rtf", "an RTF document, not text: save it as plain text or HTML first"),
-)
+_PDF = "a PDF document, not text: convert it first (for example pdftotext FILE FILE.txt) and analyse the text"
+_ZIPPED = "a ZIP archive (a .docx, .odt or .epub document is one), not text: save it as plain text or HTML first"
+_DOC = "an old Microsoft Office document (.doc), not text: save it as plain text or HTML first"
+_RTF = "an RTF document, not text: save it as plain text or HTML first"
+_DOCUMENTS = ((b"%PDF-", _PDF), (b"PK\x03\x04", _ZIPPED), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", _DOC), (b"{\\rtf", _RTF))
+# such documents in a folder are reported as skipped, not passed over like its images and style sheets
+DOCUMENT_EXTENSIONS = {".pdf": _PDF, ".docx": _ZIPPED, ".odt": _ZIPPED, ".epub": _ZIPPED, ".doc": _DOC, ".rtf": _RTF}
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _BINARY_CONTROL_SHARE = 0.02
 _HTML_START = re.compile(rb"^(?:\s|<!--.*?-->)*<(?:!doctype\s+html|html|head|body)[\s>]", re.IGNORECASE | re.DOTALL)
@@ -235,24 +236,31 @@ def _read_url(url: str, opts: _Options) -> Iterator[Document | InputError]:
     yield doc
 
 
-def folder_files(folder: Path, input_format: str = "auto", onerror=None) -> list[Path]:
-    """The files a folder is read as (recursively; hidden entries skipped; by extension, for the format)."""
+def folder_files(folder: Path, input_format: str = "auto", onerror=None, documents: list[Path] | None = None) -> list[Path]:
+    """The files a folder is read as (recursively; hidden entries skipped; by extension, for the format);
+    its PDF, Word, OpenDocument and RTF files go into ``documents`` when given."""
     wanted = {ext for ext, f in EXTENSIONS.items() if input_format in ("auto", f)}
     files: list[Path] = []
     for root, dirs, names in os.walk(folder, onerror=onerror):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        files.extend(Path(root, n) for n in names if not n.startswith(".") and Path(n).suffix.lower() in wanted)
+        names = [n for n in names if not n.startswith(".")]
+        files.extend(Path(root, n) for n in names if Path(n).suffix.lower() in wanted)
+        if documents is not None:
+            documents.extend(Path(root, n) for n in names if Path(n).suffix.lower() in DOCUMENT_EXTENSIONS)
     return files
 
 
 def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError]:
     wanted = {ext for ext, f in EXTENSIONS.items() if opts.input_format in ("auto", f)}
     errors: list[OSError] = []
-    files = folder_files(folder, opts.input_format, errors.append)
+    documents: list[Path] = []  # reported when propscan picks the formats; a chosen format reads what it names
+    files = folder_files(folder, opts.input_format, errors.append, documents if opts.input_format == "auto" else None)
     for e in errors:
         yield InputError(e.filename or folder, f"could not be read ({e.strerror or e})")
+    for d in sorted(documents):
+        yield InputError(d, DOCUMENT_EXTENSIONS[d.suffix.lower()])
     if not files:
-        if not errors:
+        if not errors and not documents:
             exts = ", ".join(sorted(wanted))
             yield InputError(folder, f"no files with a readable extension ({exts}) in this folder")
         return
