@@ -780,3 +780,17 @@ def test_plain_text_documents_are_titled_by_their_headline():
     assert doc_row(Document("783", "\n  Trump Tells  Rally Crowd: 'We Will Win'\n\nBody text here.")).title == "Trump Tells Rally Crowd: 'We Will Win'"
     assert doc_row(Document("1", "x" * (HEADLINE_CHARS + 1) + "\nmore")).title is None  # a paragraph, not a headline
     assert doc_row(Document("2", "Body", {"title": "From the page"})).title == "From the page"
+
+
+def test_the_documents_a_run_counts_before_it_starts_are_those_it_reads(tmp_path):
+    """The progress bar's total: every text file, every JSONL record, and each PDF-like file, which the
+    run records as one failure."""
+    from propscan.corpus.runner import count_documents
+    from propscan.pipeline.ingest import iter_documents
+
+    (tmp_path / "a.txt").write_text("The council lied again.", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"text": "One."}\n\n{"text": "Two."}\n', encoding="utf-8")
+    (tmp_path / "c.pdf").write_bytes(b"%PDF-1.7\n")
+    (tmp_path / "d.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert count_documents([str(tmp_path)]) == len(list(iter_documents([tmp_path]))) == 4
+    assert count_documents([str(tmp_path)], "text") == len(list(iter_documents([tmp_path], input_format="text"))) == 1

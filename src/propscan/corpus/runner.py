@@ -87,7 +87,9 @@ def count_documents(paths: Iterable[str], input_format: str = "auto", max_total_
             return None
         path = Path(p)
         if path.is_dir():
-            files = folder_files(path, input_format)
+            documents: list[Path] = []  # a folder's PDFs and the like: one failure each (ingest reports them)
+            files = folder_files(path, input_format, documents=documents if input_format == "auto" else None)
+            total += len(documents)
         elif path.exists():
             files = [path]
         else:
