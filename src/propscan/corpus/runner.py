@@ -88,7 +88,7 @@ def count_documents(paths: Iterable[str], input_format: str = "auto", max_total_
         path = Path(p)
         if path.is_dir():
             documents: list[Path] = []  # a folder's PDFs and the like: one failure each (ingest reports them)
-            files = folder_files(path, input_format, documents=documents if input_format == "auto" else None)
+            files = folder_files(path, input_format, documents=documents)
             total += len(documents)
         elif path.exists():
             files = [path]

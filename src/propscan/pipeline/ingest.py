@@ -238,14 +238,15 @@ def _read_url(url: str, opts: _Options) -> Iterator[Document | InputError]:
 
 def folder_files(folder: Path, input_format: str = "auto", onerror=None, documents: list[Path] | None = None) -> list[Path]:
     """The files a folder is read as (recursively; hidden entries skipped; by extension, for the format);
-    its PDF, Word, OpenDocument and RTF files go into ``documents`` when given."""
+    its PDF, Word, OpenDocument and RTF files go into ``documents`` when given and propscan picks the formats
+    (a chosen format reads what it names)."""
     wanted = {ext for ext, f in EXTENSIONS.items() if input_format in ("auto", f)}
     files: list[Path] = []
     for root, dirs, names in os.walk(folder, onerror=onerror):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         names = [n for n in names if not n.startswith(".")]
         files.extend(Path(root, n) for n in names if Path(n).suffix.lower() in wanted)
-        if documents is not None:
+        if documents is not None and input_format == "auto":
             documents.extend(Path(root, n) for n in names if Path(n).suffix.lower() in DOCUMENT_EXTENSIONS)
     return files
 
@@ -253,8 +254,8 @@ def folder_files(folder: Path, input_format: str = "auto", onerror=None, documen
 def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError]:
     wanted = {ext for ext, f in EXTENSIONS.items() if opts.input_format in ("auto", f)}
     errors: list[OSError] = []
-    documents: list[Path] = []  # reported when propscan picks the formats; a chosen format reads what it names
-    files = folder_files(folder, opts.input_format, errors.append, documents if opts.input_format == "auto" else None)
+    documents: list[Path] = []
+    files = folder_files(folder, opts.input_format, errors.append, documents)
     for e in errors:
         yield InputError(e.filename or folder, f"could not be read ({e.strerror or e})")
     for d in sorted(documents):
