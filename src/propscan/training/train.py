@@ -1198,9 +1198,9 @@ def load_weights(path: Path, ours: bool = True) -> dict:
     try:
         return torch.load(path, map_location="cpu")
     except Exception as e:
-        problem = "missing" if isinstance(e, FileNotFoundError) else f"cannot read it ({type(e).__name__})"
+        why = "missing" if isinstance(e, FileNotFoundError) else f"cannot read it ({type(e).__name__})"
         anew = f"; delete {path.parent} and run the same command again to train it anew" if ours else ""
-        raise ModelError(f"{path}: {problem}{anew}") from None
+        raise ModelError(f"{path}: {why}{anew}") from None
 
 
 def save_checkpoint(state: dict, tok, cfg: TrainConfig, out: Path, train_ids, val_ids) -> None:
