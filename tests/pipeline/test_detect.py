@@ -38,6 +38,38 @@ def test_trim_rejects_spans_without_a_content_word(model, junk: str) -> None:
     assert _trimmed(model, text, junk) is None
 
 
+def test_trim_drops_web_and_email_addresses(model) -> None:
+    text = "Read the lies at https://example.com/lies-2019 today. Write to editor@example.com or see Crux.com now."
+    assert _trimmed(model, text, "lies at https://example.com/lies-2019") == "lies"
+    assert _trimmed(model, text, "https://example.com/lies-2019") is None
+    assert _trimmed(model, text, "editor@example.com") is None
+    assert _trimmed(model, text, "see Crux.com") == "see Crux.com"  # a bare domain is a name, not an address
+
+
+LINKS = ("Sources: https://www.whitehouse.gov/briefings-statements/remarks-president-trump-state-union-address-3/ "
+         "and https://twitter.com/realDonaldTrump/status/1234567890\nSee also www.breitbart.com/politics/2019/01/01/the-wall "
+         "and https://www.breitbart.com/politics/2019/01/02/the-wall for details.\nContact editor@example.com.\n"
+         "https://example.com/a\nhttps://example.com/b\n")
+
+
+def test_no_span_is_made_of_an_address_and_none_ends_in_one(model) -> None:
+    """At the lowest confidence the shipped model read these lines' address words ("https", "www", "com") as
+    Repetition, Name calling and Appeal to authority; an address holds no technique."""
+    from propscan.pipeline.analyze import analyze
+
+    addresses = [w.rstrip(".") for w in LINKS.split() if "/" in w or "@" in w]
+    links, at = [], 0
+    for a in addresses:
+        at = LINKS.index(a, at)
+        links.append((at, at + len(a)))
+    assert len(links) == 7
+    result = analyze(LINKS, model=model, threshold=0.02)
+    for span in result.spans:
+        for s, e in links:
+            assert not (s <= span.start and span.end <= e), (span, LINKS[span.start : span.end])
+            assert not (s < span.start < e or s < span.end < e), (span, LINKS[span.start : span.end])
+
+
 def test_stop_words_are_lower_case_words() -> None:
     assert all(w == w.lower() and w.isalpha() for w in STOP_WORDS)
 
@@ -65,6 +97,13 @@ def test_repeats_mark_later_occurrences_only(model) -> None:
     assert ("illegal aliens", first) not in found  # the first mention is not a repetition
     assert sum(1 for phrase, _ in found if phrase == "illegal aliens") == 2
     assert all(phrase.split()[0] not in STOP_WORDS for phrase, _ in found)  # "the" never starts one
+
+
+def test_a_repeated_address_is_no_repeated_phrase(model) -> None:
+    text = "The wall lies: www.example.com/wall and again www.example.com/wall, the wall."
+    ctx = Context(model, text, model.token_outputs(text))
+    phrases = {" ".join(p) for p in ctx.phrases(2)}
+    assert "wall" in phrases and "example" not in phrases and "com" not in phrases and "www" not in phrases
 
 
 def test_pooled_repeats_take_the_phrases_evidence_over_all_its_mentions(model) -> None:
