@@ -116,6 +116,47 @@ def test_legacy_cp1252_decoded(tmp_path):
     assert read_document(p2).text == french
 
 
+# our own writing: UTF-8 with curly quotes, and a byte that is not UTF-8 in the middle (files cut and joined)
+CURLY = "They don\u2019t care, and they\u2019re proud of it: \u201cthe people\u201d mean nothing to them. "
+STRAY = CURLY.encode("utf-8") * 3 + b"The caf\xe9 crooks \x9d lied again.\n"
+STRAY_TEXT = CURLY * 3 + "The caf\ufffd crooks \ufffd lied again.\n"
+
+
+def test_utf8_with_stray_bytes_read_as_utf8(tmp_path):
+    """A UTF-8 text with two stray bytes was skipped ("no other text encoding fits") or read whole as a legacy
+    encoding ("donâ€™t", every offset after it moved); now UTF-8 with U+FFFD in their place."""
+    p = tmp_path / "joined.txt"
+    p.write_bytes(STRAY)
+    doc = read_document(p)
+    assert doc.text == STRAY_TEXT and doc.metadata["encoding"] == "utf-8"
+    # one stray byte that a legacy encoding could read too: the curly quotes say UTF-8
+    p.write_bytes(CURLY.encode("utf-8") * 3 + b"caf\xe9 owners.\n")
+    assert read_document(p).text == CURLY * 3 + "caf\ufffd owners.\n"
+    # a legacy file is still read as one (no valid multi-byte character in it)
+    p.write_bytes(("The caf\u00e9 owners were na\u00efve. " * 3).encode("cp1252"))
+    assert read_document(p).text == "The caf\u00e9 owners were na\u00efve. " * 3
+
+
+def test_jsonl_and_csv_records_with_stray_bytes(tmp_path):
+    """A JSONL record with a stray byte was skipped, and a CSV file lost every record after one (past its
+    first 64 kB, "the rest of the file is skipped") or was read whole as mojibake; now U+FFFD in its place."""
+    text_bytes = STRAY.rstrip(b"\n")
+    p = tmp_path / "c.jsonl"
+    p.write_bytes(b'{"id": "a", "text": "' + text_bytes + b'"}\n{"id": "b", "text": "Fine."}\n')
+    docs, errs = docs_and_errors(iter_documents([str(p)]))
+    assert not errs and [(d.id, d.text) for d in docs] == [("a", STRAY_TEXT.rstrip("\n")), ("b", "Fine.")]
+    filler = "".join(f"f{i},Filler text number {i} about the council.\n" for i in range(3000)).encode()
+    assert len(filler) > 70_000  # the stray byte lies past the 64 kB the encoding is told by
+    c = tmp_path / "c.csv"
+    c.write_bytes(b"id,text\n" + filler + b'late,"' + text_bytes + b'"\nlast,The end.\n')
+    docs, errs = docs_and_errors(iter_documents([str(c)]))
+    assert not errs and len(docs) == 3002
+    assert docs[-2].text == STRAY_TEXT.rstrip("\n") and docs[-1].text == "The end."
+    c.write_bytes(b'id,text\nhead,"' + text_bytes + b'"\n')  # in the first 64 kB: UTF-8, not mojibake
+    (doc,) = iter_documents([str(c)])
+    assert doc.text == STRAY_TEXT.rstrip("\n")
+
+
 def test_binary_file(tmp_path):
     p = tmp_path / "image.txt"
     p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)

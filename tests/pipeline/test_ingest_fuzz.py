@@ -116,6 +116,10 @@ def test_truncated_utf8_jsonl_line(cut, closed):
     assert len(items) == 3
     assert isinstance(items[0], Document) and items[0].id == "ok" and items[0].text == SAMPLE
     assert isinstance(items[2], Document) and items[2].id == "ok2"  # the next record is still read
+    prefix = valid_prefix(cut)
+    if closed and not prefix.isascii():  # a whole record, clearly UTF-8: the broken character becomes U+FFFD
+        assert isinstance(items[1], Document) and items[1].text == prefix + "\ufffd"
+        return
     err = items[1]
     assert_clear(err, p)
     assert err.problem.startswith("line 2: not valid UTF-8 (byte ")

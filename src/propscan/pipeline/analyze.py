@@ -56,13 +56,22 @@ def analyze(
     if cleaned.text is not cleaned.original:
         spans = [_remap_span(cleaned, s) for s in spans]
         sentences = [SentenceScore(*cleaned.to_original(s.start, s.end), s.score) for s in sentences]
-    warnings = [w] if (w := language.warning()) else []
+    warnings = [w for w in (language.warning(), unreadable_warning(doc.text)) if w]
     # debris the reader should know was not analysed (collapsed blank lines are not worth listing)
     removed = [{"kind": r.kind, "start": r.start, "end": r.end, "reason": r.reason}
                for r in cleaned.removed if r.kind != "whitespace"]
     return Analysis(doc, spans, sentences, score, ModelInfo(model.name, model.version), threshold=threshold,
                     threshold_for=dict(threshold_for or {}), language=language.code,
                     language_confidence=language.confidence, warnings=warnings, removed=removed)
+
+
+def unreadable_warning(text: str) -> str | None:
+    """What U+FFFD in a text means for its analysis (ingest puts one where a byte was not UTF-8)."""
+    n = text.count("\ufffd")
+    if not n:
+        return None
+    return (f"{n} character{'s' if n > 1 else ''} could not be read (shown as \ufffd: bytes that were not valid UTF-8, "
+            f"in this file or where its text came from); the words next to {'them' if n > 1 else 'it'} may be misread")
 
 
 def blocks(text: str, size: int = BLOCK_CHARS) -> list[tuple[int, int]]:

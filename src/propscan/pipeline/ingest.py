@@ -424,14 +424,39 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
         if e.end == len(data) and e.reason == "unexpected end of data" and (not data[:bad].isascii() or len(data) - bad > 1):
             # UTF-8 cut inside its last character (a truncated download, head -c): the broken tail becomes U+FFFD
             return _check_text(data[:bad].decode("utf-8") + "\ufffd", source), "utf-8"
+    text, invalid, multibyte = _utf8_replacing(data)
+    if invalid <= multibyte:  # UTF-8 with a few stray bytes
+        return _check_text(text, source), "utf-8"
     encoding = _detect_encoding(data)
     if encoding is None:
+        if _few_stray(invalid, len(data)):  # ASCII with a few stray bytes that no legacy encoding reads
+            return _check_text(text, source), "utf-8"
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and no other text encoding fits; binary file, not text?")
     try:
         text = data.decode(encoding)
     except (UnicodeDecodeError, LookupError):
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and not valid {encoding} either") from None
     return _check_text(text, source), encoding
+
+
+# A UTF-8 text with a few sequences that are not UTF-8 (files cut and joined, a fragment pasted from a page in
+# another encoding) is read as UTF-8 with U+FFFD in their place; the analysis then warns (analyze.py).
+# Skipped whole before, or read whole as a legacy encoding, which turned every "’" into "â€™" and moved every
+# offset after it. UTF-8 is what it is when its valid multi-byte characters at least match the invalid
+# sequences in number, or (with no legacy encoding that reads it) when these are at most 1 in 100 bytes.
+_STRAY_SHARE = 0.01
+
+
+def _utf8_replacing(data: bytes) -> tuple[str, int, int]:
+    """``data`` read as UTF-8 with U+FFFD for each invalid sequence: (text, invalid sequences, valid
+    multi-byte characters)."""
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - data.count("\ufffd".encode())
+    return text, invalid, len(text) - len(text.encode("ascii", "ignore")) - invalid
+
+
+def _few_stray(invalid: int, size: int) -> bool:
+    return invalid <= _STRAY_SHARE * size
 
 
 def _detect_encoding(data: bytes) -> str | None:
@@ -566,16 +591,20 @@ def _iter_jsonl(fh: BinaryIO, source: str, stem: str, opts: _Options) -> Iterato
         if not raw.strip():
             continue
         any_line = True
+        not_utf8 = None  # a line with a few stray bytes is read with U+FFFD in their place (as a text file is)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
-            problem = "binary data, not text" if b"\x00" in raw else f"not valid UTF-8 (byte {e.start})"
-            yield InputError(source, f"line {lineno}: {problem}")
-            continue
+            not_utf8 = f"not valid UTF-8 (byte {e.start})"
+            line, invalid, multibyte = _utf8_replacing(raw)
+            if b"\x00" in raw or not (invalid <= multibyte or _few_stray(invalid, len(raw))):
+                problem = "binary data, not text" if b"\x00" in raw else not_utf8
+                yield InputError(source, f"line {lineno}: {problem}")
+                continue
         try:
             obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            yield InputError(source, f"line {lineno}: not valid JSON ({e.msg} at column {e.colno})")
+        except json.JSONDecodeError as e:  # a record cut off mid-character is named by its first fault
+            yield InputError(source, f"line {lineno}: {not_utf8 or f'not valid JSON ({e.msg} at column {e.colno})'}")
             continue
         except RecursionError:
             yield InputError(source, f"line {lineno}: not valid JSON (nested too deeply)")
@@ -624,8 +653,13 @@ def _csv_encoding(head: bytes, source: str) -> str:
         return "utf-8"
     except UnicodeDecodeError as e:
         bad = e.start
+    _, invalid, multibyte = _utf8_replacing(head)
+    if invalid <= multibyte:
+        return "utf-8"
     encoding = _detect_encoding(head)
     if encoding is None:
+        if _few_stray(invalid, len(head)):
+            return "utf-8"
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and no other text encoding fits; binary file, not text?")
     return encoding
 
@@ -643,7 +677,9 @@ def _iter_csv(fh: BinaryIO, source: str, stem: str, opts: _Options) -> Iterator[
         yield InputError(source, "empty")
         return
     encoding = _csv_encoding(head, source)
-    text = io.TextIOWrapper(io.BufferedReader(_Prefixed(head, fh)), encoding=encoding, errors="strict", newline="")
+    # UTF-8 replaces a stray byte as a text file does (the record then warns); a legacy encoding is strict
+    errors = "replace" if encoding == "utf-8" else "strict"
+    text = io.TextIOWrapper(io.BufferedReader(_Prefixed(head, fh)), encoding=encoding, errors=errors, newline="")
     limit = opts.line_limit
     # the csv module's per-field limit is process-wide; raise it (never lower it) so a text of max_bytes fits
     if csv.field_size_limit() < limit:
