@@ -157,6 +157,14 @@ def test_jsonl_and_csv_records_with_stray_bytes(tmp_path):
     assert doc.text == STRAY_TEXT.rstrip("\n")
 
 
+def test_html_page_with_stray_bytes_read_as_utf8(tmp_path):
+    p = tmp_path / "page.html"
+    p.write_bytes(b'<html><head><meta charset="utf-8"><title>Crooks</title></head><body><article><p>'
+                  + STRAY + b"</p></article></body></html>")
+    doc = read_document(p)
+    assert "They don\u2019t care" in doc.text and "caf\ufffd crooks \ufffd lied" in doc.text  # not "don‚Äôt"
+
+
 def test_binary_file(tmp_path):
     p = tmp_path / "image.txt"
     p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)

@@ -459,6 +459,18 @@ def _few_stray(invalid: int, size: int) -> bool:
     return invalid <= _STRAY_SHARE * size
 
 
+def _utf8_page(data: bytes) -> bytes | str:
+    """A page that is UTF-8 but for a few stray bytes, as text with U+FFFD in their place (trafilatura
+    guessed such a page whole as Mac Roman: "don‚Äôt"); any other page as bytes, for trafilatura to
+    decode by its declared or detected charset."""
+    try:
+        data.decode("utf-8")
+        return data
+    except UnicodeDecodeError:
+        text, invalid, multibyte = _utf8_replacing(data)
+        return text if invalid <= multibyte else data
+
+
 def _detect_encoding(data: bytes) -> str | None:
     """The legacy encoding charset-normalizer finds for ``data``; on a tie, the common Western cp1252."""
     import charset_normalizer
@@ -509,7 +521,7 @@ def _html_document(data: bytes, source: str, stem: str, opts: _Options) -> Docum
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         html: bytes | str = _decode(data, source)[0]
     else:
-        html = data
+        html = _utf8_page(data)
     import trafilatura
 
     result = trafilatura.bare_extraction(html, include_comments=False, with_metadata=True)
