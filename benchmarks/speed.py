@@ -2,7 +2,7 @@
 tokens/s, peak RSS of the analysing process, and, in the same run, the same network in PyTorch fp32
 so the runtime's gain is a measured ratio.
 
-    python benchmarks/speed.py [--ptc ../shared/data/ptc] [--models fast accurate] [--threads 2] [--no-torch]
+    python benchmarks/speed.py [--ptc ../shared/data/ptc] [--models fast accurate] [--threads 2] [--no-torch] [--rounds 1]
 
 End to end = ``propscan analyze <test-articles> --model M --format semeval -o FILE`` in a fresh process
 (the accurate model built into the cache beforehand, so its one-time build is not timed). By default
@@ -10,12 +10,17 @@ both models are timed where the accurate one is installed (``make install-accura
 train extra (``make install-train``): the same architecture initialised from the base encoder, which
 runs at the same speed as the trained weights (speed does not depend on the weight values).
 ``--models`` also takes model folders.
+
+A 2-core machine's pace drifts by 10-30% within a day, so one run compares little. ``--rounds N`` runs the
+end-to-end pass N times, every model once a round in turn (the order reversed every other round), and
+prints the median articles/s with the range: models compared in one run then meet the same drift.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,19 +98,37 @@ def torch_throughput(batches, encoder: str, threads: int) -> float | None:
     return time.perf_counter() - t0
 
 
-def measure(name: str, articles: Path, threads: int, with_torch: bool) -> dict:
+def end_to_end_rounds(names: list[str], articles: Path, threads: int, rounds: int) -> list[list[tuple[float, float, int]]]:
+    """end_to_end for every model, ``rounds`` times, in turn (reversed every other round); per model."""
+    from propscan.pipeline.model import locate
+
+    for name in names:
+        locate(name)  # builds the accurate model first if it is not in the cache yet
+    runs: list[list[tuple[float, float, int]]] = [[] for _ in names]
+    order = list(range(len(names)))
+    for r in range(rounds):
+        for k in order if r % 2 == 0 else order[::-1]:
+            runs[k].append(end_to_end(articles, threads, names[k]))
+    return runs
+
+
+def measure(name: str, articles: Path, threads: int, with_torch: bool, runs: list[tuple[float, float, int]]) -> dict:
     from propscan.pipeline.model import Model, locate
 
-    folder = locate(name)  # builds the accurate model first if it is not in the cache yet
-    secs, peak_mb, rows = end_to_end(articles, threads, name)
+    folder = locate(name)
     n_articles = len(list(articles.glob("*.txt")))
+    rates = sorted(n_articles / secs for secs, _, _ in runs)
+    secs = statistics.median(secs for secs, _, _ in runs)
+    peak_mb, rows = max(p for _, p, _ in runs), runs[0][2]
     model = Model(folder, threads=threads)
     texts = [p.read_text(encoding="utf-8") for p in sorted(articles.glob("*.txt"))]
     per_text, n_tokens = windows_for(model, texts)
     onnx_throughput(model, per_text[:2])  # warm-up
     t_onnx = onnx_throughput(model, per_text)
-    row = {"model": f"{name} ({model.name} {model.version})", "articles/s": n_articles / secs, "seconds": secs,
+    row = {"model": f"{name} ({model.name} {model.version})", "articles/s": statistics.median(rates), "seconds": secs,
            "spans": rows, "peak RSS MB": peak_mb, "onnx tokens/s": n_tokens / t_onnx}
+    if len(rates) > 1:
+        row["articles/s range"] = f"{rates[0]:.1f}-{rates[-1]:.1f} ({len(rates)} rounds)"
     encoder = model.config.get("base_encoder")
     t_torch = torch_throughput([b for batches in per_text for b in batches], encoder, threads) if with_torch and encoder else None
     if t_torch is not None:
@@ -122,11 +145,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=None, help="fast, accurate or model folders (default: what is installed)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch fp32 reference")
+    ap.add_argument("--rounds", type=int, default=1, help="end-to-end runs per model, models in turn (median printed)")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     articles = args.ptc / "test/test-articles"
+    names = args.models or available()
+    runs = end_to_end_rounds(names, articles, args.threads, args.rounds)
     rows = []
-    for name in args.models or available():
-        row = measure(name, articles, args.threads, not args.no_torch)
+    for name, model_runs in zip(names, runs):
+        row = measure(name, articles, args.threads, not args.no_torch, model_runs)
         print("  ".join(f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
         rows.append(row)
     keys = list(dict.fromkeys(k for r in rows for k in r))
