@@ -64,8 +64,8 @@ def _script(text: str) -> tuple[str, float] | None:
     letters = [c for c in text[:SAMPLE_CHARS] if c.isalpha()]
     if len(letters) < MIN_LETTERS:
         return None
-    other = Counter(unicodedata.name(c, "OTHER").split(" ")[0] for c in letters
-                    if not unicodedata.name(c, "").startswith("LATIN"))
+    names = (unicodedata.name(c, "OTHER") for c in letters)
+    other = Counter(name.split(" ")[0] for name in names if not name.startswith("LATIN"))
     if sum(other.values()) * 2 <= len(letters):
         return None
     word, _ = other.most_common(1)[0]
