@@ -85,8 +85,8 @@ def test_every_output_carries_the_warning(tmp_path, model):
 def test_unreadable_characters_are_warned_about(tmp_path, model):
     """A byte that was not UTF-8 reaches the model as U+FFFD: the analysis says so, in every output."""
     a = analyze(Document("x", TEXTS["en"].replace("e", "\ufffd", 2)), model=model)
-    assert a.warnings == ["2 characters could not be read (shown as \ufffd: bytes that were not valid UTF-8, in this "
-                          "file or where its text came from); the words next to them may be misread"]
+    assert a.warnings == ["2 characters could not be read (shown as \ufffd: bytes that were not valid UTF-8 where the "
+                          "text came from); the words next to them may be misread"]
     (tmp_path / "bad.txt").write_bytes(TEXTS["en"].encode("utf-8").replace(b"e", b"\x9d", 1) + "\u2019".encode())
     res = run_cli("analyze", tmp_path / "bad.txt", "-f", "json")
     assert res.rc == 0 and "warning: bad: 1 character could not be read" in res.stderr

@@ -70,8 +70,8 @@ def unreadable_warning(text: str) -> str | None:
     n = text.count("\ufffd")
     if not n:
         return None
-    return (f"{n} character{'s' if n > 1 else ''} could not be read (shown as \ufffd: bytes that were not valid UTF-8, "
-            f"in this file or where its text came from); the words next to {'them' if n > 1 else 'it'} may be misread")
+    return (f"{n} character{'s' if n > 1 else ''} could not be read (shown as \ufffd: bytes that were not valid UTF-8 "
+            f"where the text came from); the words next to {'them' if n > 1 else 'it'} may be misread")
 
 
 def blocks(text: str, size: int = BLOCK_CHARS) -> list[tuple[int, int]]:
