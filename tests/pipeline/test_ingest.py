@@ -165,6 +165,18 @@ def test_html_page_with_stray_bytes_read_as_utf8(tmp_path):
     assert "They don\u2019t care" in doc.text and "caf\ufffd crooks \ufffd lied" in doc.text  # not "don‚Äôt"
 
 
+def test_a_broken_link_is_named_as_one(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "story.txt").write_text("The council lied again.", encoding="utf-8")
+    (folder / "gone.txt").symlink_to(tmp_path / "moved-away.txt")
+    docs, errs = docs_and_errors(iter_documents([str(folder)]))
+    assert [d.id for d in docs] == ["story"]
+    assert [(e.source, e.problem) for e in errs] == [(str(folder / "gone.txt"), f"a broken link (to {tmp_path / 'moved-away.txt'})")]
+    (err,) = iter_documents([str(folder / "gone.txt")])
+    assert err.problem == f"a broken link (to {tmp_path / 'moved-away.txt'})"
+
+
 def test_binary_file(tmp_path):
     p = tmp_path / "image.txt"
     p.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)

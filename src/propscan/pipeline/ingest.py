@@ -209,7 +209,7 @@ def _iter_path(path: str, opts: _Options, stdin: BinaryIO | None) -> Iterator[Do
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        yield InputError(path, "no such file or folder")
+        yield InputError(path, _missing(path))
         return
     except OSError as e:
         yield InputError(path, e.strerror or str(e))
@@ -221,6 +221,14 @@ def _iter_path(path: str, opts: _Options, stdin: BinaryIO | None) -> Iterator[Do
         yield from _iter_folder(Path(path), opts)
     else:
         yield from _guard(_read_file(Path(path), st, _format_for(Path(path), opts), opts), path)
+
+
+def _missing(path: str | Path) -> str:
+    """Why a path has nothing to read: a link names where it points ("No such file or directory" did not)."""
+    try:
+        return f"a broken link (to {os.readlink(path)})"
+    except (OSError, ValueError):
+        return "no such file or folder"
 
 
 def _read_url(url: str, opts: _Options) -> Iterator[Document | InputError]:
@@ -269,6 +277,9 @@ def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError
     for f in sorted(files, key=lambda p: p.relative_to(folder).parts):
         try:
             st = f.stat()
+        except FileNotFoundError:  # a broken link, or a file removed since the folder was listed
+            yield InputError(f, _missing(f))
+            continue
         except OSError as e:
             yield InputError(f, e.strerror or str(e))
             continue
