@@ -46,6 +46,14 @@ def test_trim_drops_web_and_email_addresses(model) -> None:
     assert _trimmed(model, text, "see Crux.com") == "see Crux.com"  # a bare domain is a name, not an address
 
 
+def test_trim_drops_html_character_references(model) -> None:
+    """Feed and scraped text keeps "&quot;" and "&#8217;": their letters are no words a span may begin or end with."""
+    text = "These &quot;experts&quot; are crooks &amp; liars, and they don&#8217;t care."
+    assert _trimmed(model, text, "quot;experts&quot; are crooks &amp;") == "experts&quot; are crooks"
+    assert _trimmed(model, text, "&amp;") is None
+    assert _trimmed(model, text, "crooks &amp; liars") == "crooks &amp; liars"  # inside a span it stays
+
+
 LINKS = ("Sources: https://www.whitehouse.gov/briefings-statements/remarks-president-trump-state-union-address-3/ "
          "and https://twitter.com/realDonaldTrump/status/1234567890\nSee also www.breitbart.com/politics/2019/01/01/the-wall "
          "and https://www.breitbart.com/politics/2019/01/02/the-wall for details.\nContact editor@example.com.\n"

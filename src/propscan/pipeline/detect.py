@@ -14,8 +14,8 @@ Every candidate carries an evidence value in [0, 1] (the highest token probabili
 the span head's probability, or the mean "any" probability of the repeated phrase). The calibration maps it onto the probability that annotators marked an
 overlapping span of the same technique; a span is kept when that probability reaches the
 technique's cutoff (tuned, or the user's ``--min-confidence`` / ``--threshold-for``).
-Spans are then cleaned: whole words, no leading or trailing function words or web addresses, never
-only function words, punctuation, digits or addresses. No span runs over a sentence end glued to the next sentence
+Spans are then cleaned: whole words, no leading or trailing function words, web addresses or HTML
+character references ("&quot;"), never only function words, punctuation, digits or such markup. No span runs over a sentence end glued to the next sentence
 ("attacks.The", scraping debris), a paragraph break or the start of a list item: candidates are cut
 there, as they would be at "attacks. The" by the network's own reading.
 """
@@ -77,8 +77,12 @@ PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
 # prose). A bare domain ("Crux.com") stays a word, a name: it counts as an address only with a scheme,
 # "www." or a path ("pic.twitter.com/FJmng7Z").
 _URL_END = r"[^\s<>\"“”'‘’]*[^\s<>\"“”'‘’.,;:!?)\]}]"
-LINK = re.compile(rf"(?:https?://|www\.){_URL_END}|\b(?:[a-z0-9-]+\.)+[a-z]{{2,}}/{_URL_END}|[\w.+-]+@[\w-]+(?:\.[\w-]+)+",
-                  re.IGNORECASE)
+LINK = rf"(?:https?://|www\.){_URL_END}|\b(?:[a-z0-9-]+\.)+[a-z]{{2,}}/{_URL_END}|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+# HTML character references left in scraped or feed text ("They don&#8217;t", "&quot;experts&quot;"): their
+# letters ("quot", "amp") are no words either, so no span begins or ends in one. Cleaning only deletes, so
+# they are not decoded (docs/design.md). PTC's texts hold none.
+ENTITY = r"&(?:[a-z][a-z0-9]{1,31}|#[0-9]{1,7}|#x[0-9a-f]{1,6});"
+MARKUP = re.compile(f"{LINK}|{ENTITY}", re.IGNORECASE)
 # The lowest evidence a detector ever keeps. Tuning searches cutoffs from here up (training.tune.GRID),
 # so the calibration maps were fitted on candidates above it; a confidence asked for below a nearly flat
 # map's range (--min-confidence 0.1 where Flag-waving's map gives 0.25 at the least) would otherwise set
@@ -138,7 +142,7 @@ class Context:
     text: str
     out: Any  # model.TokenOutputs
     lower: str = ""
-    links: list[tuple[int, int]] = field(default_factory=list)  # character ranges of LINK matches
+    markup: list[tuple[int, int]] = field(default_factory=list)  # character ranges of MARKUP matches
     # tokens no span runs across: those that begin a sentence glued to the one before, a paragraph or a
     # list item, or the text below a numbered heading
     cuts: list[int] = field(default_factory=list)
@@ -148,7 +152,7 @@ class Context:
 
     def __post_init__(self) -> None:
         self.lower = self.text.lower()
-        self.links = link_ranges(self.text)
+        self.markup = markup_ranges(self.text)
         starts = self.out.enc.offsets[:, 0] if len(self.out.enc) else np.zeros(0, dtype=np.int64)
         glued = [int(i) for m in GLUED_END.finditer(self.text) for i in np.flatnonzero(starts == m.start())[:1]]
         breaks = (numbered_heading_ends(self.text) + list_item_starts(self.text)
@@ -201,7 +205,7 @@ class Context:
         every phrase length a detector asks for."""
         found_words = [(m.start(), m.end(), m.group()) for m in WORD.finditer(self.lower)]
         words = [w for _, _, w in found_words]
-        content = [_content(w) and not in_link(s, e, self.links) for s, e, w in found_words]
+        content = [_content(w) and not inside(s, e, self.markup) for s, e, w in found_words]
         before = [0]
         for c, w in zip(content, words):
             before.append(before[-1] + (c and len(w) > 2))
@@ -275,24 +279,24 @@ def _content(word: str) -> bool:
     return any(c.isalpha() for c in w) and w not in STOP_WORDS
 
 
-def link_ranges(text: str) -> list[tuple[int, int]]:
-    """The character ranges of the web and e-mail addresses in ``text``, in order."""
-    return [m.span() for m in LINK.finditer(text)]
+def markup_ranges(text: str) -> list[tuple[int, int]]:
+    """The character ranges of the web and e-mail addresses and HTML character references in ``text``."""
+    return [m.span() for m in MARKUP.finditer(text)]
 
 
-def in_link(start: int, end: int, links: list[tuple[int, int]]) -> bool:
-    """Whether characters [start, end) lie inside one of ``links`` (sorted, not overlapping)."""
-    k = bisect.bisect_right(links, (start, float("inf"))) - 1
-    return k >= 0 and links[k][0] <= start and end <= links[k][1]
+def inside(start: int, end: int, ranges: list[tuple[int, int]]) -> bool:
+    """Whether characters [start, end) lie inside one of ``ranges`` (sorted, not overlapping)."""
+    k = bisect.bisect_right(ranges, (start, float("inf"))) - 1
+    return k >= 0 and ranges[k][0] <= start and end <= ranges[k][1]
 
 
-def trim(text: str, enc: encoding.Encoded, a: int, b: int, links: list[tuple[int, int]] | None = None) -> tuple[int, int] | None:
-    """Drop leading and trailing function words, punctuation and web addresses (``links``, default
-    found in ``text``); None when no content word is left."""
-    links = link_ranges(text) if links is None else links
+def trim(text: str, enc: encoding.Encoded, a: int, b: int, markup: list[tuple[int, int]] | None = None) -> tuple[int, int] | None:
+    """Drop leading and trailing function words, punctuation and markup (``markup``: addresses and character
+    references, found in ``text`` when not given); None when no content word is left."""
+    markup = markup_ranges(text) if markup is None else markup
     words = _words(text, enc, a, b)
     keep = [k for k, (i, j, w) in enumerate(words)
-            if _content(w) and not in_link(int(enc.offsets[i, 0]), int(enc.offsets[j - 1, 1]), links)]
+            if _content(w) and not inside(int(enc.offsets[i, 0]), int(enc.offsets[j - 1, 1]), markup)]
     if not keep:
         return None
     return words[keep[0]][0], words[keep[-1]][1]
@@ -487,7 +491,7 @@ def detect(
 def cleaned(ctx: Context, settings: Settings, c: Candidate) -> Candidate | None:
     """The candidate as a reader may see it: trimmed to content words (None when none is left, or for a
     Doubt inside a heading), its evidence re-read over the trimmed tokens for a channel detector."""
-    r = trim(ctx.text, ctx.out.enc, c.a, c.b, ctx.links)
+    r = trim(ctx.text, ctx.out.enc, c.a, c.b, ctx.markup)
     if r is None:
         return None
     a, b = r
