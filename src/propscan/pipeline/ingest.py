@@ -435,12 +435,11 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
         if e.end == len(data) and e.reason == "unexpected end of data" and (not data[:bad].isascii() or len(data) - bad > 1):
             # UTF-8 cut inside its last character (a truncated download, head -c): the broken tail becomes U+FFFD
             return _check_text(data[:bad].decode("utf-8") + "\ufffd", source), "utf-8"
-    text, invalid, multibyte = _utf8_replacing(data)
-    if invalid <= multibyte:  # UTF-8 with a few stray bytes
+    if (text := _stray_utf8(data)) is not None:
         return _check_text(text, source), "utf-8"
     encoding = _detect_encoding(data)
     if encoding is None:
-        if _few_stray(invalid, len(data)):  # ASCII with a few stray bytes that no legacy encoding reads
+        if (text := _stray_utf8(data, no_other=True)) is not None:
             return _check_text(text, source), "utf-8"
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and no other text encoding fits; binary file, not text?")
     try:
@@ -454,20 +453,19 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
 # another encoding) is read as UTF-8 with U+FFFD in their place; the analysis then warns (analyze.py).
 # Skipped whole before, or read whole as a legacy encoding, which turned every "’" into "â€™" and moved every
 # offset after it. UTF-8 is what it is when its valid multi-byte characters at least match the invalid
-# sequences in number, or (with no legacy encoding that reads it) when these are at most 1 in 100 bytes.
+# sequences in number, or (with no legacy encoding that reads it) when these are at most 1 in 100 bytes
+# (_stray_utf8, the one rule every reader asks).
 _STRAY_SHARE = 0.01
 
 
-def _utf8_replacing(data: bytes) -> tuple[str, int, int]:
-    """``data`` read as UTF-8 with U+FFFD for each invalid sequence: (text, invalid sequences, valid
-    multi-byte characters)."""
+def _stray_utf8(data: bytes, no_other: bool = False) -> str | None:
+    """``data`` as UTF-8 with U+FFFD for each invalid sequence, when it is UTF-8 but for a few stray bytes:
+    its valid multi-byte characters at least match the invalid sequences, or (``no_other``: no other
+    encoding reads it) these are at most _STRAY_SHARE of its bytes. None when it reads as something else."""
     text = data.decode("utf-8", errors="replace")
     invalid = text.count("\ufffd") - data.count("\ufffd".encode())
-    return text, invalid, len(text) - len(text.encode("ascii", "ignore")) - invalid
-
-
-def _few_stray(invalid: int, size: int) -> bool:
-    return invalid <= _STRAY_SHARE * size
+    multibyte = len(text) - len(text.encode("ascii", "ignore")) - invalid
+    return text if invalid <= multibyte or (no_other and invalid <= _STRAY_SHARE * len(data)) else None
 
 
 def _utf8_page(data: bytes) -> bytes | str:
@@ -478,8 +476,8 @@ def _utf8_page(data: bytes) -> bytes | str:
         data.decode("utf-8")
         return data
     except UnicodeDecodeError:
-        text, invalid, multibyte = _utf8_replacing(data)
-        return text if invalid <= multibyte else data
+        text = _stray_utf8(data)
+        return data if text is None else text
 
 
 def _detect_encoding(data: bytes) -> str | None:
@@ -619,11 +617,12 @@ def _iter_jsonl(fh: BinaryIO, source: str, stem: str, opts: _Options) -> Iterato
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             not_utf8 = f"not valid UTF-8 (byte {e.start})"
-            line, invalid, multibyte = _utf8_replacing(raw)
-            if b"\x00" in raw or not (invalid <= multibyte or _few_stray(invalid, len(raw))):
+            replaced = None if b"\x00" in raw else _stray_utf8(raw, no_other=True)  # JSON Lines are UTF-8
+            if replaced is None:
                 problem = "binary data, not text" if b"\x00" in raw else not_utf8
                 yield InputError(source, f"line {lineno}: {problem}")
                 continue
+            line = replaced
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:  # a record cut off mid-character is named by its first fault
@@ -676,12 +675,11 @@ def _csv_encoding(head: bytes, source: str) -> str:
         return "utf-8"
     except UnicodeDecodeError as e:
         bad = e.start
-    _, invalid, multibyte = _utf8_replacing(head)
-    if invalid <= multibyte:
+    if _stray_utf8(head) is not None:
         return "utf-8"
     encoding = _detect_encoding(head)
     if encoding is None:
-        if _few_stray(invalid, len(head)):
+        if _stray_utf8(head, no_other=True) is not None:
             return "utf-8"
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and no other text encoding fits; binary file, not text?")
     return encoding
