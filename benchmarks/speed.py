@@ -100,10 +100,6 @@ def torch_throughput(batches, encoder: str, threads: int) -> float | None:
 
 def end_to_end_rounds(names: list[str], articles: Path, threads: int, rounds: int) -> list[list[tuple[float, float, int]]]:
     """end_to_end for every model, ``rounds`` times, in turn (reversed every other round); per model."""
-    from propscan.pipeline.model import locate
-
-    for name in names:
-        locate(name)  # builds the accurate model first if it is not in the cache yet
     runs: list[list[tuple[float, float, int]]] = [[] for _ in names]
     order = list(range(len(names)))
     for r in range(rounds):
@@ -112,10 +108,9 @@ def end_to_end_rounds(names: list[str], articles: Path, threads: int, rounds: in
     return runs
 
 
-def measure(name: str, articles: Path, threads: int, with_torch: bool, runs: list[tuple[float, float, int]]) -> dict:
-    from propscan.pipeline.model import Model, locate
+def measure(name: str, folder: Path, articles: Path, threads: int, with_torch: bool, runs: list[tuple[float, float, int]]) -> dict:
+    from propscan.pipeline.model import Model
 
-    folder = locate(name)
     n_articles = len(list(articles.glob("*.txt")))
     rates = sorted(n_articles / secs for secs, _, _ in runs)
     secs = statistics.median(secs for secs, _, _ in runs)
@@ -138,7 +133,7 @@ def measure(name: str, articles: Path, threads: int, with_torch: bool, runs: lis
 
 
 def main() -> None:
-    from propscan.pipeline.model import available
+    from propscan.pipeline.model import available, locate
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ptc", type=Path, default=HERE.parent.parent / "shared/data/ptc")
@@ -151,10 +146,11 @@ def main() -> None:
         ap.error("--rounds must be at least 1")
     articles = args.ptc / "test/test-articles"
     names = args.models or available()
+    folders = [locate(name) for name in names]  # builds the accurate model first if it is not in the cache yet
     runs = end_to_end_rounds(names, articles, args.threads, args.rounds)
     rows = []
-    for name, model_runs in zip(names, runs):
-        row = measure(name, articles, args.threads, not args.no_torch, model_runs)
+    for name, folder, model_runs in zip(names, folders, runs):
+        row = measure(name, folder, articles, args.threads, not args.no_torch, model_runs)
         print("  ".join(f"{k} {v:,.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
         rows.append(row)
     keys = list(dict.fromkeys(k for r in rows for k in r))
