@@ -88,7 +88,7 @@ def ensure_built(package: Path, log: Log = _stderr) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         lock = open(root / f".{dest.name}.lock", "a+")
     except OSError as e:
-        raise ModelError(f"cannot write the model cache {root} ({e.strerror}): set PROPSCAN_CACHE_DIR to a writable folder") from None
+        raise ModelError(f"cannot write the model cache {root} ({problem(e)}): {encoders.CACHE_ADVICE}") from None
     with lock:
         with _exclusive(lock, log):
             if _intact(dest, source):  # another process built it while this one waited
@@ -162,7 +162,7 @@ def _build(package: Path, manifest: dict, source: str, dest: Path, log: Log) -> 
     try:
         tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
     except OSError as e:
-        raise ModelError(f"cannot write the model cache {dest.parent} ({e.strerror}): set PROPSCAN_CACHE_DIR to a writable folder") from None
+        raise ModelError(f"cannot write the model cache {dest.parent} ({problem(e)}): {encoders.CACHE_ADVICE}") from None
     try:
         fill_graph(package, manifest, base, tmp / "model.fp32.onnx")
         del base

@@ -53,6 +53,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from propscan import atomic
 from propscan.document import Document
 from propscan.errors import InputError
 from propscan.pipeline import fetch
@@ -188,7 +189,7 @@ def _guard(items: Iterator[Document | InputError], source: str) -> Iterator[Docu
     except InputError as e:
         yield e
     except OSError as e:
-        yield InputError(source, f"could not be read ({_one_line(e.strerror or str(e))})")
+        yield InputError(source, f"could not be read ({_one_line(atomic.problem(e))})")
     except Exception as e:  # a parser crashing on a hostile file must not stop a multi-file run
         yield InputError(source, f"could not be read ({type(e).__name__}: {_one_line(str(e))})")
 
@@ -212,7 +213,7 @@ def _iter_path(path: str, opts: _Options, stdin: BinaryIO | None) -> Iterator[Do
         yield InputError(path, _missing(path))
         return
     except OSError as e:
-        yield InputError(path, e.strerror or str(e))
+        yield InputError(path, atomic.problem(e))
         return
     except ValueError as e:  # e.g. an embedded NUL in the path
         yield InputError(repr(path), f"not a usable path ({e})")
@@ -265,7 +266,7 @@ def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError
     documents: list[Path] = []
     files = folder_files(folder, opts.input_format, errors.append, documents)
     for e in errors:
-        yield InputError(e.filename or folder, f"could not be read ({e.strerror or e})")
+        yield InputError(e.filename or folder, f"could not be read ({atomic.problem(e)})")
     for d in sorted(documents):
         yield InputError(d, DOCUMENT_EXTENSIONS[d.suffix.lower()])
     if not files:
@@ -281,7 +282,7 @@ def _iter_folder(folder: Path, opts: _Options) -> Iterator[Document | InputError
             yield InputError(f, _missing(f))
             continue
         except OSError as e:
-            yield InputError(f, e.strerror or str(e))
+            yield InputError(f, atomic.problem(e))
             continue
         if stat.S_ISREG(st.st_mode):
             yield from _guard(_read_file(f, st, _format_for(f, opts), opts, ids[f]), str(f))
