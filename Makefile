@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT := demo-out
 
-.PHONY: install install-train install-accurate browser demo test benchmark clean
+.PHONY: install install-train install-accurate bytecode browser demo test benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) bytecode
+
+# An editable install leaves propscan's own modules uncompiled, and where PYTHONDONTWRITEBYTECODE is
+# set (as in many containers and CI images) every `propscan` start compiled them again: 0.11 s of CPU a
+# process, 2-3% of benchmarks/speed.py's 90 articles (docs/experiments.md, 2026-12-06). compileall
+# rewrites only what changed since; Python ignores a stale file, so an edit never runs old code.
+bytecode: | $(STAMP)
+	$(BIN)/python -m compileall -q src/propscan
 
 # what the tests need on top (pytest, jsonschema, Playwright, Ray, pyarrow, ...)
 TEST_STAMP := $(VENV)/.installed-test
@@ -69,10 +76,10 @@ browser: $(TEST_STAMP)
 
 # the train extra too, so CI trains a small model end to end (tests/training/test_build.py); the runtime's
 # independence of torch is tested with torch made unimportable (tests/cli/test_cli.py)
-test: install-train browser
+test: install-train browser bytecode
 	$(BIN)/python -m pytest -q
 
-benchmark: install-train
+benchmark: install-train bytecode
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/speed.py
 
