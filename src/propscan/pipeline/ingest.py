@@ -436,12 +436,10 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
         if e.end == len(data) and e.reason == "unexpected end of data" and (not data[:bad].isascii() or len(data) - bad > 1):
             # UTF-8 cut inside its last character (a truncated download, head -c): the broken tail becomes U+FFFD
             return _check_text(data[:bad].decode("utf-8") + "\ufffd", source), "utf-8"
-    if (text := _stray_utf8(data)) is not None:
+    encoding, text = _not_utf8(data)
+    if text is not None:
         return _check_text(text, source), "utf-8"
-    encoding = _detect_encoding(data)
     if encoding is None:
-        if (text := _stray_utf8(data, no_other=True)) is not None:
-            return _check_text(text, source), "utf-8"
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and no other text encoding fits; binary file, not text?")
     try:
         text = data.decode(encoding)
@@ -459,14 +457,33 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
 _STRAY_SHARE = 0.01
 
 
+def _replaced_utf8(data: bytes) -> tuple[str, int, int]:
+    """``data`` as UTF-8 with U+FFFD for each invalid sequence, the number of these, and of its valid
+    multi-byte characters."""
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - data.count("\ufffd".encode())
+    return text, invalid, len(text) - len(text.encode("ascii", "ignore")) - invalid
+
+
 def _stray_utf8(data: bytes, no_other: bool = False) -> str | None:
     """``data`` as UTF-8 with U+FFFD for each invalid sequence, when it is UTF-8 but for a few stray bytes:
     its valid multi-byte characters at least match the invalid sequences, or (``no_other``: no other
     encoding reads it) these are at most _STRAY_SHARE of its bytes. None when it reads as something else."""
-    text = data.decode("utf-8", errors="replace")
-    invalid = text.count("\ufffd") - data.count("\ufffd".encode())
-    multibyte = len(text) - len(text.encode("ascii", "ignore")) - invalid
+    text, invalid, multibyte = _replaced_utf8(data)
     return text if invalid <= multibyte or (no_other and invalid <= _STRAY_SHARE * len(data)) else None
+
+
+def _not_utf8(data: bytes) -> tuple[str | None, str | None]:
+    """The encoding of ``data``, which is not valid UTF-8, by _stray_utf8's rule: ("utf-8", its text with
+    U+FFFD) when UTF-8 but for a few stray bytes, (the legacy encoding charset-normalizer finds, None), or
+    (None, None) when nothing reads it. Decodes once where asking _stray_utf8 twice decoded twice."""
+    text, invalid, multibyte = _replaced_utf8(data)
+    if invalid <= multibyte:
+        return "utf-8", text
+    encoding = _detect_encoding(data)
+    if encoding is None and invalid <= _STRAY_SHARE * len(data):
+        return "utf-8", text
+    return encoding, None
 
 
 def _utf8_page(data: bytes) -> bytes | str:
@@ -676,12 +693,8 @@ def _csv_encoding(head: bytes, source: str) -> str:
         return "utf-8"
     except UnicodeDecodeError as e:
         bad = e.start
-    if _stray_utf8(head) is not None:
-        return "utf-8"
-    encoding = _detect_encoding(head)
+    encoding, _ = _not_utf8(head)
     if encoding is None:
-        if _stray_utf8(head, no_other=True) is not None:
-            return "utf-8"
         raise InputError(source, f"not valid UTF-8 (byte {bad}) and no other text encoding fits; binary file, not text?")
     return encoding
 
