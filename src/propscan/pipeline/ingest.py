@@ -453,7 +453,7 @@ def _decode(data: bytes, source: str) -> tuple[str, str]:
 # Skipped whole before, or read whole as a legacy encoding, which turned every "’" into "â€™" and moved every
 # offset after it. UTF-8 is what it is when its valid multi-byte characters at least match the invalid
 # sequences in number, or (with no legacy encoding that reads it) when these are at most 1 in 100 bytes
-# (_stray_utf8, the one rule every reader asks).
+# (_mostly_utf8, the one rule every reader asks).
 _STRAY_SHARE = 0.01
 
 
@@ -465,23 +465,30 @@ def _replaced_utf8(data: bytes) -> tuple[str, int, int]:
     return text, invalid, len(text) - len(text.encode("ascii", "ignore")) - invalid
 
 
+def _mostly_utf8(invalid: int, multibyte: int, size: int, no_other: bool) -> bool:
+    """Whether bytes with these counts (_replaced_utf8) are UTF-8 but for a few stray bytes: the valid
+    multi-byte characters at least match the invalid sequences, or (``no_other``: no other encoding reads
+    them) these are at most _STRAY_SHARE of the ``size`` bytes."""
+    return invalid <= multibyte or (no_other and invalid <= _STRAY_SHARE * size)
+
+
 def _stray_utf8(data: bytes, no_other: bool = False) -> str | None:
-    """``data`` as UTF-8 with U+FFFD for each invalid sequence, when it is UTF-8 but for a few stray bytes:
-    its valid multi-byte characters at least match the invalid sequences, or (``no_other``: no other
-    encoding reads it) these are at most _STRAY_SHARE of its bytes. None when it reads as something else."""
+    """``data`` as UTF-8 with U+FFFD for each invalid sequence, when it is UTF-8 but for a few stray bytes
+    (_mostly_utf8; ``no_other``: no other encoding reads it). None when it reads as something else."""
     text, invalid, multibyte = _replaced_utf8(data)
-    return text if invalid <= multibyte or (no_other and invalid <= _STRAY_SHARE * len(data)) else None
+    return text if _mostly_utf8(invalid, multibyte, len(data), no_other) else None
 
 
 def _not_utf8(data: bytes) -> tuple[str | None, str | None]:
-    """The encoding of ``data``, which is not valid UTF-8, by _stray_utf8's rule: ("utf-8", its text with
-    U+FFFD) when UTF-8 but for a few stray bytes, (the legacy encoding charset-normalizer finds, None), or
-    (None, None) when nothing reads it. Decodes once where asking _stray_utf8 twice decoded twice."""
+    """The encoding of ``data``, which is not valid UTF-8: ("utf-8", its text with U+FFFD) when UTF-8 but
+    for a few stray bytes (_mostly_utf8, asked before and, with no_other, after the legacy guess; one
+    decode serves both), (the legacy encoding charset-normalizer finds, None), or (None, None) when
+    nothing reads it."""
     text, invalid, multibyte = _replaced_utf8(data)
-    if invalid <= multibyte:
+    if _mostly_utf8(invalid, multibyte, len(data), no_other=False):
         return "utf-8", text
     encoding = _detect_encoding(data)
-    if encoding is None and invalid <= _STRAY_SHARE * len(data):
+    if encoding is None and _mostly_utf8(invalid, multibyte, len(data), no_other=True):
         return "utf-8", text
     return encoding, None
 
