@@ -54,6 +54,65 @@ def test_trim_drops_html_character_references(model) -> None:
     assert _trimmed(model, text, "crooks &amp; liars") == "crooks &amp; liars"  # inside a span it stays
 
 
+def test_trim_drops_words_the_encoder_cannot_read(model) -> None:
+    """A "word" over 100 characters (a base64 blob, a hash) is one unknown token to the encoder: no span is
+    made of one or ends in one; inside a span it stays."""
+    blob = "aGVsbG8" * 20  # 140 characters
+    text = f"They are corrupt {blob} liars, and the {'x' * 101} stays."
+    assert _trimmed(model, text, blob) is None
+    assert _trimmed(model, text, f"corrupt {blob}") == "corrupt"
+    assert _trimmed(model, text, f"{blob} liars") == "liars"
+    assert _trimmed(model, text, f"corrupt {blob} liars") == f"corrupt {blob} liars"
+    assert _trimmed(model, text, "x" * 100) is None  # the same word, 101 letters: never read
+    assert _trimmed(model, "a " + "y" * 100 + " b", "y" * 100) == "y" * 100  # 100 letters is still a word
+
+
+def test_a_text_of_one_endless_word_gets_no_span(model) -> None:
+    """Three 100,000-character Bandwagon spans came out of 300,000 "a"s (a key held down, a pasted blob)."""
+    from propscan.pipeline.analyze import analyze
+
+    assert analyze("a" * 300_000, model=model).spans == []
+
+
+def test_markup_is_found_run_by_run_as_over_the_whole_text() -> None:
+    """markup_ranges looks only in the runs of non-space characters that could hold an address or a
+    character reference: the same ranges as the pattern over the whole text, on random strings built
+    from the characters that matter."""
+    import random
+
+    from propscan.pipeline.detect import MARKUP, markup_ranges
+
+    rnd = random.Random(7)
+    parts = list("aw.@/:&;#x -ht_+1\n") + ["http://", "www.", "&amp;", "@b.co", ".com/", "é", "WWW."]
+    for _ in range(3000):
+        text = "".join(rnd.choice(parts) for _ in range(rnd.randint(1, 40)))
+        assert markup_ranges(text) == [m.span() for m in MARKUP.finditer(text)], text
+
+
+def test_a_run_longer_than_any_address_is_read_as_words() -> None:
+    """Over a 300,000-letter run the address patterns backtracked for 87 s; a run longer than LONGEST_RUN
+    is no address."""
+    from propscan.pipeline.detect import LONGEST_RUN, markup_ranges
+
+    url = "https://example.com/" + "a" * (LONGEST_RUN - 20)
+    assert len(url) == LONGEST_RUN
+    assert markup_ranges(f"see {url} and {url}b here") == [(4, 4 + LONGEST_RUN)]
+
+
+def test_a_phrase_said_many_times_is_pooled_once(model, monkeypatch) -> None:
+    """Every mention's span asks for its phrase's pooled evidence again (its alternatives): it is
+    computed once per phrase, not once per mention (a phrase said 90,000 times took hours)."""
+    from propscan.pipeline import detect
+    from propscan.pipeline.analyze import analyze
+
+    calls = []
+    real = detect._any_means
+    monkeypatch.setattr(detect, "_any_means", lambda ctx, where: calls.append(len(where)) or real(ctx, where))
+    spans = analyze("They lied to us. " + "Traitors, traitors everywhere! " * 150, model=model).spans
+    assert sum(s.technique == "Repetition" for s in spans) > 100
+    assert len(calls) < 20
+
+
 LINKS = ("Sources: https://www.whitehouse.gov/briefings-statements/remarks-president-trump-state-union-address-3/ "
          "and https://twitter.com/realDonaldTrump/status/1234567890\nSee also www.breitbart.com/politics/2019/01/01/the-wall "
          "and https://www.breitbart.com/politics/2019/01/02/the-wall for details.\nContact editor@example.com.\n"

@@ -53,6 +53,11 @@ STOP_WORDS = frozenset(
     m don doesn didn isn wasn aren weren won wouldn couldn shouldn""".split()
 )
 WORD = re.compile(r"\w[\w'’-]*")
+# Both encoders' WordPiece tokenizers read a word longer than this (max_input_chars_per_word) as one
+# unknown token: the network never saw its letters. Such a "word" (a base64 blob, a hash, a key held down)
+# is no content word, so no span is made of one or ends in one: a text of 300,000 "a"s came out as three
+# 100,000-character Bandwagon spans. PTC train and dev hold no word this long (their outputs are unchanged).
+LONGEST_WORD = 100
 # Alternatives shown for a span: the techniques whose calibrated probability for the same words
 # reaches this, at most three. Below it, an alternative says nothing a reader can use.
 ALTERNATIVE_MIN = 0.05
@@ -83,6 +88,16 @@ LINK = rf"(?:https?://|www\.){_URL_END}|\b(?:[a-z0-9-]+\.)+[a-z]{{2,}}/{_URL_END
 # they are not decoded (docs/design.md). PTC's texts hold none.
 ENTITY = r"&(?:[a-z][a-z0-9]{1,31}|#[0-9]{1,7}|#x[0-9a-f]{1,6});"
 MARKUP = re.compile(f"{LINK}|{ENTITY}", re.IGNORECASE)
+# No address or character reference holds a space, and each holds "/", "@", "&" or "www.": MARKUP is
+# matched only in the runs of non-space characters that hold one, and not in a run longer than this (PTC's
+# longest run is 160 characters; a longer "address" is read as words). The same matches as over the whole
+# text (PTC train, dev and test, the seed article, 200,000 random strings: runs/markup/cmp.py), without the
+# backtracking that took 87 s over a 300,000-letter run, every letter a new try at an e-mail address;
+# within a run it can still cost the run's length squared, so the cap bounds it (600 kB of 1,000-character
+# runs built to be slow: about 2-5 s).
+LONGEST_RUN = 1000
+NON_SPACE = re.compile(r"\S+")
+MARKUP_SIGN = re.compile(r"[/@&]|www\.", re.IGNORECASE)
 # The lowest evidence a detector ever keeps. Tuning searches cutoffs from here up (training.tune.GRID),
 # so the calibration maps were fitted on candidates above it; a confidence asked for below a nearly flat
 # map's range (--min-confidence 0.1 where Flag-waving's map gives 0.25 at the least) would otherwise set
@@ -149,6 +164,7 @@ class Context:
     _head: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     _any_runs: dict[tuple[float, int, float], list[tuple[int, int]]] = field(default_factory=dict)
     _phrases: dict[int, dict[tuple[str, ...], list[tuple[int, int]]]] = field(default_factory=dict)
+    _pooled: dict[tuple[int, tuple[str, ...]], float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lower = self.text.lower()
@@ -197,6 +213,15 @@ class Context:
             ranges = iter(encoding.token_ranges(self.out.enc, [se for where in repeated.values() for se in where]))
             self._phrases[ngram] = {phrase: [next(ranges) for _ in where] for phrase, where in repeated.items()}
         return self._phrases[ngram]
+
+    def pooled(self, ngram: int, phrase: tuple[str, ...], means: list[float | None] | None = None) -> float:
+        """A repeated phrase's pooled evidence (``_pooled`` over its mentions' ``means``, read when not
+        given), once per phrase: every mention's span asks for it again (its alternatives), and a phrase
+        said 90,000 times in a text took hours to read mention by mention."""
+        key = (ngram, phrase)
+        if key not in self._pooled:
+            self._pooled[key] = _pooled(_any_means(self, self.phrases(ngram)[phrase]) if means is None else means)
+        return self._pooled[key]
 
     @cached_property
     def _words(self) -> tuple[list[tuple[int, int, str]], list[str], list[bool], list[int]]:
@@ -276,12 +301,14 @@ def evidence(ctx: Context, settings: Settings, c: Candidate) -> list[tuple[int, 
 
 def _content(word: str) -> bool:
     w = word.strip("'’\"“”-")
-    return any(c.isalpha() for c in w) and w not in STOP_WORDS
+    return len(w) <= LONGEST_WORD and any(c.isalpha() for c in w) and w not in STOP_WORDS
 
 
 def markup_ranges(text: str) -> list[tuple[int, int]]:
     """The character ranges of the web and e-mail addresses and HTML character references in ``text``."""
-    return [m.span() for m in MARKUP.finditer(text)]
+    runs = (r.span() for r in NON_SPACE.finditer(text))
+    return [m.span() for s, e in runs if e - s <= LONGEST_RUN and MARKUP_SIGN.search(text, s, e)
+            for m in MARKUP.finditer(text, s, e)]
 
 
 def inside(start: int, end: int, ranges: list[tuple[int, int]]) -> bool:
@@ -362,11 +389,11 @@ def repeats(ctx: Context, t: int, ngram: int, pool: bool = False) -> list[Candid
     text, with the mean "any technique" probability of their tokens as evidence: of that occurrence, or
     (``pool``) of all the phrase's occurrences, the first one included."""
     found = []
-    for where in ctx.phrases(ngram).values():
+    for phrase, where in ctx.phrases(ngram).items():
         means = _any_means(ctx, where)
         if all(m is None for m in means[1:]):
             continue
-        pooled = _pooled(means) if pool else None
+        pooled = ctx.pooled(ngram, phrase, means) if pool else None
         found += [Candidate(t, a, b, m if pooled is None else pooled) for (a, b), m in zip(where[1:], means[1:]) if m is not None]
     return found
 
@@ -395,9 +422,9 @@ def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.n
         s, e = int(ctx.out.enc.offsets[a, 0]), int(ctx.out.enc.offsets[b - 1, 1])
         if not occurs_earlier(ctx.lower, s, e):
             return 0.0
-        where = ctx.phrases(det.ngram).get(tuple(WORD.findall(ctx.lower[s:e]))) if det.pool else None
-        if where:  # a repeated phrase the detector reads: its evidence pooled over its occurrences, as there
-            return _pooled(_any_means(ctx, where))
+        phrase = tuple(WORD.findall(ctx.lower[s:e]))
+        if det.pool and phrase in ctx.phrases(det.ngram):  # a repeated phrase the detector reads: its
+            return ctx.pooled(det.ngram, phrase)  # evidence pooled over its occurrences, as there
         # otherwise the words' own reading: they recur only inside other words ("cover" in "cover-up"),
         # or the phrase is longer than the detector's, so it cannot find them and has no pooled value
         return float(ctx.out.probs[a:b, ANY].mean())
