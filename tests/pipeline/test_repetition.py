@@ -121,3 +121,33 @@ def test_occurs_earlier_matches_a_brute_force_search(words, seps, pick) -> None:
     start = pick.draw(st.integers(0, len(text) - 1))
     end = pick.draw(st.integers(start + 1, len(text)))
     assert features.occurs_earlier(text, start, end) is _earlier_brute_force(text, start, end)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(["war", "wars", "the", "Crisis", "crisis!", "élite", "a_b", "war.The"]), min_size=1, max_size=12),
+    seps=st.lists(st.sampled_from([" ", "  ", "\n", ", ", "-", ""]), min_size=12, max_size=12),
+    pick=st.data(),
+)
+def test_occurs_earlier_with_a_memo_answers_as_without(words, seps, pick) -> None:
+    """One memo serves every span of a text, in any order: the answers stay the brute force's."""
+    text = "".join(w + s for w, s in zip(words, seps)).lower()
+    memo: dict[str, int] = {}
+    for _ in range(6):
+        start = pick.draw(st.integers(0, len(text) - 1))
+        end = pick.draw(st.integers(start + 1, len(text)))
+        assert features.occurs_earlier(text, start, end, memo) is _earlier_brute_force(text, start, end)
+
+
+def test_mentions_glued_to_the_next_sentence_are_looked_up_once(model, monkeypatch) -> None:
+    """A phrase glued to the next sentence occurs earlier only inside longer words ("lied.then"), so
+    every mention read all those before it; classify_spans now looks each phrase up once."""
+    text = "They lied.Then they ran. " * 300
+    calls = []
+    real = features._first_whole_end
+    monkeypatch.setattr(features, "_first_whole_end", lambda *a: calls.append(a[1]) or real(*a))
+    out = model.token_outputs(text)
+    spans = [(m.start(), m.end()) for m in re.finditer(r"They lied\.", text)]
+    probs = model.classify_spans(text, out, encoding.token_ranges(out.enc, spans), repeat_bonus=3.0)
+    assert calls == ["they lied."]
+    assert np.allclose(probs, model.classify_spans(text, out, encoding.token_ranges(out.enc, spans), repeat_bonus=0.0))

@@ -165,6 +165,7 @@ class Context:
     _any_runs: dict[tuple[float, int, float], list[tuple[int, int]]] = field(default_factory=dict)
     _phrases: dict[int, dict[tuple[str, ...], list[tuple[int, int]]]] = field(default_factory=dict)
     _pooled: dict[tuple[int, tuple[str, ...]], float] = field(default_factory=dict)
+    first_whole: dict[str, int] = field(default_factory=dict)  # occurs_earlier's memo for this text
 
     def __post_init__(self) -> None:
         self.lower = self.text.lower()
@@ -420,7 +421,7 @@ def evidence_for(ctx: Context, k: int, det: Detector, a: int, b: int, head: np.n
         return float(head[k])
     if det.source == "repeat":
         s, e = int(ctx.out.enc.offsets[a, 0]), int(ctx.out.enc.offsets[b - 1, 1])
-        if not occurs_earlier(ctx.lower, s, e):
+        if not occurs_earlier(ctx.lower, s, e, ctx.first_whole):
             return 0.0
         phrase = tuple(WORD.findall(ctx.lower[s:e]))
         if det.pool and phrase in ctx.phrases(det.ngram):  # a repeated phrase the detector reads: its

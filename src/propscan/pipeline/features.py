@@ -20,23 +20,37 @@ def repeat_count(text_lower: str, span_lower: str) -> int:
     return max(1, text_lower.count(needle))
 
 
-def occurs_earlier(text_lower: str, start: int, end: int) -> bool:
+def occurs_earlier(text_lower: str, start: int, end: int, memo: dict[str, int] | None = None) -> bool:
     """Whether the span's words already occur, as whole words, before the span in the article.
 
     PTC labels the later mentions of a repeated phrase as Repetition, rarely the first: of the dev
     spans whose words occurred earlier, 73% carry Repetition; of the other spans, 4%.
     str.find, not a regex over the prefix: no copy of the text per span, which matters in long texts.
+    ``memo`` (one per text) keeps where each phrase first occurs as whole words, for callers that ask
+    about many mentions of the same words: a phrase glued to the next sentence ("lied.Then") occurs
+    earlier only inside longer words, so each mention read all those before it (8,000 mentions, 15
+    million steps).
     """
     needle = text_lower[start:end].strip()
     if not needle:
         return False
-    i = text_lower.find(needle, 0, start)
+    if memo is not None:
+        if needle not in memo:
+            memo[needle] = _first_whole_end(text_lower, needle, len(text_lower))
+        return memo[needle] <= start
+    return _first_whole_end(text_lower, needle, start) <= start
+
+
+def _first_whole_end(text_lower: str, needle: str, before: int) -> int:
+    """Where the first mention of ``needle`` as whole words that ends by ``before`` ends (past the text
+    when there is none)."""
+    i = text_lower.find(needle, 0, before)
     while i >= 0:
         j = i + len(needle)
         if not (i > 0 and _word_char(text_lower[i - 1])) and not (j < len(text_lower) and _word_char(text_lower[j])):
-            return True
-        i = text_lower.find(needle, i + 1, start)
-    return False
+            return j
+        i = text_lower.find(needle, i + 1, before)
+    return len(text_lower) + 1
 
 
 def _word_char(c: str) -> bool:

@@ -251,11 +251,11 @@ class Model:
         if not token_ranges:
             return np.zeros((0, len(TECHNIQUE_IDS)), np.float32)
         lower = text.lower()
-        feats, earlier = [], []
+        feats, earlier, first = [], [], {}
         for a, b in token_ranges:
             s, e = int(out.enc.offsets[a, 0]), int(out.enc.offsets[b - 1, 1])
             feats.append(features.span_input(out.hidden, out.logits, lower, a, b, s, e))
-            earlier.append(features.occurs_earlier(lower, s, e))
+            earlier.append(features.occurs_earlier(lower, s, e, first))
         bonus = self.decoding.get("repeat_bonus", 0.0) if repeat_bonus is None else repeat_bonus
         return repetition_prior(self.span_head(np.stack(feats)), np.array(earlier), bonus)
 
