@@ -164,7 +164,7 @@ class Context:
     _head: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     _any_runs: dict[tuple[float, int, float], list[tuple[int, int]]] = field(default_factory=dict)
     _phrases: dict[int, dict[tuple[str, ...], list[tuple[int, int]]]] = field(default_factory=dict)
-    _pooled: dict[tuple[int, tuple[str, ...]], float] = field(default_factory=dict)
+    _pooled_by: dict[tuple[int, tuple[str, ...]], float] = field(default_factory=dict)  # Context.pooled's memo
     first_whole: dict[str, int] = field(default_factory=dict)  # occurs_earlier's memo for this text
 
     def __post_init__(self) -> None:
@@ -220,9 +220,9 @@ class Context:
         given), once per phrase: every mention's span asks for it again (its alternatives), and a phrase
         said 90,000 times in a text took hours to read mention by mention."""
         key = (ngram, phrase)
-        if key not in self._pooled:
-            self._pooled[key] = _pooled(_any_means(self, self.phrases(ngram)[phrase]) if means is None else means)
-        return self._pooled[key]
+        if key not in self._pooled_by:
+            self._pooled_by[key] = _pooled(_any_means(self, self.phrases(ngram)[phrase]) if means is None else means)
+        return self._pooled_by[key]
 
     @cached_property
     def _words(self) -> tuple[list[tuple[int, int, str]], list[str], list[bool], list[int]]:
