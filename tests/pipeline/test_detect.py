@@ -101,7 +101,7 @@ def test_a_run_longer_than_any_address_is_read_as_words() -> None:
 
 def test_a_phrase_said_many_times_is_pooled_once(model, monkeypatch) -> None:
     """Every mention's span asks for its phrase's pooled evidence again (its alternatives): it is
-    computed once per phrase, not once per mention (a phrase said 90,000 times took hours)."""
+    computed once per phrase, not once per mention (a phrase said 90,000 times was stopped after minutes)."""
     from propscan.pipeline import detect
     from propscan.pipeline.analyze import analyze
 
